@@ -1,0 +1,63 @@
+/* The HTTP listener that receivers register routes in. HTTP/1.1 today (libmicrohttpd);
+ * the HTTP/2 issue adds h2c on the same port, served from the same routing table, so
+ * handlers never see which protocol carried the request.
+ *
+ * The server reads the body up to the route's limit, undoes Content-Encoding (gzip,
+ * deflate) with the same limit applied to the decompressed size, and answers 404 for an
+ * unknown path, 405 for a wrong method, 413 for a body over the limit, 400 for an unknown
+ * or corrupt Content-Encoding, before any handler runs. */
+#ifndef FG_HTTP_H
+#define FG_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fg_buf.h"
+#include "fg_common.h"
+
+struct fg_http_request {
+    const char *method;
+    const char *path;         /* without the query string */
+    const char *query;        /* raw query string without '?', "" when none */
+    const char *content_type; /* "" when absent */
+    const uint8_t *body;      /* decompressed */
+    size_t body_len;
+    void *conn;               /* for fg_http_header */
+};
+
+/* A request header by name (case-insensitive), or NULL. Valid during the handler. */
+const char *fg_http_header(const struct fg_http_request *req, const char *name);
+
+struct fg_http_response {
+    int status;                /* default 200 */
+    char content_type[64];     /* default "" (none) */
+    char retry_after[32];      /* sent as Retry-After when non-empty */
+    struct fg_buf body;        /* freed by the server */
+};
+
+/* Runs on a server thread; several may run at once. Fills resp. */
+typedef void (*fg_http_handler)(void *ctx, const struct fg_http_request *req,
+                                struct fg_http_response *resp);
+
+struct fg_http_route {
+    const char *path;   /* exact match */
+    const char *method; /* "POST", ... */
+    fg_http_handler handler;
+    void *ctx;
+    size_t max_body;    /* limit on the body, before and after decompression */
+};
+
+struct fg_http_server;
+
+/* endpoint is "host:port" (port 0 = any free port). Does not listen yet. */
+int fg_http_server_new(const char *endpoint, struct fg_http_server **out, struct fg_err *err);
+/* The route is copied; register before start. */
+int fg_http_server_route(struct fg_http_server *s, const struct fg_http_route *route);
+int fg_http_server_start(struct fg_http_server *s, struct fg_err *err);
+/* The bound port (after start). */
+uint16_t fg_http_server_port(const struct fg_http_server *s);
+/* Stops accepting, waits for requests in flight to finish. */
+void fg_http_server_stop(struct fg_http_server *s);
+void fg_http_server_free(struct fg_http_server *s);
+
+#endif
