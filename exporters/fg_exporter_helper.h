@@ -1,0 +1,74 @@
+/* Shared by the network exporters: the Collector's timeout / retry_on_failure /
+ * sending_queue settings, a bounded queue drained by worker threads, and retry with
+ * exponential backoff (×1.5, jitter 0.5, honouring a server's Retry-After). */
+#ifndef FG_EXPORTER_HELPER_H
+#define FG_EXPORTER_HELPER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fg_common.h"
+#include "fg_option.h"
+
+struct fg_profiles;
+
+struct fg_retry_settings {
+    bool enabled;
+    int64_t initial_interval_ns;
+    int64_t max_interval_ns;
+    int64_t max_elapsed_time_ns; /* 0 = retry forever */
+};
+
+struct fg_queue_settings {
+    bool enabled;
+    int64_t num_consumers;
+    int64_t queue_size; /* batches */
+};
+
+struct fg_exporter_settings {
+    int64_t timeout_ns;
+    struct fg_retry_settings retry;
+    struct fg_queue_settings queue;
+};
+
+extern const struct fg_option fg_retry_options[];
+extern const struct fg_option fg_queue_options[];
+
+/* Option rows for an embedded struct fg_exporter_settings named field. */
+#define FG_EXPORTER_SETTINGS_OPTIONS(type_, field)                                           \
+    FG_OPT_DUR("timeout", type_, field.timeout_ns, "5s", 1000000, INT64_C(3600000000000),     \
+               "per-request timeout"),                                                       \
+        FG_OPT_BLOCK("retry_on_failure", type_, field.retry, fg_retry_options,                \
+                     "retry with backoff on retryable failures"),                            \
+        FG_OPT_BLOCK("sending_queue", type_, field.queue, fg_queue_options,                   \
+                     "bounded queue in front of the workers")
+
+/* One attempt at sending. Returns 0 (sent), FG_ERETRYABLE (try again; *retry_after_ns > 0
+ * when the server said how long to wait) or FG_EPERMANENT (drop, counted). */
+typedef int (*fg_export_fn)(void *ctx, struct fg_profiles *batch, int64_t *retry_after_ns,
+                            struct fg_err *err);
+
+struct fg_exporter;
+
+/* id names the component in logs. send runs on worker threads (num_consumers of them). */
+int fg_exporter_new(const char *id, const struct fg_exporter_settings *settings,
+                    fg_export_fn send, void *ctx, struct fg_exporter **out, struct fg_err *err);
+int fg_exporter_start(struct fg_exporter *e, struct fg_err *err);
+/* Takes ownership of one reference. FG_EFULL when the queue is full (the batch is dropped
+ * and counted; the caller reports a retryable error upstream), FG_ESTOPPED after shutdown. */
+int fg_exporter_enqueue(struct fg_exporter *e, struct fg_profiles *batch, struct fg_err *err);
+/* Stops taking batches, sends what is queued until deadline_ns (monotonic), then stops the
+ * workers; what is still queued then is dropped and logged. */
+int fg_exporter_shutdown(struct fg_exporter *e, int64_t deadline_ns);
+void fg_exporter_free(struct fg_exporter *e);
+
+struct fg_exporter_stats {
+    uint64_t sent_batches, sent_samples;
+    uint64_t failed_batches, failed_samples; /* permanent errors or retries exhausted */
+    uint64_t enqueue_failed_batches, enqueue_failed_samples;
+    uint64_t retries;
+    uint64_t queue_size;
+};
+void fg_exporter_stats(struct fg_exporter *e, struct fg_exporter_stats *out);
+
+#endif

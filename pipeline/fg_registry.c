@@ -1,0 +1,39 @@
+/* The component registry: every factory compiled into flamegate, in one static table.
+ * Adding a component = its file + one line here. */
+#include "fg_component.h"
+
+#include <string.h>
+
+extern const struct fg_factory fg_otlp_receiver_factory;
+extern const struct fg_factory fg_batch_processor_factory;
+extern const struct fg_factory fg_otlphttp_exporter_factory;
+extern const struct fg_factory fg_file_exporter_factory;
+extern const struct fg_factory fg_debug_exporter_factory;
+
+static const struct fg_factory *const registry[] = {
+    &fg_otlp_receiver_factory,
+    &fg_batch_processor_factory,
+    &fg_otlphttp_exporter_factory,
+    &fg_file_exporter_factory,
+    &fg_debug_exporter_factory,
+};
+
+const struct fg_factory *fg_factory_find(enum fg_kind kind, const char *type)
+{
+    for (size_t i = 0; i < FG_ARRAY_LEN(registry); i++)
+        if (registry[i]->kind == kind && strcmp(registry[i]->type, type) == 0)
+            return registry[i];
+    return NULL;
+}
+
+const struct fg_factory *const *fg_factories(size_t *count)
+{
+    *count = FG_ARRAY_LEN(registry);
+    return registry;
+}
+
+const char *fg_kind_name(enum fg_kind kind)
+{
+    static const char *const names[] = {"receiver", "processor", "exporter", "extension"};
+    return (unsigned)kind < FG_ARRAY_LEN(names) ? names[kind] : "component";
+}
