@@ -453,9 +453,12 @@ static int otlp_json_to_pb(const uint8_t *data, size_t len, struct fg_arena *are
 {
     json_error_t jerr;
     *root = json_loadb((const char *)data, len, 0, &jerr);
-    if (!*root)
+    if (!*root) {
+        if (json_error_code(&jerr) == json_error_out_of_memory)
+            return fg_err_set(err, FG_ENOMEM, "out of memory parsing JSON");
         return fg_err_set(err, FG_EINVAL, "invalid JSON at line %d column %d: %s", jerr.line,
                           jerr.column, jerr.text);
+    }
     struct jdec d = {.arena = arena, .err = err};
     if (!json_is_object(*root))
         return dec_fail(&d, "expected a JSON object at the top level");
@@ -514,11 +517,20 @@ static void put(struct jenc *e, const void *s, size_t n)
         e->rc = fg_buf_append(e->out, s, n);
 }
 
-#define PUT_LIT(e, lit) put((e), (lit), sizeof(lit) - 1)
+/* lit must be a string literal (the "" makes anything else a compile error) */
+#define PUT_LIT(e, lit) put((e), "" lit, sizeof(lit) - 1)
 
 static void put_c(struct jenc *e, char c)
 {
     put(e, &c, 1);
+}
+
+/* Opens the i-th element of an array: a comma before every element but the first. */
+static void put_elem(struct jenc *e, uint32_t i, char open)
+{
+    if (i)
+        put_c(e, ',');
+    put_c(e, open);
 }
 
 static void put_u64(struct jenc *e, uint64_t v)
@@ -843,7 +855,7 @@ static void put_sample(struct jenc *e, const struct fg_sample *s)
         put_key(e, &f, "values");
         put_c(e, '[');
         for (uint32_t i = 0; i < s->n_values; i++) {
-            PUT_LIT(e, i ? ",\"" : "\"");
+            put_elem(e, i, '"');
             put_i64(e, s->values[i]);
             put_c(e, '"');
         }
@@ -853,7 +865,7 @@ static void put_sample(struct jenc *e, const struct fg_sample *s)
         put_key(e, &f, "timestampsUnixNano");
         put_c(e, '[');
         for (uint32_t i = 0; i < s->n_timestamps; i++) {
-            PUT_LIT(e, i ? ",\"" : "\"");
+            put_elem(e, i, '"');
             put_u64(e, s->timestamps[i]);
             put_c(e, '"');
         }
@@ -928,7 +940,7 @@ static void put_resource(struct jenc *e, bool *first, const struct fg_resource *
         for (uint32_t i = 0; i < r->n_entity_refs; i++) {
             const struct fg_entity_ref *er = &r->entity_refs[i];
             bool g = true;
-            PUT_LIT(e, i ? ",{" : "{");
+            put_elem(e, i, '{');
             field_str(e, &g, "schemaUrl", er->schema_url);
             field_str(e, &g, "type", er->type);
             put_string_list(e, &g, "idKeys", er->id_keys, er->n_id_keys);
@@ -969,7 +981,7 @@ static void put_resource_profiles(struct jenc *e, const struct fg_resource_profi
         for (uint32_t i = 0; i < rp->n_scopes; i++) {
             const struct fg_scope_profiles *sp = &rp->scopes[i];
             bool g = true;
-            PUT_LIT(e, i ? ",{" : "{");
+            put_elem(e, i, '{');
             put_scope(e, &g, &sp->scope);
             if (sp->n_profiles) {
                 put_key(e, &g, "profiles");
@@ -1028,7 +1040,7 @@ static void put_dict_entry(struct jenc *e, const struct fg_profiles *p, enum fg_
             put_c(e, '[');
             for (uint32_t j = 0; j < l->n_lines; j++) {
                 bool g = true;
-                PUT_LIT(e, j ? ",{" : "{");
+                put_elem(e, j, '{');
                 field_u32(e, &g, "functionIndex", l->lines[j].function);
                 field_i64s(e, &g, "line", l->lines[j].line);
                 field_i64s(e, &g, "column", l->lines[j].column);
