@@ -34,7 +34,7 @@ static int fake_send(void *ctx, struct fg_profiles *batch, int64_t *retry_after_
                      struct fg_err *err)
 {
     struct fake *f = ctx;
-    assert_non_null(batch);
+    FG_UNUSED(batch); /* no cmocka asserts here: this runs on worker threads */
     pthread_mutex_lock(&f->mu);
     int i = f->calls++;
     if (i < (int)FG_ARRAY_LEN(f->times))
