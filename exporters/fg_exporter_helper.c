@@ -121,8 +121,9 @@ static void count_failed(struct fg_exporter *e, const struct fg_profiles *batch)
 }
 
 /* One batch through send with the retry policy. Borrows batch. Returns send's last result
- * (or FG_ESTOPPED when shutdown cut a wait short). */
-static int send_with_retry(struct fg_exporter *e, struct fg_profiles *batch, uint64_t *rng)
+ * with its message in *last (or FG_ESTOPPED when shutdown cut a wait short). */
+static int send_with_retry(struct fg_exporter *e, struct fg_profiles *batch, uint64_t *rng,
+                           struct fg_err *last)
 {
     const struct fg_retry_settings *rs = &e->settings.retry;
     int64_t start = mono_now();
@@ -133,6 +134,7 @@ static int send_with_retry(struct fg_exporter *e, struct fg_profiles *batch, uin
         struct fg_err err = {{0}};
         int64_t retry_after = 0;
         int rc = e->send(e->ctx, batch, &retry_after, &err);
+        *last = err;
         if (rc == 0) {
             pthread_mutex_lock(&e->mu);
             e->stats.sent_batches++;
@@ -190,6 +192,8 @@ static int send_with_retry(struct fg_exporter *e, struct fg_profiles *batch, uin
                    "dropping batch of %llu samples: shutdown deadline reached while retrying",
                    (unsigned long long)samples);
             count_failed(e, batch);
+            fg_err_set(last, FG_ESTOPPED, "shutdown deadline reached while retrying: %s",
+                       err.msg);
             return FG_ESTOPPED;
         }
     }
@@ -212,7 +216,8 @@ static void *worker_main(void *arg)
         e->len--;
         pthread_mutex_unlock(&e->mu);
 
-        send_with_retry(e, batch, &rng);
+        struct fg_err err;
+        send_with_retry(e, batch, &rng, &err);
         fg_profiles_unref(batch);
 
         pthread_mutex_lock(&e->mu);
@@ -330,15 +335,16 @@ int fg_exporter_enqueue(struct fg_exporter *e, struct fg_profiles *batch, struct
         e->active++;
         pthread_mutex_unlock(&e->mu);
         uint64_t rng = seed_next();
-        int rc = send_with_retry(e, batch, &rng);
+        struct fg_err last = {{0}};
+        int rc = send_with_retry(e, batch, &rng, &last);
         fg_profiles_unref(batch);
         pthread_mutex_lock(&e->mu);
         e->active--;
         pthread_cond_broadcast(&e->wake);
         pthread_mutex_unlock(&e->mu);
         if (rc != 0)
-            return fg_err_set(err, rc, "%s: batch of %llu samples not delivered", e->id,
-                              (unsigned long long)samples);
+            return fg_err_set(err, rc, "%s: batch of %llu samples not delivered: %s", e->id,
+                              (unsigned long long)samples, last.msg);
         return 0;
     }
     if (e->len == e->cap) {
