@@ -244,7 +244,7 @@ int fg_exporter_new(const char *id, const struct fg_exporter_settings *settings,
 
     *out = NULL;
     if (!e)
-        goto nomem;
+        goto fail;
     snprintf(e->id, sizeof(e->id), "%s", id ? id : "exporter");
     e->settings = *settings;
     e->send = send;
@@ -258,28 +258,28 @@ int fg_exporter_new(const char *id, const struct fg_exporter_settings *settings,
         e->cap = (size_t)e->settings.queue.queue_size;
         e->ring = fg_calloc(e->cap, sizeof(*e->ring));
         if (!e->ring)
-            goto nomem;
+            goto fail;
     }
     if (pthread_mutex_init(&e->mu, NULL) != 0)
-        goto nomem;
+        goto fail;
     mu_ok = true;
     if (pthread_condattr_init(&attr) != 0)
-        goto nomem;
+        goto fail;
     attr_ok = true;
     /* Waits are against CLOCK_MONOTONIC so wall-clock jumps do not stretch backoffs. */
     if (pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
         pthread_cond_init(&e->work, &attr) != 0)
-        goto nomem;
+        goto fail;
     work_ok = true;
     if (pthread_cond_init(&e->wake, &attr) != 0)
-        goto nomem;
+        goto fail;
     pthread_condattr_destroy(&attr);
     *out = e;
     return 0;
 
-nomem:
-    fg_err_set(err, FG_ENOMEM, "exporter %s: out of memory", id ? id : "");
 fail:
+    if (rc == FG_ENOMEM)
+        fg_err_set(err, FG_ENOMEM, "exporter %s: out of memory", id ? id : "");
     if (attr_ok)
         pthread_condattr_destroy(&attr);
     if (e) {
