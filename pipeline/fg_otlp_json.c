@@ -482,6 +482,7 @@ int fg_otlp_decode_json(const uint8_t *data, size_t len, struct fg_profiles **ou
     struct fg_arena *arena = NULL;
     json_t *root = NULL;
     pb_request *req;
+    *out = NULL;
     int rc = fg_arena_new(&arena);
     if (rc != 0) {
         rc = fg_err_set(err, FG_ENOMEM, "out of memory");

@@ -628,7 +628,7 @@ static void expect_decode_error(const char *json, const char *want)
     if (rc != FG_EINVAL || !strstr(err.msg, want))
         fail_msg("input %s\n  rc %d, message \"%s\"\n  wanted a message containing \"%s\"", json,
                  rc, err.msg, want);
-    assert_null(p == (struct fg_profiles *)1 ? NULL : p);
+    assert_null(p);
 }
 
 #define EMPTY_TABLES                                                                           \
