@@ -454,7 +454,8 @@ static int otlp_json_to_pb(const uint8_t *data, size_t len, struct fg_arena *are
     json_error_t jerr;
     *root = json_loadb((const char *)data, len, 0, &jerr);
     if (!*root) {
-        if (json_error_code(&jerr) == json_error_out_of_memory)
+        /* jansson leaves the error blank when its first allocations fail */
+        if (json_error_code(&jerr) == json_error_out_of_memory || jerr.text[0] == '\0')
             return fg_err_set(err, FG_ENOMEM, "out of memory parsing JSON");
         return fg_err_set(err, FG_EINVAL, "invalid JSON at line %d column %d: %s", jerr.line,
                           jerr.column, jerr.text);
@@ -481,6 +482,7 @@ int fg_otlp_decode_json(const uint8_t *data, size_t len, struct fg_profiles **ou
     struct fg_arena *arena = NULL;
     json_t *root = NULL;
     pb_request *req;
+    *out = NULL;
     int rc = fg_arena_new(&arena);
     if (rc != 0) {
         rc = fg_err_set(err, FG_ENOMEM, "out of memory");
