@@ -203,6 +203,9 @@ struct fg_profiles {
     uint32_t cap_resources;
     uint64_t n_samples; /* kept up to date by the add/merge functions */
     int refcount;       /* atomic */
+    /* The tenant (X-Scope-OrgID or a configured header) the data arrived with; "" = none.
+     * Set by receivers, kept apart by batching, sent on by exporters. Not touched by merge. */
+    char tenant[128];
 };
 
 /* ---- lifetime ---- */
