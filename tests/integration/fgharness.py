@@ -1202,6 +1202,77 @@ def collect_dir(out_dir, expected_samples, timeout=20.0, settle=0.3):
 
 
 # ---------------------------------------------------------------------------------------
+# Test case base
+
+class FgTestCase(unittest.TestCase):
+    """Starts processes in a per-test temp dir, kills leftovers, and puts the logs of
+    every process into failure messages."""
+
+    def setUp(self):
+        self.procs = []
+        self.tmp = tempfile.mkdtemp(prefix="fg-test-")
+
+    def tearDown(self):
+        for p in self.procs:
+            p.kill()
+        if os.environ.get("FG_KEEP_TMP"):
+            print("kept %s" % self.tmp)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def start(self, cfg, name, **kw):
+        p = Flamegate(cfg, name, workdir=self.tmp, **kw)
+        self.procs.append(p)
+        return p
+
+    def out_dir(self, name="out"):
+        d = os.path.join(self.tmp, name)
+        os.makedirs(d, exist_ok=True)
+        return d
+
+    def logs(self):
+        return "".join("\n--- log of %s (%s):\n%s" % (p.name, p.log_path, p.log_tail())
+                       for p in self.procs)
+
+    def assertStatus(self, resp, status, what=""):
+        if isinstance(status, int):
+            status = (status,)
+        self.assertIn(resp.status, status, "%s: got %r, want %s%s"
+                      % (what, resp, status, self.logs()))
+
+    def assertOk(self, resp, what="", content_type="application/x-protobuf"):
+        self.assertStatus(resp, 200, what)
+        m = pb()
+        r = m.resp()
+        if content_type == "application/json":
+            m.json_format.Parse(resp.body.decode("utf-8") or "{}", r,
+                                ignore_unknown_fields=True)
+        else:
+            r.ParseFromString(resp.body)
+        self.assertEqual(r.partial_success.rejected_profiles, 0,
+                         "%s: partial success %s" % (what, r.partial_success))
+
+    def assertSameData(self, want, got, what=""):
+        if want != got:
+            self.fail("%s: %s%s" % (what, describe_diff(want, got), self.logs()))
+
+    def assertFilesObeyRules(self, files):
+        self.assertTrue(files, "no output files" + self.logs())
+        for f in files:
+            v = dictionary_violations(read_file(f))
+            self.assertEqual(v, [], "%s breaks the dictionary rules" % f)
+
+    def assertAlive(self, p, what=""):
+        if not p.alive():
+            self.fail("%s: %s exited with %s%s" % (what, p.name, p.proc.returncode,
+                                                  self.logs()))
+
+    def stop_clean(self, p, timeout=15.0):
+        rc = p.stop(timeout=timeout)
+        self.assertEqual(rc, 0, "%s exit code%s" % (p.name, self.logs()))
+
+
+# ---------------------------------------------------------------------------------------
 # Runner
 
 def main():
