@@ -988,13 +988,16 @@ class Flamegate:
         self.workdir = workdir or tempfile.mkdtemp(prefix="fg-%s-" % name)
         self.config_path = os.path.join(self.workdir, "%s.yaml" % name)
         self.log_path = os.path.join(self.workdir, "%s.log" % name)
-        with open(self.config_path, "w") as f:
-            f.write(cfg if isinstance(cfg, str) else to_yaml(cfg))
+        args = []
+        if cfg is not None:  # None: run the embedded default config
+            with open(self.config_path, "w") as f:
+                f.write(cfg if isinstance(cfg, str) else to_yaml(cfg))
+            args = ["--config", self.config_path]
         self.port = None
         self._port_ev = threading.Event()
         self._log = open(self.log_path, "w")
         self._log_lock = threading.Lock()
-        self.proc = subprocess.Popen([binary(), "--config", self.config_path] + list(extra_args),
+        self.proc = subprocess.Popen([binary()] + args + list(extra_args),
                                      stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.PIPE, cwd=self.workdir)
         _LIVE.append(self)
@@ -1076,6 +1079,8 @@ class Flamegate:
 
     def _finish(self):
         self._drain.join(2)
+        if self.proc.stderr and not self._drain.is_alive():
+            self.proc.stderr.close()
         with self._log_lock:
             if not self._log.closed:
                 self._log.close()
