@@ -26,7 +26,8 @@ static inline uint64_t fg_hash_bytes(uint64_t seed, const void *data, size_t len
         len -= 8;
     }
     uint64_t tail = 0;
-    memcpy(&tail, p, len);
+    if (len)
+        memcpy(&tail, p, len);
     return fg_hash_mix(h, tail);
 }
 

@@ -21,3 +21,14 @@ const char *tu_tempdir(char *buf, size_t bufsize);
 void tu_rmtree(const char *path);
 
 #endif
+
+struct fg_profiles;
+/* A canonical text form of a batch: one line per sample with every dictionary reference
+ * resolved (resource, scope, profile header, stack frames, attributes, link, values,
+ * timestamps), lines sorted. Two batches carry the same data iff their canonical forms are
+ * equal, however their dictionaries are ordered, deduplicated or grouped. fg_free it. */
+char *tu_canon(const struct fg_profiles *p);
+/* A small batch exercising every table: one resource (service.name = service), one scope,
+ * one cpu profile with n_samples samples (values i+1, two timestamps each, a sample
+ * attribute, a link, stacks main→work→leaf_<i%3> with an inlined frame). */
+struct fg_profiles *tu_make_batch(const char *service, int n_samples);

@@ -1,0 +1,574 @@
+/* HTTP/1.1 listener on libmicrohttpd: our own listen socket, exact-path routing, bounded
+ * body reading and Content-Encoding undone under the same bound, then the route handler. */
+#include "fg_http.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fg_alloc.h"
+#include "fg_gzip.h"
+#include "fg_log.h"
+
+#define HTTP_LOG "http"
+#define HTTP_MAX_CONNECTIONS 1024
+#define HTTP_CONN_TIMEOUT_S 60
+/* How long stop waits for requests in flight before closing their connections. */
+#define HTTP_STOP_GRACE_MS 5000
+/* After a chunked body passes the limit we keep reading (so the client gets its 413) only
+ * this much more before closing the connection instead. */
+#define HTTP_DRAIN_MAX ((size_t)16 << 20)
+
+enum http_encoding { ENC_IDENTITY, ENC_GZIP, ENC_DEFLATE };
+
+struct http_route {
+    char *path;
+    char *method;
+    fg_http_handler handler;
+    void *ctx;
+    size_t max_body;
+};
+
+struct fg_http_server {
+    char *endpoint;
+    char *host; /* "" = all interfaces; without IPv6 brackets */
+    char *port;
+    struct http_route *routes;
+    size_t n_routes;
+    struct MHD_Daemon *daemon;
+    int listen_fd;
+    uint16_t bound_port;
+    atomic_int inflight; /* requests between the request line and completion */
+};
+
+/* Per-request state: made by the URI callback (which also sees the raw query string) and
+ * freed by the completion callback. */
+struct http_req {
+    struct fg_http_server *srv;
+    char *query;
+    const struct http_route *route;
+    enum http_encoding encoding;
+    struct fg_buf body;
+    size_t drained;
+    bool started;
+    bool too_big;
+    bool nomem;
+};
+
+/* ---- endpoint ---- */
+
+static int parse_endpoint(const char *endpoint, char **host, char **port, struct fg_err *err)
+{
+    const char *h = endpoint, *hend, *p;
+    if (endpoint[0] == '[') {
+        h = endpoint + 1;
+        hend = strchr(h, ']');
+        if (!hend || hend[1] != ':')
+            return fg_err_set(err, FG_EINVAL,
+                              "endpoint \"%s\": expected [ipv6]:port", endpoint);
+        p = hend + 2;
+    } else {
+        hend = strrchr(endpoint, ':');
+        if (!hend)
+            return fg_err_set(err, FG_EINVAL, "endpoint \"%s\": expected host:port", endpoint);
+        if (memchr(endpoint, ':', (size_t)(hend - endpoint)))
+            return fg_err_set(err, FG_EINVAL,
+                              "endpoint \"%s\": IPv6 addresses must be in brackets ([::1]:port)",
+                              endpoint);
+        p = hend + 1;
+    }
+    size_t plen = strlen(p);
+    unsigned long v = 0;
+    if (plen == 0 || plen > 5)
+        return fg_err_set(err, FG_EINVAL, "endpoint \"%s\": missing or invalid port", endpoint);
+    for (size_t i = 0; i < plen; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return fg_err_set(err, FG_EINVAL, "endpoint \"%s\": invalid port \"%s\"", endpoint, p);
+        v = v * 10 + (unsigned long)(p[i] - '0');
+    }
+    if (v > 65535)
+        return fg_err_set(err, FG_EINVAL, "endpoint \"%s\": port %lu out of range", endpoint, v);
+    *host = fg_strndup(h, (size_t)(hend - h));
+    *port = fg_strdup(p);
+    if (!*host || !*port) {
+        fg_free(*host);
+        fg_free(*port);
+        *host = *port = NULL;
+        return fg_err_set(err, FG_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+int fg_http_server_new(const char *endpoint, struct fg_http_server **out, struct fg_err *err)
+{
+    *out = NULL;
+    if (!endpoint)
+        return fg_err_set(err, FG_EINVAL, "endpoint is not set");
+    struct fg_http_server *s = fg_calloc(1, sizeof(*s));
+    if (!s)
+        return fg_err_set(err, FG_ENOMEM, "out of memory");
+    s->listen_fd = -1;
+    atomic_init(&s->inflight, 0);
+    int rc;
+    if (!(s->endpoint = fg_strdup(endpoint))) {
+        rc = fg_err_set(err, FG_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if ((rc = parse_endpoint(endpoint, &s->host, &s->port, err)) != 0)
+        goto fail;
+    *out = s;
+    return 0;
+fail:
+    fg_http_server_free(s);
+    return rc;
+}
+
+int fg_http_server_route(struct fg_http_server *s, const struct fg_http_route *route)
+{
+    if (s->daemon || !route->path || !route->method || !route->handler)
+        return FG_EINVAL;
+    struct http_route *r = fg_realloc(s->routes, (s->n_routes + 1) * sizeof(*r));
+    if (!r)
+        return FG_ENOMEM;
+    s->routes = r;
+    r = &s->routes[s->n_routes];
+    r->path = fg_strdup(route->path);
+    r->method = fg_strdup(route->method);
+    if (!r->path || !r->method) {
+        fg_free(r->path);
+        fg_free(r->method);
+        return FG_ENOMEM;
+    }
+    r->handler = route->handler;
+    r->ctx = route->ctx;
+    r->max_body = route->max_body;
+    s->n_routes++;
+    return 0;
+}
+
+/* ---- listen socket ---- */
+
+static int try_listen(const struct addrinfo *ai, bool dual_stack)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+    if (fd < 0)
+        return -1;
+    int one = 1, zero = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (ai->ai_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, dual_stack ? &zero : &one, sizeof(int));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 128) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+/* Binds the first address that works. A named host prefers IPv4 (what "localhost" clients
+ * try first in practice); an empty host means every interface, IPv6 dual-stack first. */
+static int open_listener(struct fg_http_server *s, struct fg_err *err)
+{
+    bool any = s->host[0] == '\0';
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int grc = getaddrinfo(any ? NULL : s->host, s->port, &hints, &res);
+    if (grc != 0)
+        return fg_err_set(err, FG_EINVAL, "endpoint \"%s\": cannot resolve \"%s\": %s",
+                          s->endpoint, s->host, gai_strerror(grc));
+    int fd = -1, last_errno = 0;
+    int order[2] = {any ? AF_INET6 : AF_INET, any ? AF_INET : AF_INET6};
+    for (int pass = 0; pass < 2 && fd < 0; pass++) {
+        for (const struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+            if (ai->ai_family != order[pass])
+                continue;
+            fd = try_listen(ai, any);
+            if (fd < 0)
+                last_errno = errno;
+        }
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        return fg_err_set(err, FG_EIO, "endpoint \"%s\": cannot listen: %s", s->endpoint,
+                          last_errno ? strerror(last_errno) : "no usable address");
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
+        int saved = errno;
+        close(fd);
+        return fg_err_set(err, FG_EIO, "endpoint \"%s\": getsockname: %s", s->endpoint,
+                          strerror(saved));
+    }
+    if (ss.ss_family == AF_INET6)
+        s->bound_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    else
+        s->bound_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    s->listen_fd = fd;
+    return 0;
+}
+
+/* ---- responses ---- */
+
+static void free_body(void *p)
+{
+    fg_free(p);
+}
+
+static enum MHD_Result send_buf(struct MHD_Connection *conn, int status, const char *ctype,
+                                const char *retry_after, const char *allow, struct fg_buf *body)
+{
+    struct MHD_Response *r;
+    size_t len = 0;
+    uint8_t *data = fg_buf_steal(body, &len);
+    if (data && len > 0) {
+        r = MHD_create_response_from_buffer_with_free_callback(len, data, free_body);
+        if (!r)
+            fg_free(data);
+    } else {
+        fg_free(data);
+        r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    }
+    if (!r)
+        return MHD_NO;
+    if (ctype && ctype[0])
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (retry_after && retry_after[0])
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, retry_after);
+    if (allow && allow[0])
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned int)status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result send_text(struct MHD_Connection *conn, int status, const char *allow,
+                                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static enum MHD_Result send_text(struct MHD_Connection *conn, int status, const char *allow,
+                                 const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    size_t len = FG_MIN((size_t)n, sizeof(msg) - 1);
+    struct fg_buf body;
+    fg_buf_init(&body, 0);
+    if (fg_buf_append(&body, msg, len) != 0 || fg_buf_append(&body, "\n", 1) != 0)
+        fg_buf_free(&body); /* still answer, without a body */
+    return send_buf(conn, status, "text/plain; charset=utf-8", NULL, allow, &body);
+}
+
+/* ---- request handling ---- */
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    struct fg_http_server *s = cls;
+    struct http_req *rq = fg_calloc(1, sizeof(*rq));
+    if (!rq)
+        return NULL;
+    const char *q = uri ? strchr(uri, '?') : NULL;
+    rq->query = fg_strdup(q ? q + 1 : "");
+    if (!rq->query) {
+        fg_free(rq);
+        return NULL;
+    }
+    rq->srv = s;
+    atomic_fetch_add(&s->inflight, 1);
+    return rq;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct http_req *rq = *con_cls;
+    if (!rq)
+        return;
+    atomic_fetch_sub(&rq->srv->inflight, 1);
+    fg_buf_free(&rq->body);
+    fg_free(rq->query);
+    fg_free(rq);
+    *con_cls = NULL;
+}
+
+static bool token_is(const char *v, const char *word)
+{
+    size_t n = strlen(word);
+    return strncasecmp(v, word, n) == 0 && (v[n] == '\0' || v[n] == ' ' || v[n] == '\t');
+}
+
+/* Returns 0, or -1 when the encoding is not one we undo. */
+static int parse_encoding(const char *v, enum http_encoding *enc)
+{
+    *enc = ENC_IDENTITY;
+    if (!v)
+        return 0;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    if (*v == '\0' || token_is(v, "identity"))
+        return 0;
+    if (token_is(v, "gzip") || token_is(v, "x-gzip")) {
+        *enc = ENC_GZIP;
+        return 0;
+    }
+    if (token_is(v, "deflate")) {
+        *enc = ENC_DEFLATE;
+        return 0;
+    }
+    return -1;
+}
+
+/* The first call of a request: route, check encoding and declared length, and answer
+ * right away (without reading the body) when any of them rules the request out. */
+static enum MHD_Result begin_request(struct fg_http_server *s, struct http_req *rq,
+                                     struct MHD_Connection *conn, const char *url,
+                                     const char *method)
+{
+    bool path_known = false;
+    char allow[128] = "";
+    size_t alen = 0;
+    for (size_t i = 0; i < s->n_routes; i++) {
+        const struct http_route *r = &s->routes[i];
+        if (strcmp(r->path, url) != 0)
+            continue;
+        path_known = true;
+        if (strcmp(r->method, method) == 0) {
+            rq->route = r;
+            break;
+        }
+        int n = snprintf(allow + alen, sizeof(allow) - alen, "%s%s", alen ? ", " : "",
+                         r->method);
+        if (n > 0)
+            alen = FG_MIN(alen + (size_t)n, sizeof(allow) - 1);
+    }
+    if (!path_known)
+        return send_text(conn, MHD_HTTP_NOT_FOUND, NULL, "404 page not found: %s", url);
+    if (!rq->route)
+        return send_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, allow,
+                         "405 method %s not allowed, supported: %s", method, allow);
+
+    const char *ce = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_ENCODING);
+    if (parse_encoding(ce, &rq->encoding) != 0)
+        return send_text(conn, MHD_HTTP_BAD_REQUEST, NULL,
+                         "unsupported Content-Encoding \"%s\" (supported: gzip, deflate, identity)",
+                         ce);
+
+    size_t limit = rq->route->max_body;
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+        /* MHD has already rejected a malformed Content-Length; only the size matters. */
+        char *end = NULL;
+        errno = 0;
+        unsigned long long v = strtoull(cl, &end, 10);
+        if (limit > 0 && (errno == ERANGE || v > limit))
+            return send_text(conn, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
+                             "request body too large: %s bytes, limit %zu bytes", cl, limit);
+    }
+    fg_buf_init(&rq->body, limit);
+    return MHD_YES;
+}
+
+static enum MHD_Result finish_request(struct http_req *rq, struct MHD_Connection *conn,
+                                      const char *url, const char *method)
+{
+    const struct http_route *route = rq->route;
+    if (rq->too_big)
+        return send_text(conn, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
+                         "request body too large: limit %zu bytes", route->max_body);
+    if (rq->nomem)
+        return send_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, "out of memory");
+
+    struct fg_buf plain;
+    fg_buf_init(&plain, route->max_body);
+    const struct fg_buf *body = &rq->body;
+    if (rq->encoding != ENC_IDENTITY) {
+        struct fg_err err = {{0}};
+        int rc = rq->encoding == ENC_GZIP
+                     ? fg_gunzip(rq->body.data, rq->body.len, &plain, &err)
+                     : fg_inflate_zlib(rq->body.data, rq->body.len, &plain, &err);
+        fg_buf_free(&rq->body); /* the compressed bytes are no longer needed */
+        if (rc != 0) {
+            fg_buf_free(&plain);
+            if (rc == FG_ETOOBIG)
+                return send_text(conn, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
+                                 "request body too large after decompression: limit %zu bytes",
+                                 route->max_body);
+            if (rc == FG_ENOMEM)
+                return send_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, "out of memory");
+            return send_text(conn, MHD_HTTP_BAD_REQUEST, NULL, "invalid %s body: %s",
+                             rq->encoding == ENC_GZIP ? "gzip" : "deflate", err.msg);
+        }
+        body = &plain;
+    }
+
+    const char *ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                    MHD_HTTP_HEADER_CONTENT_TYPE);
+    struct fg_http_request req = {
+        .method = method,
+        .path = url,
+        .query = rq->query,
+        .content_type = ctype ? ctype : "",
+        .body = body->data ? body->data : (const uint8_t *)"",
+        .body_len = body->len,
+        .conn = conn,
+    };
+    struct fg_http_response resp;
+    memset(&resp, 0, sizeof(resp));
+    resp.status = 200;
+    route->handler(route->ctx, &req, &resp);
+    fg_buf_free(&plain);
+    fg_buf_free(&rq->body);
+    if (resp.status < 100 || resp.status > 599) {
+        fg_log(FG_LOG_ERROR, HTTP_LOG, "handler for %s returned status %d", url, resp.status);
+        fg_buf_free(&resp.body);
+        return send_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "internal error");
+    }
+    resp.content_type[sizeof(resp.content_type) - 1] = '\0';
+    resp.retry_after[sizeof(resp.retry_after) - 1] = '\0';
+    return send_buf(conn, resp.status, resp.content_type, resp.retry_after, NULL, &resp.body);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    struct fg_http_server *s = cls;
+    struct http_req *rq = *con_cls;
+    if (!rq)
+        return MHD_NO; /* the URI callback ran out of memory: drop the connection */
+    if (!rq->started) {
+        rq->started = true;
+        return begin_request(s, rq, conn, url, method);
+    }
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (rq->too_big || rq->nomem) {
+            rq->drained += n;
+            return rq->drained > HTTP_DRAIN_MAX ? MHD_NO : MHD_YES;
+        }
+        int rc = fg_buf_append(&rq->body, upload_data, n);
+        if (rc == FG_ETOOBIG)
+            rq->too_big = true;
+        else if (rc != 0)
+            rq->nomem = true;
+        if (rc != 0) {
+            rq->drained = rq->body.len + n;
+            fg_buf_free(&rq->body);
+        }
+        return MHD_YES;
+    }
+    return finish_request(rq, conn, url, method);
+}
+
+__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt,
+                                                              va_list ap)
+{
+    char msg[256];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    fg_log(FG_LOG_WARN, HTTP_LOG, "libmicrohttpd: %s", msg);
+}
+
+int fg_http_server_start(struct fg_http_server *s, struct fg_err *err)
+{
+    if (s->daemon)
+        return fg_err_set(err, FG_EINVAL, "endpoint \"%s\": already started", s->endpoint);
+    int rc = open_listener(s, err);
+    if (rc)
+        return rc;
+    /* A thread per connection: handlers decode and push into the pipeline synchronously, and
+     * with a fixed pool one slow handler would stall every connection its worker owns. */
+    s->daemon = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
+            MHD_USE_ITC | MHD_USE_ERROR_LOG,
+        0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTP_MAX_CONNECTIONS,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTP_CONN_TIMEOUT_S,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_END);
+    if (!s->daemon) {
+        /* Whether a failed start closed the passed socket differs between MHD versions. */
+        if (fcntl(s->listen_fd, F_GETFD) != -1)
+            close(s->listen_fd);
+        s->listen_fd = -1;
+        return fg_err_set(err, FG_EIO, "endpoint \"%s\": cannot start the HTTP server",
+                          s->endpoint);
+    }
+    fg_log(FG_LOG_DEBUG, HTTP_LOG, "serving HTTP/1.1 on %s (port %u)", s->endpoint,
+           (unsigned)s->bound_port);
+    return 0;
+}
+
+uint16_t fg_http_server_port(const struct fg_http_server *s)
+{
+    return s->bound_port;
+}
+
+void fg_http_server_stop(struct fg_http_server *s)
+{
+    if (!s || !s->daemon)
+        return;
+    /* Stop accepting first, then let requests already being read or handled finish (their
+     * data may already be acknowledged downstream), then close everything. */
+    MHD_socket lfd = MHD_quiesce_daemon(s->daemon);
+    struct timespec step = {0, 10 * 1000 * 1000};
+    for (int waited = 0; atomic_load(&s->inflight) > 0 && waited < HTTP_STOP_GRACE_MS;
+         waited += 10)
+        nanosleep(&step, NULL);
+    if (atomic_load(&s->inflight) > 0)
+        fg_log(FG_LOG_WARN, HTTP_LOG, "%s: closing %d unfinished requests", s->endpoint,
+               atomic_load(&s->inflight));
+    MHD_stop_daemon(s->daemon);
+    s->daemon = NULL;
+    if (lfd != MHD_INVALID_SOCKET)
+        close(lfd); /* quiesced sockets are ours to close, after stop */
+    s->listen_fd = -1;
+}
+
+void fg_http_server_free(struct fg_http_server *s)
+{
+    if (!s)
+        return;
+    fg_http_server_stop(s);
+    for (size_t i = 0; i < s->n_routes; i++) {
+        fg_free(s->routes[i].path);
+        fg_free(s->routes[i].method);
+    }
+    fg_free(s->routes);
+    fg_free(s->endpoint);
+    fg_free(s->host);
+    fg_free(s->port);
+    fg_free(s);
+}
+
+const char *fg_http_header(const struct fg_http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value((struct MHD_Connection *)req->conn, MHD_HEADER_KIND,
+                                       name);
+}
