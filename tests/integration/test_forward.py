@@ -81,6 +81,7 @@ class ForwardTest(h.FgTestCase):
         for i, resp in enumerate(resps):
             self.assertStatus(resp, 200, "request %d" % i)
         files = self.finish(a, b, out, want)
+        print("100 concurrent requests -> %d upstream requests" % len(files), flush=True)
         self.assertLess(len(files), 100, "batch did not merge requests: %d upstream "
                         "requests for 100 inputs" % len(files))
 

@@ -61,7 +61,8 @@ def line_of(text, needle):
     return hits[0]
 
 
-# (name, config text, text on the line the error must point at)
+# (name, config text, text on the line the error must point at: one needle, or a tuple
+# of acceptable ones, e.g. the offending list or the pipeline that holds it)
 BAD = [
     ("unknown component type",
      replace_line(GOOD, "  debug:", "  nosuchexporter:"), "nosuchexporter:"),
@@ -92,10 +93,13 @@ BAD = [
      replace_line(GOOD, "      receivers: [otlp]", "      receivers: [otlp/other]"),
      "otlp/other"),
     ("pipeline without receivers",
-     replace_line(GOOD, "      receivers: [otlp]", "      receivers: []"), "receivers: []"),
+     replace_line(GOOD, "      receivers: [otlp]", "      receivers: []"),
+     ("receivers: []", "    profiles:")),
+    ("pipeline without a receivers key",
+     replace_line(GOOD, "      receivers: [otlp]", ""), ("    profiles:",)),
     ("pipeline without exporters",
      replace_line(GOOD, "      exporters: [otlphttp, file, debug]", "      exporters: []"),
-     "exporters: []"),
+     ("exporters: []", "    profiles:")),
     ("YAML syntax error",
      replace_line(GOOD, "    path: ./out", "    path: [./out"), None),
 ]
@@ -137,10 +141,12 @@ class ValidateTest(h.FgTestCase):
                 for line, col in errs:
                     self.assertGreaterEqual(col, 1, name)
                 if needle is not None:
-                    want = line_of(text, needle)
-                    self.assertIn(want, [ln for ln, _ in errs],
-                                  "%s: error should point at line %d (%r):\n%s"
-                                  % (name, want, needle, r.stderr))
+                    needles = needle if isinstance(needle, tuple) else (needle,)
+                    want = [line_of(text, n) for n in needles]
+                    self.assertTrue(set(want) & set(ln for ln, _ in errs),
+                                    "%s: error should point at line %s (%r):\n%s"
+                                    % (name, " or ".join(map(str, want)), needles,
+                                       r.stderr))
 
     def test_unused_component_warns(self):
         text = replace_line(GOOD, "      exporters: [otlphttp, file, debug]",
