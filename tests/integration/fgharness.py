@@ -1209,6 +1209,9 @@ def collect_dir(out_dir, expected_samples, timeout=20.0, settle=0.3):
 # ---------------------------------------------------------------------------------------
 # Test case base
 
+SANITIZER_MARKERS = ("runtime error:", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer")
+
+
 class FgTestCase(unittest.TestCase):
     """Starts processes in a per-test temp dir, kills leftovers, and puts the logs of
     every process into failure messages."""
@@ -1275,6 +1278,14 @@ class FgTestCase(unittest.TestCase):
     def stop_clean(self, p, timeout=15.0):
         rc = p.stop(timeout=timeout)
         self.assertEqual(rc, 0, "%s exit code%s" % (p.name, self.logs()))
+        self.assertNoSanitizerReport(p)
+
+    def assertNoSanitizerReport(self, p):
+        # UBSan reports without changing the exit code; ASan/LSan change it, but say more.
+        text = p.log_text()
+        for marker in SANITIZER_MARKERS:
+            self.assertNotIn(marker, text, "%s: sanitizer report in log%s"
+                             % (p.name, self.logs()))
 
 
 # ---------------------------------------------------------------------------------------

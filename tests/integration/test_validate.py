@@ -115,7 +115,14 @@ class ValidateTest(h.FgTestCase):
         return path
 
     def validate(self, path):
-        return h.run_cli(["validate", "--config", path])
+        return self.cli(["validate", "--config", path])
+
+    def cli(self, args, timeout=30):
+        r = h.run_cli(args, timeout=timeout)
+        for marker in h.SANITIZER_MARKERS:
+            self.assertNotIn(marker, r.stderr, "sanitizer report for %s:\n%s"
+                             % (args, r.stderr))
+        return r
 
     def diags(self, path, stderr, kind):
         rx = re.compile(DIAG % re.escape(path), re.M)
@@ -160,7 +167,7 @@ class ValidateTest(h.FgTestCase):
 
     def test_invalid_config_does_not_start(self):
         path = self.write("bad-run.yaml", BAD[0][1])
-        r = h.run_cli(["--config", path], timeout=15)
+        r = self.cli(["--config", path], timeout=15)
         self.assertNotEqual(r.returncode, 0, "flamegate ran with an invalid config")
         self.assertTrue(self.diags(path, r.stderr, "error"), r.stderr)
 
@@ -170,10 +177,10 @@ class ValidateTest(h.FgTestCase):
         self.assertIn("does-not-exist.yaml", r.stderr)
 
     def test_version_and_help(self):
-        r = h.run_cli(["--version"])
+        r = self.cli(["--version"])
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertRegex(r.stdout + r.stderr, r"flamegate.*\d+\.\d+")
-        r = h.run_cli(["--help"])
+        r = self.cli(["--help"])
         self.assertEqual(r.returncode, 0, r.stderr)
         text = r.stdout + r.stderr
         self.assertIn("--config", text)
