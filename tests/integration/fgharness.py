@@ -66,7 +66,7 @@ def binary():
     if not (os.path.isfile(b) and os.access(b, os.X_OK)):
         raise HarnessError("flamegate binary not found or not executable: %s "
                            "(set FG_BINARY or build into FG_SOURCE_DIR/build)" % b)
-    return b
+    return os.path.abspath(b)  # processes run with their temp dir as cwd
 
 
 def corpus_dir():
