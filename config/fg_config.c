@@ -36,6 +36,9 @@ void fg_diag_free(struct fg_diag *d)
 }
 
 static void diag_vadd(struct fg_diag *d, int is_error, const char *file, int line, int col,
+                      const char *fmt, va_list ap) __attribute__((format(printf, 6, 0)));
+
+static void diag_vadd(struct fg_diag *d, int is_error, const char *file, int line, int col,
                       const char *fmt, va_list ap)
 {
     /* Counted even if the text cannot be stored, so an error is never lost to OOM. */

@@ -47,6 +47,7 @@ struct fg_exporter {
     struct fg_profiles **ring;
     size_t cap, head, len;
     bool started, stopping, aborting;
+    bool deadline_hit; /* shutdown's deadline cut something off */
     int64_t deadline_ns;
     int active; /* workers still running + synchronous sends in flight */
 
@@ -97,11 +98,15 @@ static uint64_t batch_samples(const struct fg_profiles *b)
 static bool wait_until(struct fg_exporter *e, int64_t until_ns)
 {
     for (;;) {
-        if (e->aborting)
+        if (e->aborting) {
+            e->deadline_hit = true;
             return false;
+        }
         int64_t now = mono_now();
-        if (e->stopping && now >= e->deadline_ns)
+        if (e->stopping && now >= e->deadline_ns) {
+            e->deadline_hit = true;
             return false;
+        }
         if (now >= until_ns)
             return true;
         int64_t target = until_ns;
@@ -208,7 +213,8 @@ static void *worker_main(void *arg)
     for (;;) {
         while (e->len == 0 && !e->stopping)
             pthread_cond_wait(&e->work, &e->mu);
-        if (e->aborting || e->len == 0)
+        /* Past the deadline nothing new is started; shutdown drops the rest. */
+        if (e->aborting || e->len == 0 || (e->stopping && mono_now() >= e->deadline_ns))
             break;
         struct fg_profiles *batch = e->ring[e->head];
         e->ring[e->head] = NULL;
@@ -238,7 +244,7 @@ int fg_exporter_new(const char *id, const struct fg_exporter_settings *settings,
 
     *out = NULL;
     if (!e)
-        goto nomem;
+        goto fail;
     snprintf(e->id, sizeof(e->id), "%s", id ? id : "exporter");
     e->settings = *settings;
     e->send = send;
@@ -252,28 +258,28 @@ int fg_exporter_new(const char *id, const struct fg_exporter_settings *settings,
         e->cap = (size_t)e->settings.queue.queue_size;
         e->ring = fg_calloc(e->cap, sizeof(*e->ring));
         if (!e->ring)
-            goto nomem;
+            goto fail;
     }
     if (pthread_mutex_init(&e->mu, NULL) != 0)
-        goto nomem;
+        goto fail;
     mu_ok = true;
     if (pthread_condattr_init(&attr) != 0)
-        goto nomem;
+        goto fail;
     attr_ok = true;
     /* Waits are against CLOCK_MONOTONIC so wall-clock jumps do not stretch backoffs. */
     if (pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
         pthread_cond_init(&e->work, &attr) != 0)
-        goto nomem;
+        goto fail;
     work_ok = true;
     if (pthread_cond_init(&e->wake, &attr) != 0)
-        goto nomem;
+        goto fail;
     pthread_condattr_destroy(&attr);
     *out = e;
     return 0;
 
-nomem:
-    fg_err_set(err, FG_ENOMEM, "exporter %s: out of memory", id ? id : "");
 fail:
+    if (rc == FG_ENOMEM)
+        fg_err_set(err, FG_ENOMEM, "exporter %s: out of memory", id ? id : "");
     if (attr_ok)
         pthread_condattr_destroy(&attr);
     if (e) {
@@ -402,6 +408,7 @@ int fg_exporter_shutdown(struct fg_exporter *e, int64_t deadline_ns)
     e->stats.failed_samples += dropped_samples;
     size_t n_threads = e->n_threads;
     e->n_threads = 0;
+    bool cut = e->deadline_hit || dropped > 0;
     pthread_mutex_unlock(&e->mu);
 
     for (size_t i = 0; i < n_threads; i++)
@@ -410,7 +417,7 @@ int fg_exporter_shutdown(struct fg_exporter *e, int64_t deadline_ns)
         fg_log(FG_LOG_ERROR, e->id,
                "shutdown deadline reached: dropped %zu queued batches (%llu samples)", dropped,
                (unsigned long long)dropped_samples);
-    return dropped > 0 ? FG_ETIMEOUT : 0;
+    return cut ? FG_ETIMEOUT : 0;
 }
 
 void fg_exporter_free(struct fg_exporter *e)

@@ -372,7 +372,7 @@ static enum MHD_Result begin_request(struct fg_http_server *s, struct http_req *
                          "unsupported Content-Encoding \"%s\" (supported: gzip, deflate, identity)",
                          ce);
 
-    size_t limit = rq->route->max_body;
+    size_t limit = rq->route->max_body, declared = 0;
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl) {
@@ -383,8 +383,13 @@ static enum MHD_Result begin_request(struct fg_http_server *s, struct http_req *
         if (limit > 0 && (errno == ERANGE || v > limit))
             return send_text(conn, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
                              "request body too large: %s bytes, limit %zu bytes", cl, limit);
+        declared = (size_t)v;
     }
     fg_buf_init(&rq->body, limit);
+    /* One allocation for the whole body when its size is known and allowed. */
+    if (declared > 0 && (limit > 0 || declared <= HTTP_DRAIN_MAX) &&
+        fg_buf_reserve(&rq->body, declared) != 0)
+        return send_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, "out of memory");
     return MHD_YES;
 }
 

@@ -11,6 +11,7 @@
 
 #include "fg_alloc.h"
 #include "fg_component.h"
+#include "fg_config.h"
 #include "fg_gzip.h"
 #include "fg_log.h"
 #include "fg_model.h"
@@ -22,34 +23,6 @@
 
 #define PB(name) Opentelemetry__Proto__Profiles__V1development__##name
 #define PB_INIT(NAME) OPENTELEMETRY__PROTO__PROFILES__V1DEVELOPMENT__##NAME##__INIT
-
-/* TEMPORARY: stand-ins until config/fg_option.c and the JSON codec land on main. */
-#define TMP_STUBS 1
-int fg_options_defaults(const struct fg_option *table, void *cfg, struct fg_err *err)
-{
-    struct otlp_receiver_config *c = cfg;
-    c->protocols.http.endpoint = fg_strdup("127.0.0.1:4318");
-    c->protocols.http.max_request_body_size = 20 << 20;
-    return 0;
-}
-void fg_options_free(const struct fg_option *table, void *cfg)
-{
-    struct otlp_receiver_config *c = cfg;
-    fg_free(c->protocols.http.endpoint);
-}
-int fg_otlp_decode_json(const uint8_t *data, size_t len, struct fg_profiles **out,
-                        struct fg_err *err)
-{
-    return fg_err_set(err, FG_EINVAL, "no JSON yet");
-}
-int fg_otlp_encode_response_json(int64_t rejected, const char *message, struct fg_buf *out)
-{
-    return fg_buf_append_str(out, "{}");
-}
-int fg_otlp_encode_status_json(int code, const char *message, struct fg_buf *out)
-{
-    return fg_buf_printf(out, "{\"code\":%d,\"message\":\"%s\"}", code, message);
-}
 
 /* ---- a consumer that records what it gets and answers what the test says ---- */
 
@@ -539,8 +512,6 @@ static void test_json(void **state)
     struct fixture *f = *state;
     char path[512];
     struct reply r;
-    if (TMP_STUBS)
-        return;
     const char *bad = "{\"resourceProfiles\": [";
     post(f, "/v1development/profiles", "application/json", NULL, bad, strlen(bad), &r);
     assert_int_equal(r.status, 400);
@@ -614,6 +585,55 @@ static void test_config_errors(void **state)
     pthread_mutex_destroy(&rec.mu);
 }
 
+/* The option table as the YAML loader sees it: presence of "http" enables it, sizes parse. */
+static void test_yaml_config(void **state)
+{
+    const char *yaml = "receivers:\n"
+                       "  otlp/y:\n"
+                       "    protocols:\n"
+                       "      http:\n"
+                       "        endpoint: \"127.0.0.1:0\"\n"
+                       "        max_request_body_size: 1MiB\n"
+                       "exporters:\n"
+                       "  debug:\n"
+                       "service:\n"
+                       "  pipelines:\n"
+                       "    profiles:\n"
+                       "      receivers: [otlp/y]\n"
+                       "      exporters: [debug]\n";
+    struct fg_config *cfg = NULL;
+    struct fg_diag diag;
+    fg_diag_init(&diag);
+    int rc = fg_config_load_string("test.yaml", yaml, strlen(yaml), &cfg, &diag);
+    if (rc != 0)
+        fprintf(stderr, "%.*s", (int)diag.text.len, (const char *)diag.text.data);
+    assert_int_equal(rc, 0);
+    const struct fg_config_component *cc = fg_config_find(cfg, FG_KIND_RECEIVER, "otlp/y");
+    assert_non_null(cc);
+    const struct otlp_receiver_config *oc = cc->config;
+    assert_true(oc->protocols.http_enabled);
+    assert_string_equal(oc->protocols.http.endpoint, "127.0.0.1:0");
+    assert_int_equal(oc->protocols.http.max_request_body_size, 1 << 20);
+    fg_config_free(cfg);
+    fg_diag_free(&diag);
+
+    /* without any protocol the receiver is refused, naming the key */
+    const char *none = "receivers:\n"
+                       "  otlp:\n"
+                       "exporters:\n"
+                       "  debug:\n"
+                       "service:\n"
+                       "  pipelines:\n"
+                       "    profiles:\n"
+                       "      receivers: [otlp]\n"
+                       "      exporters: [debug]\n";
+    fg_diag_init(&diag);
+    assert_int_not_equal(fg_config_load_string("none.yaml", none, strlen(none), &cfg, &diag), 0);
+    assert_null(cfg);
+    assert_non_null(memmem(diag.text.data, diag.text.len, "protocols", 9));
+    fg_diag_free(&diag);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -627,6 +647,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_routing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json, setup, teardown),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_yaml_config),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
