@@ -624,6 +624,22 @@ static void parse_telemetry(struct loader *L, const struct fg_ynode *node)
     }
 }
 
+/* How long SIGTERM waits for exporters to drain (and a reload for the old ones). */
+static void parse_shutdown_timeout(struct loader *L, const struct fg_ynode *v)
+{
+    int64_t ns;
+    if (is_null(v) || v->kind != FG_YNODE_SCALAR) {
+        errf(L, v, "service.shutdown_timeout: expected a duration such as \"30s\"");
+        return;
+    }
+    if (fg_parse_duration(v->text, &ns) != 0 || ns < 0 || ns > INT64_C(3600000000000)) {
+        errf(L, v, "service.shutdown_timeout: invalid duration \"%s\" (0s to 1h, e.g. \"30s\")",
+             v->text);
+        return;
+    }
+    L->cfg->shutdown_timeout_ns = ns;
+}
+
 static void parse_service(struct loader *L, const struct fg_ynode *key,
                           const struct fg_ynode *node, const struct fg_ynode *root)
 {
@@ -637,7 +653,7 @@ static void parse_service(struct loader *L, const struct fg_ynode *key,
         return;
     }
     const struct fg_ynode *pipelines_key = NULL, *pipelines = NULL;
-    bool seen_ext = false, seen_tel = false;
+    bool seen_ext = false, seen_tel = false, seen_st = false;
     for (size_t i = 0; node && node->kind == FG_YNODE_MAPPING && i < node->n && !L->nomem; i++) {
         const struct fg_ynode *k = fg__ynode_key(node, i), *v = fg__ynode_value(node, i);
         if (!key_ok(L, k, "service"))
@@ -647,6 +663,8 @@ static void parse_service(struct loader *L, const struct fg_ynode *key,
             seen = &seen_ext;
         else if (strcmp(k->text, "telemetry") == 0)
             seen = &seen_tel;
+        else if (strcmp(k->text, "shutdown_timeout") == 0)
+            seen = &seen_st;
         if (strcmp(k->text, "pipelines") == 0) {
             if (pipelines_key)
                 errf(L, k, "service.pipelines: duplicate key");
@@ -655,7 +673,8 @@ static void parse_service(struct loader *L, const struct fg_ynode *key,
             continue;
         }
         if (!seen) {
-            errf(L, k, "service.%s: unknown key (valid keys: extensions, pipelines, telemetry)",
+            errf(L, k, "service.%s: unknown key (valid keys: extensions, pipelines, shutdown_timeout, "
+                 "telemetry)",
                  k->text);
             continue;
         }
@@ -667,6 +686,8 @@ static void parse_service(struct loader *L, const struct fg_ynode *key,
         if (seen == &seen_ext)
             parse_id_list(L, FG_KIND_EXTENSION, v, "service.extensions",
                           &L->cfg->service_extensions, &L->cfg->n_service_extensions);
+        else if (seen == &seen_st)
+            parse_shutdown_timeout(L, v);
         else
             parse_telemetry(L, v);
     }
@@ -836,6 +857,7 @@ int fg_config_load_string(const char *source_name, const char *yaml, size_t len,
         goto fail;
     }
     L.cfg->log_level = FG_LOG_INFO;
+    L.cfg->shutdown_timeout_ns = FG_DEFAULT_SHUTDOWN_TIMEOUT_NS;
     if (!(L.cfg->source = fg_strdup(L.file))) {
         rc = FG_ENOMEM;
         goto fail;

@@ -12,8 +12,6 @@
 #include "fg_log.h"
 #include "fg_service.h"
 
-#define SHUTDOWN_TIMEOUT_NS (30 * INT64_C(1000000000))
-
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -25,7 +23,9 @@ static void usage(FILE *out)
             "flamegate receives profiles (OTLP over HTTP), runs them through the processors of\n"
             "its pipelines and forwards them to its exporters. The configuration has the\n"
             "OpenTelemetry Collector's shape: receivers, processors, exporters, service.pipelines.\n"
-            "Signals: SIGTERM or SIGINT stop receiving, flush and drain, then exit 0.\n");
+            "Signals: SIGTERM or SIGINT stop receiving, flush and drain (up to\n"
+            "service.shutdown_timeout), then exit 0. SIGHUP reloads the configuration file:\n"
+            "an invalid one is reported and the running pipelines stay.\n");
 }
 
 static void print_diag(const struct fg_diag *diag)
@@ -48,6 +48,74 @@ static int load_config(const char *path, struct fg_config **cfg)
     return rc;
 }
 
+/* Builds and starts a service for cfg; logs why when it cannot. */
+static struct fg_service *start_service(const struct fg_config *cfg)
+{
+    struct fg_service *svc = NULL;
+    struct fg_err err = {{0}};
+    if (fg_service_build(cfg, &svc, &err) != 0 || fg_service_start(svc, &err) != 0) {
+        fg_log(FG_LOG_ERROR, "service", "cannot start: %s", err.msg);
+        fg_service_free(svc);
+        return NULL;
+    }
+    return svc;
+}
+
+/* SIGHUP: the new configuration replaces the running one only when it loads and builds.
+ * Order: old receivers stop (their ports free up) and old processors flush into the old
+ * exporters; the new service starts; then the old exporters stop. An old exporter with a
+ * persistent queue hands it to its successor at once (same directory: the new exporter has
+ * attached to the open queue), one with a memory queue drains up to the old
+ * shutdown_timeout while the new service already takes data. Returns false when neither
+ * the new nor the old configuration could be started again (fatal). */
+static bool reload(const char *path, struct fg_config **cfg, struct fg_service **svc)
+{
+    struct fg_config *next_cfg = NULL;
+    struct fg_service *next = NULL;
+    struct fg_err err = {{0}};
+
+    fg_log(FG_LOG_INFO, "service", "SIGHUP: reloading %s", path ? path : "<default>");
+    if (load_config(path, &next_cfg) != 0) {
+        fg_log(FG_LOG_ERROR, "service",
+               "reload: the new configuration is invalid (errors above); keeping the running "
+               "one");
+        return true;
+    }
+    if (fg_service_build(next_cfg, &next, &err) != 0) {
+        fg_log(FG_LOG_ERROR, "service", "reload: %s; keeping the running configuration",
+               err.msg);
+        fg_config_free(next_cfg);
+        return true;
+    }
+    fg_service_stop_intake(*svc, (*cfg)->shutdown_timeout_ns);
+    if (fg_service_start(next, &err) != 0) {
+        fg_log(FG_LOG_ERROR, "service",
+               "reload: cannot start the new configuration: %s; restarting the old one",
+               err.msg);
+        fg_service_free(next);
+        fg_config_free(next_cfg);
+        next_cfg = *cfg;
+        next = start_service(next_cfg);
+        if (!next) {
+            fg_service_shutdown(*svc, (*cfg)->shutdown_timeout_ns);
+            return false;
+        }
+        fg_service_shutdown(*svc, (*cfg)->shutdown_timeout_ns);
+        fg_service_free(*svc);
+        *svc = next;
+        return true;
+    }
+    fg_log_set_level((enum fg_log_level)next_cfg->log_level);
+    fg_log(FG_LOG_INFO, "service", "reload: new configuration running; stopping the old exporters");
+    fg_service_shutdown(*svc, (*cfg)->shutdown_timeout_ns);
+    fg_service_free(*svc);
+    fg_config_free(*cfg);
+    *svc = next;
+    *cfg = next_cfg;
+    fg_log(FG_LOG_INFO, "service", "reload: done");
+    return true;
+}
+
 static int run(const char *path)
 {
     /* every thread inherits this mask; main waits for the signals synchronously */
@@ -64,32 +132,38 @@ static int run(const char *path)
         return 1;
     fg_log_set_level((enum fg_log_level)cfg->log_level);
 
-    struct fg_service *svc = NULL;
-    struct fg_err err = {{0}};
-    if (fg_service_build(cfg, &svc, &err) != 0 || fg_service_start(svc, &err) != 0) {
-        fg_log(FG_LOG_ERROR, "service", "cannot start: %s", err.msg);
-        fg_service_free(svc);
+    struct fg_service *svc = start_service(cfg);
+    if (!svc) {
         fg_config_free(cfg);
         return 1;
     }
     fg_log(FG_LOG_INFO, "service", "flamegate %s running (config %s)", FG_VERSION, cfg->source);
 
+    int status = 0;
     for (;;) {
         int sig = 0;
         if (sigwait(&sigs, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            fg_log(FG_LOG_WARN, "service", "SIGHUP: configuration reload is not supported yet");
+            if (!reload(path, &cfg, &svc)) {
+                fg_log(FG_LOG_ERROR, "service", "reload failed and the old configuration "
+                                                "could not be restarted: exiting");
+                fg_service_free(svc);
+                fg_config_free(cfg);
+                return 1;
+            }
             continue;
         }
-        fg_log(FG_LOG_INFO, "service", "%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        fg_log(FG_LOG_INFO, "service", "%s: shutting down (shutdown_timeout %lld ms)",
+               sig == SIGTERM ? "SIGTERM" : "SIGINT",
+               (long long)(cfg->shutdown_timeout_ns / 1000000));
         break;
     }
-    fg_service_shutdown(svc, SHUTDOWN_TIMEOUT_NS);
+    fg_service_shutdown(svc, cfg->shutdown_timeout_ns);
     fg_service_free(svc);
     fg_config_free(cfg);
     fg_log(FG_LOG_INFO, "service", "stopped");
-    return 0;
+    return status;
 }
 
 int main(int argc, char **argv)
