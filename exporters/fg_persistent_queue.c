@@ -376,7 +376,8 @@ static int replay(struct fg_pqueue *q, struct fg_err *err)
         }
         nos[n++] = no;
     }
-    qsort(nos, n, sizeof(*nos), cmp_u64);
+    if (n > 1)
+        qsort(nos, n, sizeof(*nos), cmp_u64);
     for (size_t i = 0; i < n && rc == 0; i++) {
         rc = replay_segment(q, nos[i], err);
         if (nos[i] >= q->next_no)
