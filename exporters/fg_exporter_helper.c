@@ -387,6 +387,11 @@ int fg_exporter_new(const char *id, const struct fg_exporter_settings *settings,
     e->settings.queue.storage = NULL; /* the config's string; only used here */
     e->send = send;
     e->ctx = ctx;
+    if (!e->settings.queue.enabled && settings->queue.storage && *settings->queue.storage) {
+        rc = fg_err_set(err, FG_EINVAL,
+                        "sending_queue.storage: needs the queue (sending_queue.enabled: true)");
+        goto fail;
+    }
     if (e->settings.queue.enabled) {
         if (e->settings.queue.queue_size < 1 || e->settings.queue.num_consumers < 1) {
             rc = fg_err_set(err, FG_EINVAL,

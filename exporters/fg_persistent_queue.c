@@ -63,7 +63,7 @@ struct fg_pqueue {
     size_t n_inflight, cap_inflight;
     uint64_t next_ticket;
     uint64_t kicks;
-    bool dirty, closing;
+    bool dirty, dir_dirty, closing;
     pthread_t flusher;
     bool has_flusher;
     struct fg_pqueue_stats stats;
@@ -255,9 +255,12 @@ static int seg_new(struct fg_pqueue *q, struct fg_err *err)
         unlink(path);
         return fg_err_set(err, FG_ENOMEM, "out of memory");
     }
-    /* The new name must survive a power failure for fsync: always to mean anything. */
+    /* The new name must survive a power failure too: at once for fsync: always, with the
+     * next background sync for batch. */
     if (q->opts.fsync == FG_FSYNC_ALWAYS)
         fsync_dir(q->dir);
+    else
+        q->dir_dirty = true;
     return 0;
 }
 
@@ -402,12 +405,16 @@ static void *flusher_main(void *arg)
         if (!q->dirty || !q->wseg || q->wseg->fd < 0)
             continue;
         q->dirty = false;
+        bool dir_too = q->dir_dirty;
+        q->dir_dirty = false;
         int fd = dup(q->wseg->fd); /* the segment may roll over while we sync */
         pthread_mutex_unlock(&q->mu);
         if (fd >= 0) {
             fdatasync(fd);
             close(fd);
         }
+        if (dir_too)
+            fsync_dir(q->dir);
         pthread_mutex_lock(&q->mu);
     }
     pthread_mutex_unlock(&q->mu);

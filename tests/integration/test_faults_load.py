@@ -2,6 +2,7 @@
 # limiter, 503s, bounded RSS), and SIGHUP reloads with invalid and valid configurations
 # while data is queued.
 import os
+import re
 import signal
 import sys
 import time
@@ -121,6 +122,56 @@ class LoadFaults(h.FgTestCase):
 
     def test_c_reload_persistent_queue(self):
         self.reload_run(storage=True)
+
+    def test_d_drain_timeout_memory_queue(self):
+        """SIGTERM with the upstream down and a memory queue: flamegate drains until
+        shutdown_timeout, then logs exactly how many batches and samples it lost."""
+        sink = fk.Sink()
+        g = self.start(fk.gateway_config(sink.port, shutdown_timeout="2s",
+                                         queue={"queue_size": 100000}), "gw")
+        agents = fk.Agents(g.port, n=2, per_request=10, interval=0.01).start()
+        time.sleep(1.0)
+        agents.stop()
+        time.sleep(0.3)  # the batch processor hands everything to the exporter
+        t0 = time.monotonic()
+        self.stop_clean(g)
+        took = time.monotonic() - t0
+        m = re.search(r"lost (\d+) batches \((\d+) samples\)", g.log_text())
+        self.assertTrue(m, "no loss line" + self.logs())
+        fk.figures("drain_timeout_memory", agents.sent, agents.acked, sink.snapshot(),
+                   {"logged_lost_batches": int(m.group(1)),
+                    "logged_lost_samples": int(m.group(2)), "shutdown_s": round(took, 2)})
+        self.assertEqual(int(m.group(2)), len(agents.acked), "the loss line is exact")
+        self.assertGreaterEqual(took, 1.9, "did not wait for shutdown_timeout")
+        self.assertLess(took, 8.0)
+
+    def test_e_drain_timeout_persistent_queue(self):
+        """The same with file_storage: nothing is lost, the log says what stays on disk, and
+        the next start delivers it."""
+        sink = fk.Sink()
+        port = h.free_port()
+        qdir = os.path.join(self.tmp, "queue")
+        cfg = fk.gateway_config(sink.port, port=port, storage=qdir, batch=None,
+                                shutdown_timeout="1s")
+        g = self.start(cfg, "gw")
+        agents = fk.Agents(port, n=2, per_request=10, interval=0.01).start()
+        time.sleep(1.0)
+        agents.stop()
+        self.stop_clean(g)
+        m = re.search(r"shutdown: (\d+) batches \((\d+) samples\) stay in the persistent",
+                      g.log_text())
+        self.assertTrue(m, "no 'stay on disk' line" + self.logs())
+        self.assertEqual(int(m.group(2)), len(agents.acked))
+        self.assertNotIn("lost", g.log_text())
+        sink.up()
+        g2 = self.start(cfg, "gw2")
+        got = fk.wait_received(sink, agents.acked, 30)
+        fk.figures("drain_timeout_persistent", agents.sent, agents.acked, got,
+                   {"kept_on_disk_samples": int(m.group(2))})
+        self.assertFalse(agents.acked - set(got), "samples kept on disk not delivered"
+                         + self.logs())
+        self.stop_clean(g2)
+        sink.down()
 
 
 if __name__ == "__main__":
