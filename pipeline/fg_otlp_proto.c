@@ -68,25 +68,46 @@ static int str_index(struct decoder *dec, int32_t idx, uint32_t *out, const char
     return 0;
 }
 
-/* Copies a wire list of table indices into scratch memory, checked and remapped. */
+/* Copies a wire list of table indices into scratch memory, checked and remapped. The
+ * field name (printf-style) is only formatted when there is an error to report. */
 static int index_list(struct decoder *dec, enum fg_table table, const int32_t *src, size_t n,
                       size_t table_len, const char *table_name, const uint32_t **out,
-                      const char *field)
+                      const char *fmt, ...) __attribute__((format(printf, 8, 9)));
+
+static int index_list(struct decoder *dec, enum fg_table table, const int32_t *src, size_t n,
+                      size_t table_len, const char *table_name, const uint32_t **out,
+                      const char *fmt, ...)
 {
     *out = NULL;
     if (n == 0)
         return 0;
+    uint32_t *list = n <= UINT32_MAX ? fg_arena_alloc(dec->scratch, n * sizeof(uint32_t)) : NULL;
+    size_t bad = n;
+    if (list) {
+        const uint32_t *map = dec->map[table];
+        for (size_t i = 0; i < n; i++) {
+            if (src[i] < 0 || (size_t)src[i] >= table_len) {
+                bad = i;
+                break;
+            }
+            list[i] = map[src[i]];
+        }
+        if (bad == n) {
+            *out = list;
+            return 0;
+        }
+    }
+    char field[192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(field, sizeof(field), fmt, ap);
+    va_end(ap);
     if (n > UINT32_MAX)
         return fg_err_set(dec->err, FG_EINVAL, "%s: too many entries", field);
-    uint32_t *list = fg_arena_alloc(dec->scratch, n * sizeof(uint32_t));
     if (!list)
         return fg_err_set(dec->err, FG_ENOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++) {
-        CHECK_INDEX(dec, src[i], table_len, table_name, "%s[%zu]", field, i);
-        list[i] = dec->map[table][src[i]];
-    }
-    *out = list;
-    return 0;
+    return fg_err_set(dec->err, FG_EINVAL, "%s[%zu]: index %d out of range (%s has %zu entries)",
+                      field, bad, src[bad], table_name, table_len);
 }
 
 static int convert_value(struct decoder *dec, const pb_any_value *src, struct fg_value *dst,
@@ -289,8 +310,9 @@ static int decode_dictionary(struct decoder *dec)
                             "dictionary.attribute_table[%zu].unit_strindex", i)))
             return rc;
         if (w->value) {
-            char field[96];
-            snprintf(field, sizeof(field), "dictionary.attribute_table[%zu].value", i);
+            char field[96] = "";
+            if (w->value->value_case > OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE)
+                snprintf(field, sizeof(field), "dictionary.attribute_table[%zu].value", i);
             if ((rc = convert_value(dec, w->value, &a.value, field, 0)))
                 return rc;
         }
@@ -325,13 +347,12 @@ static int decode_dictionary(struct decoder *dec)
             .file_offset = w->file_offset,
             .n_attrs = (uint32_t)w->n_attribute_indices,
         };
-        char field[96];
-        snprintf(field, sizeof(field), "dictionary.mapping_table[%zu].attribute_indices", i);
         if ((rc = str_index(dec, w->filename_strindex, &m.filename,
                             "dictionary.mapping_table[%zu].filename_strindex", i)) ||
             (rc = index_list(dec, FG_TABLE_ATTRIBUTE, w->attribute_indices,
                              w->n_attribute_indices, d->n_attribute_table,
-                             "dictionary.attribute_table", &m.attrs, field)))
+                             "dictionary.attribute_table", &m.attrs,
+                             "dictionary.mapping_table[%zu].attribute_indices", i)))
             return rc;
         if ((rc = put_mapped(dec, FG_TABLE_MAPPING, i, fg_dict_mapping(p, &m), "mapping_table")))
             return rc;
@@ -364,11 +385,10 @@ static int decode_dictionary(struct decoder *dec)
             }
             l.lines = lines;
         }
-        char field[96];
-        snprintf(field, sizeof(field), "dictionary.location_table[%zu].attribute_indices", i);
         if ((rc = index_list(dec, FG_TABLE_ATTRIBUTE, w->attribute_indices,
                              w->n_attribute_indices, d->n_attribute_table,
-                             "dictionary.attribute_table", &l.attrs, field)))
+                             "dictionary.attribute_table", &l.attrs,
+                             "dictionary.location_table[%zu].attribute_indices", i)))
             return rc;
         if ((rc = put_mapped(dec, FG_TABLE_LOCATION, i, fg_dict_location(p, &l),
                              "location_table")))
@@ -377,11 +397,9 @@ static int decode_dictionary(struct decoder *dec)
     for (size_t i = 0; i < d->n_stack_table; i++) {
         const pb_stack *w = d->stack_table[i];
         struct fg_stack s = {.n_locations = (uint32_t)w->n_location_indices};
-        char field[96];
-        snprintf(field, sizeof(field), "dictionary.stack_table[%zu].location_indices", i);
         if ((rc = index_list(dec, FG_TABLE_LOCATION, w->location_indices, w->n_location_indices,
                              d->n_location_table, "dictionary.location_table", &s.locations,
-                             field)))
+                             "dictionary.stack_table[%zu].location_indices", i)))
             return rc;
         if ((rc = put_mapped(dec, FG_TABLE_STACK, i, fg_dict_stack(p, &s), "stack_table")))
             return rc;
@@ -435,9 +453,9 @@ static int decode_profile(struct decoder *dec, struct fg_scope_profiles *sp, con
     snprintf(field, sizeof(field), "%s.period_type", where);
     if ((rc = value_type(dec, w->period_type, &hdr.period_type, field)))
         return rc;
-    snprintf(field, sizeof(field), "%s.attribute_indices", where);
     if ((rc = index_list(dec, FG_TABLE_ATTRIBUTE, w->attribute_indices, w->n_attribute_indices,
-                         d->n_attribute_table, "dictionary.attribute_table", &hdr.attrs, field)))
+                         d->n_attribute_table, "dictionary.attribute_table", &hdr.attrs,
+                         "%s.attribute_indices", where)))
         return rc;
     struct fg_profile *prof = fg_profiles_add_profile(dec->p, sp, &hdr);
     if (!prof)
@@ -477,10 +495,10 @@ static int decode_profile(struct decoder *dec, struct fg_scope_profiles *sp, con
             .values = ws->values,
             .timestamps = ws->timestamps_unix_nano,
         };
-        snprintf(field, sizeof(field), "%s.samples[%zu].attribute_indices", where, i);
         if ((rc = index_list(dec, FG_TABLE_ATTRIBUTE, ws->attribute_indices,
                              ws->n_attribute_indices, d->n_attribute_table,
-                             "dictionary.attribute_table", &s.attrs, field)))
+                             "dictionary.attribute_table", &s.attrs,
+                             "%s.samples[%zu].attribute_indices", where, i)))
             return rc;
         if ((rc = fg_profiles_add_sample(dec->p, prof, &s)))
             return fg_err_set(dec->err, rc, "out of memory");
