@@ -322,9 +322,8 @@ static int entry_copy(struct fg_profiles *p, enum fg_table t, void *dst)
 
 /* ---- the interning tables ---- */
 
-static int itab_grow_slots(struct itab *t)
+static int itab_resize_slots(struct itab *t, uint32_t nslots)
 {
-    uint32_t nslots = t->slot_mask ? (t->slot_mask + 1) * 2 : 64;
     uint32_t *slots = fg_calloc(nslots, sizeof(*slots));
     if (!slots)
         return FG_ENOMEM;
@@ -341,11 +340,13 @@ static int itab_grow_slots(struct itab *t)
     return 0;
 }
 
-static int itab_grow_entries(struct itab *t)
+static int itab_grow_slots(struct itab *t)
 {
-    uint32_t cap = t->cap ? t->cap * 2 : 16;
-    if (cap > (uint32_t)INT32_MAX)
-        return FG_ETOOBIG;
+    return itab_resize_slots(t, t->slot_mask ? (t->slot_mask + 1) * 2 : 64);
+}
+
+static int itab_set_capacity(struct itab *t, uint32_t cap)
+{
     unsigned char *entries = fg_realloc(t->entries, (size_t)cap * t->esize);
     if (!entries)
         return FG_ENOMEM;
@@ -355,6 +356,35 @@ static int itab_grow_entries(struct itab *t)
         return FG_ENOMEM;
     t->hashes = hashes;
     t->cap = cap;
+    return 0;
+}
+
+static int itab_grow_entries(struct itab *t)
+{
+    uint32_t cap = t->cap ? t->cap * 2 : 16;
+    if (cap > (uint32_t)INT32_MAX)
+        return FG_ETOOBIG;
+    return itab_set_capacity(t, cap);
+}
+
+int fg_dict_reserve(struct fg_profiles *p, enum fg_table table, uint32_t n)
+{
+    struct itab *t = &p->dict->t[table];
+    if ((uint64_t)t->n + n > (uint64_t)INT32_MAX)
+        return FG_ETOOBIG;
+    uint32_t want = t->n + n;
+    if (want > t->cap) {
+        int rc = itab_set_capacity(t, want);
+        if (rc)
+            return rc;
+    }
+    uint64_t slots = t->slot_mask ? (uint64_t)t->slot_mask + 1 : 0;
+    if ((uint64_t)want * 2 > slots) {
+        uint64_t nslots = 64;
+        while (nslots < (uint64_t)want * 2)
+            nslots *= 2;
+        return itab_resize_slots(t, (uint32_t)nslots);
+    }
     return 0;
 }
 

@@ -818,7 +818,7 @@ static int decode_dictionary(struct decoder *dec)
             return fg_err_set(dec->err, FG_EINVAL, "dictionary.%s: too many entries",
                               table_names[t]);
         dec->map[t] = fg_arena_alloc(dec->scratch, n * sizeof(uint32_t));
-        if (!dec->map[t])
+        if (!dec->map[t] || fg_dict_reserve(dec->p, (enum fg_table)t, (uint32_t)n))
             return nomem(dec);
     }
     int rc;
