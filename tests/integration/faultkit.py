@@ -310,7 +310,8 @@ def figures(test, sent, acked, received, extra=None, peak_rss_mib=None):
     total = sum(received.values())
     lost = len(set(acked) - set(received))
     row = {"test": test, "sent": sent, "acknowledged": len(acked), "received": total,
-           "received_unique": unique, "duplicates": total - unique, "lost_acknowledged": lost}
+           "received_unique": unique, "duplicates": total - unique,
+           "acknowledged_not_received": lost}
     if peak_rss_mib is not None:
         row["peak_rss_mib"] = round(peak_rss_mib, 1)
     row.update(extra or {})

@@ -51,6 +51,7 @@ class DiskFaults(h.FgTestCase):
         sent, acked, statuses = 0, set(), {}
         next_id = 1
         replays = 0
+        peak = 0.0
         for i in range(KILLS):
             want_up = r.random() < 0.4
             if want_up and not sink_up:
@@ -59,10 +60,12 @@ class DiskFaults(h.FgTestCase):
                 sink.down()
             sink_up = want_up
             g = self.gateway(sink, port, qdir, "gw%d" % i)
+            rss = fk.RssSampler(g.proc.pid)
             agents = fk.Agents(port, n=2, per_request=10, start_id=next_id, timeout=5).start()
             time.sleep(r.uniform(0.1, 1.0))
             g.proc.kill()  # SIGKILL
             g.proc.wait(5)
+            peak = max(peak, rss.stop())
             agents.stop()
             g.kill()
             next_id = agents.next_id
@@ -75,11 +78,13 @@ class DiskFaults(h.FgTestCase):
         if not sink_up:
             sink.up()
         g = self.gateway(sink, port, qdir, "final")
+        rss = fk.RssSampler(g.proc.pid)
         got = fk.wait_received(sink, acked, 90)
+        peak = max(peak, rss.stop())
         torn = sum(p.log_text().count("torn or corrupt record") for p in self.procs)
         fk.figures("kill9_loop_x%d" % KILLS, sent, acked, got,
                    {"statuses": statuses, "restarts_that_replayed": replays,
-                    "torn_records_skipped": torn})
+                    "torn_records_skipped": torn}, peak)
         missing = acked - set(got)
         self.assertFalse(missing, "%d acknowledged samples lost, e.g. %s%s"
                          % (len(missing), sorted(missing)[:5], self.logs()))
@@ -126,13 +131,14 @@ class DiskFaults(h.FgTestCase):
             f.truncate(last_off + HDR.size + last_len - 7)
         sink.up()
         g2 = self.gateway(sink, port, qdir, "gw2")
+        rss = fk.RssSampler(g2.proc.pid)
         want = agents.acked - lost
         got = fk.wait_received(sink, want, 30)
         time.sleep(0.5)
         got = sink.snapshot()
         log = g2.log_text()
         fk.figures("torn_and_corrupt", agents.sent, agents.acked, got,
-                   {"skipped_records": 2, "skipped_samples": len(lost)})
+                   {"skipped_records": 2, "skipped_samples": len(lost)}, rss.stop())
         self.assertFalse(want - set(got), "intact records not delivered" + self.logs())
         self.assertFalse(lost & set(got), "a damaged record was delivered?")
         self.assertEqual(log.count("torn or corrupt record"), 2, log)

@@ -76,6 +76,7 @@ class LoadFaults(h.FgTestCase):
         cfg = fk.gateway_config(sink.port, port=port, storage=qdir, shutdown_timeout="20s",
                                 queue={"queue_size": 100000})
         g = self.start(cfg, "gw")
+        rss = fk.RssSampler(g.proc.pid)
         agents = fk.Agents(port, n=2, per_request=10, interval=0.01).start()
         time.sleep(1.0)
         # 1. an invalid configuration: errors logged, the old pipeline keeps taking data
@@ -108,7 +109,7 @@ class LoadFaults(h.FgTestCase):
         got = fk.wait_received(sink, agents.acked, 30)
         st = dict((str(k), v) for k, v in agents.statuses.items())
         fk.figures("reload_%s" % ("persistent" if storage else "memory"), agents.sent,
-                   agents.acked, got, {"statuses": st})
+                   agents.acked, got, {"statuses": st}, rss.stop())
         missing = agents.acked - set(got)
         self.assertFalse(missing, "%d acknowledged samples lost across the reload%s"
                          % (len(missing), self.logs()))
@@ -129,6 +130,7 @@ class LoadFaults(h.FgTestCase):
         sink = fk.Sink()
         g = self.start(fk.gateway_config(sink.port, shutdown_timeout="2s",
                                          queue={"queue_size": 100000}), "gw")
+        rss = fk.RssSampler(g.proc.pid)
         agents = fk.Agents(g.port, n=2, per_request=10, interval=0.01).start()
         time.sleep(1.0)
         agents.stop()
@@ -140,7 +142,8 @@ class LoadFaults(h.FgTestCase):
         self.assertTrue(m, "no loss line" + self.logs())
         fk.figures("drain_timeout_memory", agents.sent, agents.acked, sink.snapshot(),
                    {"logged_lost_batches": int(m.group(1)),
-                    "logged_lost_samples": int(m.group(2)), "shutdown_s": round(took, 2)})
+                    "logged_lost_samples": int(m.group(2)), "shutdown_s": round(took, 2)},
+                   rss.stop())
         self.assertEqual(int(m.group(2)), len(agents.acked), "the loss line is exact")
         self.assertGreaterEqual(took, 1.9, "did not wait for shutdown_timeout")
         self.assertLess(took, 8.0)
@@ -154,10 +157,12 @@ class LoadFaults(h.FgTestCase):
         cfg = fk.gateway_config(sink.port, port=port, storage=qdir, batch=None,
                                 shutdown_timeout="1s")
         g = self.start(cfg, "gw")
+        rss = fk.RssSampler(g.proc.pid)
         agents = fk.Agents(port, n=2, per_request=10, interval=0.01).start()
         time.sleep(1.0)
         agents.stop()
         self.stop_clean(g)
+        peak = rss.stop()
         m = re.search(r"shutdown: (\d+) batches \((\d+) samples\) stay in the persistent",
                       g.log_text())
         self.assertTrue(m, "no 'stay on disk' line" + self.logs())
@@ -167,7 +172,7 @@ class LoadFaults(h.FgTestCase):
         g2 = self.start(cfg, "gw2")
         got = fk.wait_received(sink, agents.acked, 30)
         fk.figures("drain_timeout_persistent", agents.sent, agents.acked, got,
-                   {"kept_on_disk_samples": int(m.group(2))})
+                   {"kept_on_disk_samples": int(m.group(2))}, peak)
         self.assertFalse(agents.acked - set(got), "samples kept on disk not delivered"
                          + self.logs())
         self.stop_clean(g2)

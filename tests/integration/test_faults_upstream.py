@@ -51,12 +51,13 @@ class UpstreamFaults(h.FgTestCase):
         sink.policy = policy
         g = self.start(fk.gateway_config(sink.port, batch="50ms",
                                          queue={"num_consumers": 2}), "gw")
+        rss = fk.RssSampler(g.proc.pid)
         throttle_until[0] = time.monotonic() + 5.0
         agents = fk.Agents(g.port, n=2, per_request=10, interval=0.2).start()
         time.sleep(6.0)
         agents.stop()
         got = fk.wait_received(sink, agents.acked, 30)
-        fk.figures("throttling", agents.sent, agents.acked, got)
+        fk.figures("throttling", agents.sent, agents.acked, got, None, rss.stop())
         missing = agents.acked - set(got)
         self.assertFalse(missing, "%d acknowledged samples never arrived%s"
                          % (len(missing), self.logs()))
@@ -84,13 +85,15 @@ class UpstreamFaults(h.FgTestCase):
         sink.policy = lambda ids, now: (400, {}) if poison_id in ids else (200, {})
         g = self.start(fk.gateway_config(sink.port, batch=None, queue={"num_consumers": 1}),
                        "gw")
+        rss = fk.RssSampler(g.proc.pid)
         agents = fk.Agents(g.port, n=1, per_request=20)
         for _ in range(100):
             self.assertEqual(agents.post_once(), 200, self.logs())
         poison = set(range(poison_id, poison_id + 20))
         want = agents.acked - poison
         got = fk.wait_received(sink, want, 20)
-        fk.figures("poison", agents.sent, agents.acked, got, {"dropped": len(poison)})
+        fk.figures("poison", agents.sent, agents.acked, got, {"dropped": len(poison)},
+                   rss.stop())
         self.assertFalse(want - set(got), "samples after the poison batch missing" + self.logs())
         self.assertFalse(poison & set(got), "the poison batch was accepted?")
         log = g.log_text()
