@@ -25,7 +25,8 @@ static const struct fg_option file_storage_options[] = {
                  INT64_MAX, "bytes each queue may hold on disk; beyond it data is refused "
                             "with a retryable status"),
     FG_OPT_BYTES("segment_size", struct file_storage_config, segment_size, "8MiB", 4096,
-                 (int64_t)1 << 32, "size at which a new segment file starts"),
+                 (int64_t)256 << 20,
+                 "size at which a new segment file starts (replay reads one segment at a time)"),
     FG_OPT_END,
 };
 
