@@ -617,10 +617,6 @@ int fg_pqueue_append(struct fg_pqueue *q, const void *data, size_t len, uint64_t
             fg_log(FG_LOG_WARN, "file_storage", "cannot truncate a failed write in %s", q->dir);
         goto out;
     }
-    if (q->opts.fsync == FG_FSYNC_ALWAYS && fdatasync(t->fd) != 0) {
-        rc = fg_err_set(err, FG_EIO, "fdatasync in %s: %s", q->dir, strerror(errno));
-        goto out;
-    }
     struct entry e = {.seg = t, .off = t->size, .len = (uint32_t)len, .samples = samples};
     t->size += rec_len;
     q->stats.disk_bytes += rec_len;
@@ -630,11 +626,34 @@ int fg_pqueue_append(struct fg_pqueue *q, const void *data, size_t len, uint64_t
     q->stats.pending_bytes += len;
     q->dirty = true;
     if (ring_push_back(q, &e) != 0) {
-        /* On disk but not in the index: it is sent after the next restart. */
+        /* Refused: mark it delivered so that a restart does not send it besides the
+         * agent's retry. */
+        uint8_t state[4];
+        put32(state, REC_ACKED);
+        if (full_pwrite(t->fd, state, 4, e.off + STATE_OFF) != 0)
+            fg_log(FG_LOG_WARN, "file_storage", "%s: cannot void a refused record", q->dir);
+        t->live--;
+        q->stats.pending_records--;
+        q->stats.pending_samples -= samples;
+        q->stats.pending_bytes -= len;
         rc = fg_err_set(err, FG_ENOMEM, "out of memory");
         goto out;
     }
+    /* fsync: always syncs outside the lock, so that concurrent appenders' syncs overlap
+     * (the filesystem commits them together) instead of queueing behind one another. The
+     * duplicate descriptor stays valid if the segment is deleted meanwhile. */
+    int sync_fd = q->opts.fsync == FG_FSYNC_ALWAYS ? dup(t->fd) : -1;
+    bool want_sync = q->opts.fsync == FG_FSYNC_ALWAYS;
     pthread_cond_signal(&q->avail);
+    pthread_mutex_unlock(&q->mu);
+    fg_free(rec);
+    if (want_sync && (sync_fd < 0 || fdatasync(sync_fd) != 0)) {
+        /* Already queued: it may still be sent; the agent's retry makes a duplicate at worst. */
+        rc = fg_err_set(err, FG_EIO, "fdatasync in %s: %s", q->dir, strerror(errno));
+    }
+    if (sync_fd >= 0)
+        close(sync_fd);
+    return rc;
 out:
     pthread_mutex_unlock(&q->mu);
     fg_free(rec);

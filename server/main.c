@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fg_alloc.h"
 #include "fg_config.h"
 #include "fg_log.h"
 #include "fg_service.h"
@@ -62,13 +63,62 @@ static struct fg_service *start_service(const struct fg_config *cfg)
     return svc;
 }
 
+/* A replaced service whose exporters are still draining, on a thread of its own so that
+ * signals keep being handled meanwhile. SIGTERM waits for all of them before exiting. */
+struct retiring {
+    pthread_t thread;
+    struct fg_service *svc;
+    struct fg_config *cfg; /* the configuration svc was built from; freed after it */
+    struct retiring *next;
+};
+
+static struct retiring *retirees;
+
+static void *retire_main(void *arg)
+{
+    struct retiring *r = arg;
+    fg_service_shutdown(r->svc, r->cfg->shutdown_timeout_ns);
+    fg_service_free(r->svc);
+    fg_log(FG_LOG_INFO, "service", "reload: done (the old exporters have stopped)");
+    return NULL;
+}
+
+/* Stops svc (already without receivers) in the background; cfg is freed once it is done. */
+static void retire(struct fg_service *svc, struct fg_config *cfg)
+{
+    struct retiring *r = fg_calloc(1, sizeof(*r));
+    if (r) {
+        r->svc = svc;
+        r->cfg = cfg;
+        if (pthread_create(&r->thread, NULL, retire_main, r) == 0) {
+            r->next = retirees;
+            retirees = r;
+            return;
+        }
+        fg_free(r);
+    }
+    retire_main(&(struct retiring){.svc = svc, .cfg = cfg}); /* no thread: do it here */
+    fg_config_free(cfg);
+}
+
+static void join_retirees(void)
+{
+    while (retirees) {
+        struct retiring *r = retirees;
+        retirees = r->next;
+        pthread_join(r->thread, NULL);
+        fg_config_free(r->cfg);
+        fg_free(r);
+    }
+}
+
 /* SIGHUP: the new configuration replaces the running one only when it loads and builds.
  * Order: old receivers stop (their ports free up) and old processors flush into the old
- * exporters; the new service starts; then the old exporters stop. An old exporter with a
- * persistent queue hands it to its successor at once (same directory: the new exporter has
- * attached to the open queue), one with a memory queue drains up to the old
- * shutdown_timeout while the new service already takes data. Returns false when neither
- * the new nor the old configuration could be started again (fatal). */
+ * exporters; the new service starts; then the old exporters stop, in the background. An
+ * old exporter with a persistent queue hands it to its successor at once (same directory:
+ * the new exporter has attached to the open queue), one with a memory queue drains up to
+ * the old shutdown_timeout while the new service already takes data. Returns false when
+ * neither the new nor the old configuration could be started again (fatal). */
 static bool reload(const char *path, struct fg_config **cfg, struct fg_service **svc)
 {
     struct fg_config *next_cfg = NULL;
@@ -95,12 +145,14 @@ static bool reload(const char *path, struct fg_config **cfg, struct fg_service *
                err.msg);
         fg_service_free(next);
         fg_config_free(next_cfg);
-        next_cfg = *cfg;
-        next = start_service(next_cfg);
+        next = start_service(*cfg);
         if (!next) {
             fg_service_shutdown(*svc, (*cfg)->shutdown_timeout_ns);
             return false;
         }
+        /* The old instance shares its config with the restart: stopped here, not in the
+         * background, so the config has one owner again. Rare path; it may take up to
+         * shutdown_timeout when memory queues cannot drain. */
         fg_service_shutdown(*svc, (*cfg)->shutdown_timeout_ns);
         fg_service_free(*svc);
         *svc = next;
@@ -108,12 +160,9 @@ static bool reload(const char *path, struct fg_config **cfg, struct fg_service *
     }
     fg_log_set_level((enum fg_log_level)next_cfg->log_level);
     fg_log(FG_LOG_INFO, "service", "reload: new configuration running; stopping the old exporters");
-    fg_service_shutdown(*svc, (*cfg)->shutdown_timeout_ns);
-    fg_service_free(*svc);
-    fg_config_free(*cfg);
+    retire(*svc, *cfg);
     *svc = next;
     *cfg = next_cfg;
-    fg_log(FG_LOG_INFO, "service", "reload: done");
     return true;
 }
 
@@ -150,6 +199,7 @@ static int run(const char *path)
                 fg_log(FG_LOG_ERROR, "service", "reload failed and the old configuration "
                                                 "could not be restarted: exiting");
                 fg_service_free(svc);
+                join_retirees();
                 fg_config_free(cfg);
                 return 1;
             }
@@ -162,6 +212,7 @@ static int run(const char *path)
     }
     fg_service_shutdown(svc, cfg->shutdown_timeout_ns);
     fg_service_free(svc);
+    join_retirees(); /* services replaced by reloads, still draining */
     fg_config_free(cfg);
     fg_log(FG_LOG_INFO, "service", "stopped");
     return status;

@@ -4,6 +4,7 @@
 import os
 import re
 import signal
+import socket
 import sys
 import time
 
@@ -176,6 +177,40 @@ class LoadFaults(h.FgTestCase):
         self.assertFalse(agents.acked - set(got), "samples kept on disk not delivered"
                          + self.logs())
         self.stop_clean(g2)
+        sink.down()
+
+    def test_f_reload_that_cannot_start(self):
+        """A valid configuration whose receiver cannot bind (port taken): the old
+        configuration is started again and nothing acknowledged is lost."""
+        sink = fk.Sink()
+        port = h.free_port()
+        blocker = socket.socket()
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen(1)
+        taken = blocker.getsockname()[1]
+        cfg = fk.gateway_config(sink.port, port=port, shutdown_timeout="20s",
+                                queue={"queue_size": 100000})
+        g = self.start(cfg, "gw")
+        rss = fk.RssSampler(g.proc.pid)
+        agents = fk.Agents(port, n=2, per_request=10, interval=0.01).start()
+        time.sleep(1.0)
+        with open(g.config_path, "w") as f:
+            f.write(h.to_yaml(fk.gateway_config(sink.port, port=taken)))
+        g.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_log(g, "restarting the old one"), self.logs())
+        time.sleep(1.0)
+        sink.up()
+        time.sleep(1.0)
+        agents.stop()
+        blocker.close()
+        self.assertAlive(g, "after the failed reload")
+        got = fk.wait_received(sink, agents.acked, 30)
+        st = dict((str(k), v) for k, v in agents.statuses.items())
+        fk.figures("reload_start_failure", agents.sent, agents.acked, got, {"statuses": st},
+                   rss.stop())
+        self.assertFalse(agents.acked - set(got), "acknowledged samples lost" + self.logs())
+        self.assertGreater(agents.statuses.get(200, 0), 100)
+        self.stop_clean(g)
         sink.down()
 
 
