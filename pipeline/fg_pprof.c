@@ -1048,8 +1048,13 @@ static int decode_raw(struct dec *d, const uint8_t *data, size_t len,
     int rc = parse_top(d, data, len);
     if (rc)
         return rc;
+    if (d->strings.n == 0) { /* an empty profile: index 0 still means "" */
+        struct rd empty = {data, data};
+        if (span_push(&d->strings, empty) != 0)
+            return nomem(d);
+    }
     size_t ns = d->strings.n;
-    if (ns > 0 && d->strings.v[0].len != 0)
+    if (d->strings.v[0].len != 0)
         return bad(d, "string_table[0] must be \"\"");
     d->str_dict = fg_malloc((ns ? ns : 1) * sizeof(*d->str_dict));
     if (!d->str_dict)
