@@ -1981,3 +1981,23 @@ int fg_pprof_attach_original_payload(struct fg_profiles *p, struct fg_err *err)
 {
     return fg_pprof_encode(p, true, attach_emit, p, err);
 }
+
+int fg_pprof_copy_with_original_payload(const struct fg_profiles *src, struct fg_profiles **out,
+                                        struct fg_err *err)
+{
+    struct fg_profiles *copy = NULL;
+    *out = NULL;
+    int rc = fg_profiles_new(&copy);
+    if (rc != 0)
+        return fg_err_set(err, rc, "pprof: out of memory");
+    rc = fg_profiles_merge(copy, src, err);
+    if (rc == 0)
+        rc = fg_pprof_attach_original_payload(copy, err);
+    if (rc != 0) {
+        fg_profiles_unref(copy);
+        return rc;
+    }
+    memcpy(copy->tenant, src->tenant, sizeof(copy->tenant));
+    *out = copy;
+    return 0;
+}

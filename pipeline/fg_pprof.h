@@ -78,4 +78,9 @@ int fg_pprof_encode(const struct fg_profiles *p, bool gzip, fg_pprof_emit emit, 
  * fg_profiles_merge). */
 int fg_pprof_attach_original_payload(struct fg_profiles *p, struct fg_err *err);
 
+/* The same on a copy, for exporters whose batch may be shared (fan-out): *out is a new
+ * batch (one reference, tenant copied) with the payloads attached; src is only read. */
+int fg_pprof_copy_with_original_payload(const struct fg_profiles *src, struct fg_profiles **out,
+                                        struct fg_err *err);
+
 #endif
