@@ -198,7 +198,11 @@ static int idpair_cmp(const void *a, const void *b)
 /* Sorts; returns the duplicated id, or 0 when all are unique. */
 static uint64_t idmap_build(struct idmap *m)
 {
-    qsort(m->v, m->n, sizeof(*m->v), idpair_cmp);
+    bool sorted = true; /* the usual case: written in id order */
+    for (uint32_t i = 1; i < m->n && sorted; i++)
+        sorted = m->v[i - 1].id < m->v[i].id;
+    if (!sorted)
+        qsort(m->v, m->n, sizeof(*m->v), idpair_cmp);
     m->dense = true;
     for (uint32_t i = 0; i < m->n; i++) {
         if (i > 0 && m->v[i].id == m->v[i - 1].id)
@@ -1164,6 +1168,14 @@ static int decode_raw(struct dec *d, const uint8_t *data, size_t len,
     fg_free(types);
     /* sp->profiles is stable from here: only samples are added */
     struct fg_profile *profs = &sp->profiles[base];
+    if (d->samples.n > 0 && d->samples.n < UINT32_MAX) {
+        for (size_t i = 0; i < nt; i++) { /* one allocation instead of doubling */
+            profs[i].samples = fg_malloc(d->samples.n * sizeof(*profs[i].samples));
+            if (!profs[i].samples)
+                return nomem(d);
+            profs[i].cap_samples = (uint32_t)d->samples.n;
+        }
+    }
     for (size_t si = 0; si < d->samples.n; si++)
         if ((rc = parse_sample(d, si, profs, nt)))
             return rc;
@@ -1884,7 +1896,7 @@ static int encode_group(struct enc *e, const struct fg_resource_profiles *rp,
     if (!rc && e->oom)
         rc = FG_ENOMEM;
     if (!rc && gzip)
-        rc = fg_gzip(e->out.data, e->out.len, 6, &e->gz);
+        rc = fg_gzip(e->out.data, e->out.len, 1, &e->gz); /* BestSpeed, as runtime/pprof */
     if (rc) {
         rc = fg_err_set(err, rc, "pprof: encoding: %s", fg_strerror(rc));
         goto done;
