@@ -1548,7 +1548,8 @@ static int put_value_type(struct enc *e, struct fg_buf *b, uint32_t field,
 }
 
 /* One attribute value as labels on the sample in e->msg: string → str, int → num (+unit),
- * array → one label per item; other kinds have no pprof form and are left out. */
+ * bool/double → str of their text, array → one label per item; bytes and kvlists have no
+ * pprof form and are left out. */
 static int put_label(struct enc *e, uint64_t key, const struct fg_value *v, uint64_t unit)
 {
     struct fg_buf *b = &e->sub;
@@ -1565,6 +1566,17 @@ static int put_label(struct enc *e, uint64_t key, const struct fg_value *v, uint
         if (!rc)
             rc = put_uint(b, 4, unit);
         break;
+    case FG_VALUE_BOOL:
+    case FG_VALUE_DOUBLE: {
+        /* no pprof form: their text, which is what a reader would show anyway */
+        char text[32];
+        int n = v->kind == FG_VALUE_BOOL ? snprintf(text, sizeof(text), "%s",
+                                                    v->u.b ? "true" : "false")
+                                         : snprintf(text, sizeof(text), "%.17g", v->u.d);
+        if (!rc)
+            rc = put_uint(b, 2, str_lit_ix(e, text, (size_t)n));
+        break;
+    }
     case FG_VALUE_ARRAY:
         for (uint32_t i = 0; i < v->u.array.n && rc == 0; i++)
             if (v->u.array.items[i].kind != FG_VALUE_ARRAY)

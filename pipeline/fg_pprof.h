@@ -62,8 +62,9 @@ typedef int (*fg_pprof_emit)(void *ctx, const struct fg_pprof_group *group, cons
  * when it describes the run), otherwise one pprof per profile. Fresh ids from 1 in order
  * of first use, string_table[0] == "". A sample's value is the sum of its values, or its
  * number of timestamps when it has none; links become trace_id/span_id labels (hex);
- * sample attributes become labels (string → str, int → num with the unit, arrays → one
- * label per item; bool/double/bytes/kvlist have no label form and are left out). The
+ * sample attributes become labels (string → str, int → num with the unit, bool/double →
+ * str of their text, arrays → one label per item; bytes/kvlist are left out; an empty
+ * string becomes str 0, which google/pprof reads as num 0). The
  * pprof.* attributes restore build_id, has_* flags, is_folded, drop/keep_frames, doc_url,
  * comments (array or contrib's pprof.profile.comment.<i>) and default_sample_type (only
  * when it names a column of that pprof). Resource/scope attributes have no pprof slot.

@@ -8,6 +8,7 @@
 #include "fg_alloc.h"
 #include "fg_gzip.h"
 #include "fg_model.h"
+#include "fg_otlp.h"
 #include "fg_pprof.h"
 
 /* ---- a tiny protobuf writer for building test pprofs ---- */
@@ -755,6 +756,66 @@ static void test_corpus_heap(void **state)
     fg_free(data);
 }
 
+/* A location with nothing but its id interns to the zero Location (index 0); stacks that
+ * reference it survive the encoder and the OTLP codec. Bool/double attributes → text. */
+static void test_bare_location_and_text_labels(void **state)
+{
+    struct fg_buf pp, sub;
+    fg_buf_init(&pp, 0);
+    fg_buf_init(&sub, 0);
+    pu(&sub, 1, S_SAMPLES);
+    pu(&sub, 2, S_COUNT);
+    pmsg(&pp, 1, &sub);
+    pu(&sub, 1, 7); /* location id 7, bare */
+    pu(&sub, 2, 5);
+    pmsg(&pp, 2, &sub);
+    pu(&sub, 1, 7);
+    pmsg(&pp, 4, &sub);
+    for (int i = 0; i < S_COUNT_ALL; i++)
+        pbytes(&pp, 6, strs[i], strlen(strs[i]));
+    struct fg_profiles *p = decode_ok(pp.data, pp.len);
+    const struct fg_sample *s = &p->resources[0].scopes[0].profiles[0].samples[0];
+    assert_int_equal(fg_dict_get_stack(p, s->stack)->n_locations, 1);
+
+    /* give the sample a bool and a double attribute */
+    struct fg_attribute ab = {.key = (uint32_t)fg_dict_string(p, "flag", 4),
+                              .value = {.kind = FG_VALUE_BOOL, .u.b = true}};
+    struct fg_attribute ad = {.key = (uint32_t)fg_dict_string(p, "ratio", 5),
+                              .value = {.kind = FG_VALUE_DOUBLE, .u.d = 0.5}};
+    uint32_t attrs[2] = {(uint32_t)fg_dict_attribute(p, &ab), (uint32_t)fg_dict_attribute(p, &ad)};
+    struct fg_sample *ms = &p->resources[0].scopes[0].profiles[0].samples[0];
+    ms->attrs = attrs;
+    ms->n_attrs = 2;
+
+    struct fg_buf otlp;
+    fg_buf_init(&otlp, 0);
+    assert_int_equal(fg_otlp_encode_proto(p, &otlp), 0);
+    struct fg_profiles *o = NULL;
+    struct fg_err err = {{0}};
+    if (fg_otlp_decode_proto(otlp.data, otlp.len, &o, &err) != 0)
+        fail_msg("otlp: %s", err.msg);
+    struct collected c;
+    encode_ok(o, false, &c);
+    assert_int_equal(c.n, 1);
+    struct fg_profiles *q = decode_ok(c.data[0].data, c.data[0].len);
+    const struct fg_sample *qs = &q->resources[0].scopes[0].profiles[0].samples[0];
+    assert_int_equal(qs->values[0], 5);
+    assert_int_equal(fg_dict_get_stack(q, qs->stack)->n_locations, 1);
+    const struct fg_attribute *a = find_attr(q, qs->attrs, qs->n_attrs, "flag");
+    assert_true(a && value_is_str(&a->value, "true"));
+    a = find_attr(q, qs->attrs, qs->n_attrs, "ratio");
+    assert_true(a && value_is_str(&a->value, "0.5"));
+    fg_profiles_unref(q);
+    collected_free(&c);
+    fg_profiles_unref(o);
+    fg_buf_free(&otlp);
+    ms->attrs = NULL;
+    ms->n_attrs = 0;
+    fg_profiles_unref(p);
+    fg_buf_free(&sub);
+    fg_buf_free(&pp);
+}
+
 /* original_payload: every profile gets its group's pprof; a producer's own one stays. */
 static void test_attach_original_payload(void **state)
 {
@@ -800,6 +861,7 @@ int main(void)
         cmocka_unit_test(test_allocation_failures),
         cmocka_unit_test(test_corpus_heap),
         cmocka_unit_test(test_attach_original_payload),
+        cmocka_unit_test(test_bare_location_and_text_labels),
     };
     return cmocka_run_group_tests_name("pprof", tests, NULL, NULL);
 }
