@@ -1046,74 +1046,20 @@ static void dec_free(struct dec *d)
     fg_free(d->line_scratch);
 }
 
-static int decode_raw(struct dec *d, const uint8_t *data, size_t len,
-                      const struct fg_pprof_origin *origin)
+/* The resource, a scope of its own and one profile per sample type (types: type, unit
+ * pairs); *out is the first profile, and the profiles stay put while samples are added. */
+static int add_profiles(struct dec *d, const struct fg_pprof_origin *origin,
+                        const uint64_t *types, size_t nt, const uint64_t period_type[2],
+                        struct fg_profile **out)
 {
-    int rc = parse_top(d, data, len);
-    if (rc)
-        return rc;
-    if (d->strings.n == 0) { /* an empty profile: index 0 still means "" */
-        struct rd empty = {data, data};
-        if (span_push(&d->strings, empty) != 0)
-            return nomem(d);
-    }
-    size_t ns = d->strings.n;
-    if (d->strings.v[0].len != 0)
-        return bad(d, "string_table[0] must be \"\"");
-    d->str_dict = fg_malloc((ns ? ns : 1) * sizeof(*d->str_dict));
-    if (!d->str_dict)
-        return nomem(d);
-    for (size_t i = 0; i < ns; i++)
-        d->str_dict[i] = -1;
-    if (ns > 0)
-        d->str_dict[0] = 0;
-
-    /* every string reference of the header is checked before anything is built */
-    uint64_t pt_type = 0, pt_unit = 0;
-    if (d->period_type.p &&
-        (rc = parse_value_type(d, d->period_type, "period_type", SIZE_MAX, &pt_type, &pt_unit)))
-        return rc;
-    if ((rc = str_check(d, d->drop_frames, "", SIZE_MAX, "drop_frames")) ||
-        (rc = str_check(d, d->keep_frames, "", SIZE_MAX, "keep_frames")) ||
-        (rc = str_check(d, d->default_sample_type, "", SIZE_MAX, "default_sample_type")) ||
-        (rc = str_check(d, d->doc_url, "", SIZE_MAX, "doc_url")))
-        return rc;
-    for (size_t k = 0; k < d->comments.n; k++)
-        if ((rc = str_check(d, d->comments.v[k], "comment", k, "index")))
-            return rc;
-    size_t nt = d->sample_types.n;
-    uint64_t *types = fg_calloc(nt ? nt * 2 : 1, sizeof(*types));
-    if (!types)
-        return nomem(d);
-    for (size_t i = 0; i < nt && rc == 0; i++)
-        rc = parse_value_type(d, d->sample_types.v[i], "sample_type", i, &types[2 * i],
-                              &types[2 * i + 1]);
-    if (rc == 0 && nt > UINT32_MAX / 4)
-        rc = bad(d, "too many sample types");
-    if (rc == 0)
-        rc = parse_functions(d);
-    if (rc == 0)
-        rc = parse_mappings(d);
-    if (rc == 0)
-        rc = parse_locations(d);
-    if (rc != 0 || (nt == 0 && d->samples.n == 0)) {
-        fg_free(types);
-        return rc;
-    }
-    if (nt == 0) {
-        fg_free(types);
-        return bad(d, "sample[0]: %s", "samples without sample types");
-    }
-
-    /* the resource, a scope of its own, and one profile per sample type */
-    struct fg_resource_profiles *rp = find_resource(d->p, origin);
     struct fg_keyvalue scope_attrs[2];
+    uint32_t n_scope_attrs = 0, pattrs[4], n_pattrs = 0;
+    int rc = 0;
     struct fg_value *order = fg_calloc(nt, sizeof(*order));
-    uint32_t n_scope_attrs = 0;
+    struct fg_resource_profiles *rp = find_resource(d->p, origin);
     if (!rp || !order) {
-        fg_free(order);
-        fg_free(types);
-        return nomem(d);
+        rc = nomem(d);
+        goto fail;
     }
     if (d->default_sample_type != 0) {
         struct span s = d->strings.v[d->default_sample_type];
@@ -1134,22 +1080,13 @@ static int decode_raw(struct dec *d, const uint8_t *data, size_t len,
         scope.version = origin->scope_version;
     }
     struct fg_scope_profiles *sp = fg_profiles_add_scope(d->p, rp, &scope, "", 0);
-    fg_free(order);
     if (!sp) {
-        fg_free(types);
-        return nomem(d);
+        rc = nomem(d);
+        goto fail;
     }
-
-    uint32_t pattrs[4], n_pattrs = 0;
-    if ((rc = profile_attrs(d, pattrs, &n_pattrs))) {
-        fg_free(types);
-        return rc;
-    }
-    int32_t ptt = str_dict(d, pt_type), ptu = str_dict(d, pt_unit);
-    if (ptt < 0 || ptu < 0) {
-        fg_free(types);
-        return nomem(d);
-    }
+    if ((rc = profile_attrs(d, pattrs, &n_pattrs)))
+        goto fail;
+    int32_t ptt = str_dict(d, period_type[0]), ptu = str_dict(d, period_type[1]);
     uint32_t base = sp->n_profiles;
     for (size_t i = 0; i < nt; i++) {
         int32_t t = str_dict(d, types[2 * i]), u = str_dict(d, types[2 * i + 1]);
@@ -1160,26 +1097,97 @@ static int decode_raw(struct dec *d, const uint8_t *data, size_t len,
                                    .period = d->period,
                                    .n_attrs = n_pattrs,
                                    .attrs = pattrs};
-        if (t < 0 || u < 0 || !fg_profiles_add_profile(d->p, sp, &proto)) {
-            fg_free(types);
-            return nomem(d);
+        if (ptt < 0 || ptu < 0 || t < 0 || u < 0 || !fg_profiles_add_profile(d->p, sp, &proto)) {
+            rc = nomem(d);
+            goto fail;
         }
     }
-    fg_free(types);
-    /* sp->profiles is stable from here: only samples are added */
     struct fg_profile *profs = &sp->profiles[base];
     if (d->samples.n > 0 && d->samples.n < UINT32_MAX) {
         for (size_t i = 0; i < nt; i++) { /* one allocation instead of doubling */
             profs[i].samples = fg_malloc(d->samples.n * sizeof(*profs[i].samples));
-            if (!profs[i].samples)
-                return nomem(d);
+            if (!profs[i].samples) {
+                rc = nomem(d);
+                goto fail;
+            }
             profs[i].cap_samples = (uint32_t)d->samples.n;
         }
     }
-    for (size_t si = 0; si < d->samples.n; si++)
-        if ((rc = parse_sample(d, si, profs, nt)))
-            return rc;
-    return 0;
+    *out = profs;
+fail:
+    fg_free(order);
+    return rc;
+}
+
+/* Every string reference outside samples and labels, checked before anything is built. */
+static int check_header(struct dec *d, uint64_t period_type[2], uint64_t *types)
+{
+    int rc = 0;
+    if (d->period_type.p && (rc = parse_value_type(d, d->period_type, "period_type", SIZE_MAX,
+                                                   &period_type[0], &period_type[1])))
+        return rc;
+    if ((rc = str_check(d, d->drop_frames, "", SIZE_MAX, "drop_frames")) ||
+        (rc = str_check(d, d->keep_frames, "", SIZE_MAX, "keep_frames")) ||
+        (rc = str_check(d, d->default_sample_type, "", SIZE_MAX, "default_sample_type")) ||
+        (rc = str_check(d, d->doc_url, "", SIZE_MAX, "doc_url")))
+        return rc;
+    for (size_t k = 0; k < d->comments.n && rc == 0; k++)
+        rc = str_check(d, d->comments.v[k], "comment", k, "index");
+    for (size_t i = 0; i < d->sample_types.n && rc == 0; i++)
+        rc = parse_value_type(d, d->sample_types.v[i], "sample_type", i, &types[2 * i],
+                              &types[2 * i + 1]);
+    return rc;
+}
+
+static int decode_raw(struct dec *d, const uint8_t *data, size_t len,
+                      const struct fg_pprof_origin *origin)
+{
+    uint64_t *types = NULL, period_type[2] = {0, 0};
+    struct fg_profile *profs = NULL;
+    int rc = parse_top(d, data, len);
+    if (rc)
+        goto fail;
+    if (d->strings.n == 0) { /* an empty profile: index 0 still means "" */
+        struct rd empty = {data, data};
+        if (span_push(&d->strings, empty) != 0) {
+            rc = nomem(d);
+            goto fail;
+        }
+    }
+    size_t ns = d->strings.n, nt = d->sample_types.n;
+    if (d->strings.v[0].len != 0) {
+        rc = bad(d, "string_table[0] must be \"\"");
+        goto fail;
+    }
+    if (nt > UINT32_MAX / 4) {
+        rc = bad(d, "too many sample types");
+        goto fail;
+    }
+    d->str_dict = fg_malloc(ns * sizeof(*d->str_dict));
+    types = fg_calloc(nt ? nt * 2 : 1, sizeof(*types));
+    if (!d->str_dict || !types) {
+        rc = nomem(d);
+        goto fail;
+    }
+    for (size_t i = 0; i < ns; i++)
+        d->str_dict[i] = -1;
+    d->str_dict[0] = 0;
+
+    if ((rc = check_header(d, period_type, types)) || (rc = parse_functions(d)) ||
+        (rc = parse_mappings(d)) || (rc = parse_locations(d)))
+        goto fail;
+    if (nt == 0) {
+        if (d->samples.n != 0)
+            rc = bad(d, "sample[0]: samples without sample types");
+        goto fail; /* nothing to add */
+    }
+    if ((rc = add_profiles(d, origin, types, nt, period_type, &profs)))
+        goto fail;
+    for (size_t si = 0; si < d->samples.n && rc == 0; si++)
+        rc = parse_sample(d, si, profs, nt);
+fail:
+    fg_free(types);
+    return rc;
 }
 
 int fg_pprof_decode(const uint8_t *data, size_t len, size_t max_len,
@@ -1430,12 +1438,10 @@ static void enc_reset(struct enc *e)
 {
     if (++e->gen == 0) { /* wrapped: stale marks could match again */
         e->gen = 1;
-        uint32_t ns = fg_dict_len(e->p, FG_TABLE_STRING), nf = fg_dict_len(e->p, FG_TABLE_FUNCTION),
-                 nm = fg_dict_len(e->p, FG_TABLE_MAPPING), nl = fg_dict_len(e->p, FG_TABLE_LOCATION);
-        memset(e->strs.gen, 0, ns * sizeof(uint32_t));
-        memset(e->fns.gen, 0, nf * sizeof(uint32_t));
-        memset(e->maps.gen, 0, nm * sizeof(uint32_t));
-        memset(e->locs.gen, 0, nl * sizeof(uint32_t));
+        memset(e->strs.gen, 0, fg_dict_len(e->p, FG_TABLE_STRING) * sizeof(uint32_t));
+        memset(e->fns.gen, 0, fg_dict_len(e->p, FG_TABLE_FUNCTION) * sizeof(uint32_t));
+        memset(e->maps.gen, 0, fg_dict_len(e->p, FG_TABLE_MAPPING) * sizeof(uint32_t));
+        memset(e->locs.gen, 0, fg_dict_len(e->p, FG_TABLE_LOCATION) * sizeof(uint32_t));
     }
     e->fn_order.n = e->map_order.n = e->loc_order.n = 0;
     e->head.len = e->samples.len = e->locs_buf.len = e->maps_buf.len = e->fns_buf.len = 0;

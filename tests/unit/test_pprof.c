@@ -206,7 +206,8 @@ static bool value_is_str(const struct fg_value *v, const char *want)
 static const struct fg_keyvalue *find_kv(const struct fg_scope *s, const char *key)
 {
     for (uint32_t i = 0; i < s->n_attrs; i++)
-        if (s->attrs[i].key.len == strlen(key) && memcmp(s->attrs[i].key.ptr, key, strlen(key)) == 0)
+        if (s->attrs[i].key.len == strlen(key) &&
+            memcmp(s->attrs[i].key.ptr, key, strlen(key)) == 0)
             return &s->attrs[i];
     return NULL;
 }
