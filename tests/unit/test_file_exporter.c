@@ -251,6 +251,44 @@ static void test_folded_files(void **state)
     tu_rmtree(tmp);
 }
 
+/* Frames without a function: mapping file name + address, or the bare address; a ';' in a
+ * name cannot split the frame. */
+static void test_folded_unsymbolized(void **state)
+{
+    struct fg_profiles *p = make_batch(1);
+    struct fg_mapping m = {.filename = (uint32_t)fg_dict_string(p, "/usr/lib/libc.so.6", 18)};
+    struct fg_location bare = {.address = 0x1234};
+    struct fg_location in_lib = {.mapping = (uint32_t)fg_dict_mapping(p, &m), .address = 0xab};
+    struct fg_function odd = {.name = (uint32_t)fg_dict_string(p, "a;b", 3)};
+    struct fg_line odd_line = {.function = (uint32_t)fg_dict_function(p, &odd)};
+    struct fg_location named = {.address = 1, .n_lines = 1, .lines = &odd_line};
+    uint32_t locs[3] = {(uint32_t)fg_dict_location(p, &named),
+                        (uint32_t)fg_dict_location(p, &in_lib),
+                        (uint32_t)fg_dict_location(p, &bare)};
+    struct fg_stack st = {3, locs};
+    p->resources[0].scopes[0].profiles[0].samples[0].stack = (uint32_t)fg_dict_stack(p, &st);
+
+    char tmp[256];
+    assert_non_null(tu_tempdir(tmp, sizeof(tmp)));
+    struct fg_component *c = make(tmp, FILE_FORMAT_FOLDED);
+    struct fg_err err = {{0}};
+    assert_int_equal(c->ops->start(c, &err), 0);
+    assert_int_equal(fg_consume(&c->consumer, p, &err), 0);
+    char names[4][256];
+    assert_int_equal(list_dir(tmp, names, 4), 1);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/%s", tmp, names[0]);
+    size_t len = 0;
+    char *text = (char *)tu_read_file(path, &len);
+    assert_non_null(text);
+    const char *want = "0x1234;libc.so.6+0xab;a:b 1\n";
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(text, want, len);
+    fg_free(text);
+    c->ops->destroy(c);
+    tu_rmtree(tmp);
+}
+
 int main(void)
 {
     fg_log_set_level(FG_LOG_OFF);
@@ -261,6 +299,7 @@ int main(void)
         cmocka_unit_test(test_write_error),
         cmocka_unit_test(test_pprof_files),
         cmocka_unit_test(test_folded_files),
+        cmocka_unit_test(test_folded_unsymbolized),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
