@@ -33,8 +33,7 @@ def pprof_tool():
 
 def go_raw(path):
     """`go tool pprof -raw` text of a file; fails the caller's test if go cannot read it."""
-    env = dict(os.environ, HOME=os.environ.get("HOME", "/tmp"), PPROF_TMPDIR="/tmp",
-               GOFLAGS="-mod=mod")
+    env = dict(os.environ, HOME=os.environ.get("HOME", "/tmp"), PPROF_TMPDIR="/tmp")
     r = subprocess.run(["go", "tool", "pprof", "-raw", path], capture_output=True,
                        timeout=120, env=env)
     if r.returncode != 0:
