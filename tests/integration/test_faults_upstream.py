@@ -3,6 +3,7 @@
 import os
 import sys
 import time
+import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import faultkit as fk  # noqa: E402
@@ -101,6 +102,28 @@ class UpstreamFaults(h.FgTestCase):
         self.assertIn("HTTP 400", log)
         self.stop_clean(g)
         sink.down()
+
+    @unittest.expectedFailure
+    def test_d_full_queue_behind_batch_processor(self):
+        """KNOWN GAP (pipeline/processors/batch_processor.c): the batch processor acknowledges
+        data, and when its timer flush finds the exporter queue full it logs and drops the
+        batch. Sink down + a 5-batch queue: acknowledged samples are lost. When the batch
+        processor keeps a refused flush and pushes back instead, this test passes and the
+        expectedFailure marker must go."""
+        sink = fk.Sink()
+        g = self.start(fk.gateway_config(sink.port, batch="50ms",
+                                         queue={"queue_size": 5, "num_consumers": 1}), "gw")
+        agents = fk.Agents(g.port, n=2, per_request=10, interval=0.01).start()
+        time.sleep(2.0)
+        agents.stop()
+        sink.up()
+        got = fk.wait_received(sink, agents.acked, 4)
+        fk.figures("full_queue_behind_batch", agents.sent, agents.acked, got)
+        refused = g.log_text().count("next component refused a batch")
+        print("batch processor dropped %d flushes" % refused)
+        self.stop_clean(g)
+        sink.down()
+        self.assertFalse(agents.acked - set(got), "acknowledged samples lost")
 
 
 if __name__ == "__main__":
