@@ -1,4 +1,4 @@
-/* Building, starting and stopping the component graph. */
+/* Building, starting and stopping the component graph (extensions first and last). */
 #include "fg_service.h"
 
 #include <stdio.h>
@@ -223,7 +223,8 @@ static const char *kind_order_name(const struct fg_component *c)
 
 int fg_service_start(struct fg_service *s, struct fg_err *err)
 {
-    /* instances were created exporters → processors (back to front) → receivers */
+    /* instances were created extensions → exporters → processors (back to front) →
+     * receivers */
     for (size_t i = 0; i < s->n_instances; i++) {
         struct fg_component *c = s->instances[i].c;
         int rc = c->ops->start ? c->ops->start(c, err) : 0;
