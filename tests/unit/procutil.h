@@ -131,7 +131,12 @@ static __attribute__((unused)) uint32_t pu_kvs(struct fg_profiles *p, const char
     uint32_t n = 0;
     char *copy = fg_strdup(spec ? spec : "");
     char *cur = copy;
-    for (char *tok = pu_tok(&cur, ','); tok && n < max; tok = pu_tok(&cur, ',')) {
+    char sep = ',';
+    if (*cur == '|') { /* "|k=v|k2=v2" when values hold commas */
+        sep = '|';
+        cur++;
+    }
+    for (char *tok = pu_tok(&cur, sep); tok && n < max; tok = pu_tok(&cur, sep)) {
         char *eq = strchr(tok, '=');
         if (!eq)
             continue;
