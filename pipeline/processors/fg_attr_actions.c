@@ -714,7 +714,7 @@ int fg_attr_actions_apply(const struct fg_attr_actions *a, struct fg_attr_list *
 
 /* ---- match sets ---- */
 
-static const char *const match_type_names[] = {"strict", "regexp", NULL};
+const char *const fg_match_type_names[] = {"strict", "regexp", NULL};
 
 const struct fg_option fg_match_kv_options[] = {
     FG_OPT_STR("key", struct fg_attr_match_kv, key, NULL, "attribute key"),
@@ -732,7 +732,7 @@ static int check_match_kv(const void *elem, struct fg_err *err)
 }
 
 const struct fg_option fg_match_options[] = {
-    FG_OPT_CHOICE("match_type", struct fg_match_cfg, match_type, "strict", match_type_names,
+    FG_OPT_CHOICE("match_type", struct fg_match_cfg, match_type, "strict", fg_match_type_names,
                   "strict (equal text) or regexp (values are regexes)"),
     FG_OPT_LIST("services", struct fg_match_cfg, services, "service.name values (any)"),
     FG_OPT_STRUCTS_CHECK("resources", struct fg_match_cfg, resources, fg_match_kv_options,

@@ -115,6 +115,7 @@ struct fg_match_cfg {
 };
 
 extern const struct fg_option fg_match_options[];
+extern const char *const fg_match_type_names[]; /* strict, regexp */
 extern const struct fg_option fg_match_kv_options[];
 
 struct fg_match;
