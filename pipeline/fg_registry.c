@@ -10,6 +10,7 @@ extern const struct fg_factory fg_attributes_processor_factory;
 extern const struct fg_factory fg_resource_processor_factory;
 extern const struct fg_factory fg_relabel_processor_factory;
 extern const struct fg_factory fg_filter_processor_factory;
+extern const struct fg_factory fg_resourcedetection_processor_factory;
 extern const struct fg_factory fg_otlphttp_exporter_factory;
 extern const struct fg_factory fg_file_exporter_factory;
 extern const struct fg_factory fg_debug_exporter_factory;
@@ -21,6 +22,7 @@ static const struct fg_factory *const registry[] = {
     &fg_resource_processor_factory,
     &fg_relabel_processor_factory,
     &fg_filter_processor_factory,
+    &fg_resourcedetection_processor_factory,
     &fg_otlphttp_exporter_factory,
     &fg_file_exporter_factory,
     &fg_debug_exporter_factory,

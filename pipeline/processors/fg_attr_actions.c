@@ -13,6 +13,7 @@
 #include "fg_arena.h"
 #include "fg_log.h"
 #include "fg_proc_regex.h"
+#include "fg_semconv.h"
 
 /* ---- the list ---- */
 
@@ -948,7 +949,8 @@ bool fg_match_profile(const struct fg_match *m, const struct fg_profiles *p,
                       const struct fg_resource *res, const struct fg_profile *prof)
 {
     if (m->n_services) {
-        const struct fg_value *v = find_kv(res->attrs, res->n_attrs, "service.name", 12);
+        const struct fg_value *v = find_kv(res->attrs, res->n_attrs, FG_SEMCONV_SERVICE_NAME,
+                                              strlen(FG_SEMCONV_SERVICE_NAME));
         bool any = false;
         for (size_t i = 0; v && v->kind == FG_VALUE_STRING && i < m->n_services && !any; i++)
             any = str_matches(&m->services[i], v->u.s);
