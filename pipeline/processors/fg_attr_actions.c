@@ -889,12 +889,12 @@ static bool value_matches(const struct fg_value *v, const char *want, const stru
         s = v->u.s.ptr ? v->u.s.ptr : "";
         len = v->u.s.len;
     } else {
-        if (fg_value_to_text(v, &b)) {
+        if (fg_value_to_text(v, &b) || fg_buf_append(&b, "", 1)) {
             fg_buf_free(&b);
             return false;
         }
-        s = b.data ? (const char *)b.data : "";
-        len = b.len;
+        s = (const char *)b.data;
+        len = b.len - 1; /* the NUL is for regexec only */
     }
     bool ok = re ? fg_regex_match(re, s, len) : (strlen(want) == len && memcmp(s, want, len) == 0);
     fg_buf_free(&b);
@@ -993,6 +993,31 @@ int fg_proc_copy(const struct fg_profiles *in, struct fg_profiles **out, struct 
     memcpy(p->tenant, in->tenant, sizeof(p->tenant));
     *out = p;
     return 0;
+}
+
+void fg_proc_release_profile(struct fg_profile *prof)
+{
+    fg_free(prof->samples);
+    prof->samples = NULL;
+    prof->n_samples = prof->cap_samples = 0;
+}
+
+void fg_proc_release_scope(struct fg_scope_profiles *sp)
+{
+    for (uint32_t i = 0; i < sp->n_profiles; i++)
+        fg_proc_release_profile(&sp->profiles[i]);
+    fg_free(sp->profiles);
+    sp->profiles = NULL;
+    sp->n_profiles = sp->cap_profiles = 0;
+}
+
+void fg_proc_release_resource(struct fg_resource_profiles *rp)
+{
+    for (uint32_t s = 0; s < rp->n_scopes; s++)
+        fg_proc_release_scope(&rp->scopes[s]);
+    fg_free(rp->scopes);
+    rp->scopes = NULL;
+    rp->n_scopes = rp->cap_scopes = 0;
 }
 
 void fg_proc_recount(struct fg_profiles *p)

@@ -140,6 +140,12 @@ bool fg_match_needs_profile(const struct fg_match *m);
 
 /* A private, writable copy of in (dictionary re-interned, tenant kept). */
 int fg_proc_copy(const struct fg_profiles *in, struct fg_profiles **out, struct fg_err *err);
+/* Releases what a profile, scope or resource being cut out of a batch owns (the model keeps
+ * sample, profile and scope arrays on the heap; everything else is arena memory), before the
+ * caller compacts the array it sat in. */
+void fg_proc_release_profile(struct fg_profile *prof);
+void fg_proc_release_scope(struct fg_scope_profiles *sp);
+void fg_proc_release_resource(struct fg_resource_profiles *rp);
 /* Recomputes p->n_samples after samples were dropped in place. */
 void fg_proc_recount(struct fg_profiles *p);
 /* Ends a consume: on rc != 0 drops in and out and returns rc (FG_ENOMEM becomes

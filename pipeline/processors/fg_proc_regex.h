@@ -37,7 +37,8 @@ struct fg_regex_match {
 int fg_regex_compile(const char *pattern, int flags, struct fg_regex **out, struct fg_err *err);
 void fg_regex_free(struct fg_regex *re);
 
-/* s need not be NUL-terminated. */
+/* Matches s[0..len). s[len] or a later byte must be a NUL (glibc reads only the range, but
+ * sanitizers check up to the terminator): model strings and arena copies are. */
 bool fg_regex_match(const struct fg_regex *re, const char *s, size_t len);
 /* Like fg_regex_match, filling m with the groups of the (first) match. */
 bool fg_regex_exec(const struct fg_regex *re, const char *s, size_t len, struct fg_regex_match *m);

@@ -354,6 +354,7 @@ static int process(const struct filter_processor *f, const struct fg_profiles *i
             for (uint32_t i = 0; i < sp->n_profiles; i++) {
                 struct fg_profile *prof = &sp->profiles[i];
                 if (!profile_passes(f, out, &rp->resource, prof)) {
+                    fg_proc_release_profile(prof);
                     changed = true;
                     continue;
                 }
@@ -365,17 +366,23 @@ static int process(const struct filter_processor *f, const struct fg_profiles *i
                 }
                 changed |= c;
                 /* a profile every sample of which was filtered out goes too */
-                if (before && !prof->n_samples)
+                if (before && !prof->n_samples) {
+                    fg_proc_release_profile(prof);
                     continue;
+                }
                 sp->profiles[kept++] = *prof;
             }
             sp->n_profiles = kept;
             if (kept || !had)
                 rp->scopes[kept_scopes++] = *sp;
+            else
+                fg_proc_release_scope(sp);
         }
         rp->n_scopes = kept_scopes;
         if (kept_scopes || !had_scopes)
             out->resources[kept_res++] = *rp;
+        else
+            fg_proc_release_resource(rp);
     }
     out->n_resources = kept_res;
     fg_proc_recount(out);

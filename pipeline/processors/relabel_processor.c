@@ -353,9 +353,11 @@ static int apply_rule(const struct rl_rule *r, struct fg_attr_list *l, bool *kee
         if (!rc)
             rc = label_get(l, r->src[i], strlen(r->src[i]), &val);
     }
-    if (rc)
+    /* regexec (and sanitizers watching it) want a terminated string */
+    if (rc || (rc = fg_buf_append(&val, "", 1)) != 0)
         goto out;
-    const char *v = val.data ? (const char *)val.data : "";
+    val.len--;
+    const char *v = (const char *)val.data;
     struct fg_regex_match m;
     switch (r->action) {
     case RL_DROP:
@@ -555,8 +557,10 @@ static int relabel_resources(const struct relabel_processor *rp, struct fg_profi
         if ((rc = fg_attr_list_from_kv(l, res->attrs, res->n_attrs)) != 0 ||
             (rc = relabel_list(rp, l, &keep)) != 0)
             return rc;
-        if (!keep)
-            continue; /* its scopes and profiles are arena memory: nothing to free */
+        if (!keep) {
+            fg_proc_release_resource(&out->resources[r]);
+            continue;
+        }
         if ((rc = fg_attr_list_to_kv(l, out, &res->attrs, &res->n_attrs)) != 0)
             return rc;
         out->resources[kept++] = out->resources[r];
