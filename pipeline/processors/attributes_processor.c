@@ -98,6 +98,7 @@ static int process(const struct attributes_processor *a, const struct fg_profile
         return 0;
     struct fg_profiles *out = NULL;
     struct fg_arena *scratch = NULL;
+    struct fg_idx_memo memo = {0};
     int rc = fg_proc_copy(in, &out, err);
     if (rc)
         return rc;
@@ -116,17 +117,30 @@ static int process(const struct attributes_processor *a, const struct fg_profile
                     goto fail;
                 for (uint32_t k = 0; a->on_sample && k < prof->n_samples; k++) {
                     struct fg_sample *smp = &prof->samples[k];
-                    if ((rc = edit(a, out, &l, &smp->attrs, &smp->n_attrs)) != 0)
-                        goto fail;
+                    const struct fg_idx_memo_entry *e =
+                        fg_idx_memo_get(&memo, smp->attrs, smp->n_attrs);
+                    if (!e) {
+                        const uint32_t *key = smp->attrs;
+                        uint32_t n_key = smp->n_attrs;
+                        if ((rc = edit(a, out, &l, &smp->attrs, &smp->n_attrs)) != 0 ||
+                            (rc = fg_idx_memo_put(&memo, key, n_key, true, smp->attrs,
+                                                  smp->n_attrs)) != 0)
+                            goto fail;
+                        continue;
+                    }
+                    smp->attrs = e->out;
+                    smp->n_attrs = e->n_out;
                 }
             }
         }
     }
     fg_arena_free(scratch);
+    fg_idx_memo_free(&memo);
     *outp = out;
     return 0;
 fail:
     fg_arena_free(scratch);
+    fg_idx_memo_free(&memo);
     fg_profiles_unref(out);
     return fg_err_set(err, rc, "%s", fg_strerror(rc));
 }

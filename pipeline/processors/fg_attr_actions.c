@@ -11,6 +11,7 @@
 
 #include "fg_alloc.h"
 #include "fg_arena.h"
+#include "fg_hash.h"
 #include "fg_log.h"
 #include "fg_proc_regex.h"
 #include "fg_semconv.h"
@@ -976,6 +977,68 @@ bool fg_match_profile(const struct fg_match *m, const struct fg_profiles *p,
             return false;
     }
     return true;
+}
+
+/* ---- index-list cache ---- */
+
+static uint64_t idx_hash(const uint32_t *idx, uint32_t n)
+{
+    return fg_hash_bytes(0x5eed, idx, (size_t)n * sizeof(*idx));
+}
+
+static struct fg_idx_memo_entry *memo_slot(const struct fg_idx_memo *m, const uint32_t *idx,
+                                           uint32_t n, uint64_t h)
+{
+    for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        struct fg_idx_memo_entry *e = &m->slots[i];
+        if (!e->used || (e->hash == h && e->n_in == n &&
+                         (n == 0 || memcmp(e->in, idx, n * sizeof(*idx)) == 0)))
+            return e;
+    }
+}
+
+static int memo_grow(struct fg_idx_memo *m)
+{
+    size_t cap = m->cap ? m->cap * 2 : 64;
+    struct fg_idx_memo_entry *slots = fg_calloc(cap, sizeof(*slots));
+    if (!slots)
+        return FG_ENOMEM;
+    struct fg_idx_memo old = *m;
+    m->slots = slots;
+    m->cap = cap;
+    for (size_t i = 0; i < old.cap; i++)
+        if (old.slots[i].used)
+            *memo_slot(m, old.slots[i].in, old.slots[i].n_in, old.slots[i].hash) = old.slots[i];
+    fg_free(old.slots);
+    return 0;
+}
+
+void fg_idx_memo_free(struct fg_idx_memo *m)
+{
+    fg_free(m->slots);
+    memset(m, 0, sizeof(*m));
+}
+
+const struct fg_idx_memo_entry *fg_idx_memo_get(const struct fg_idx_memo *m, const uint32_t *idx,
+                                                uint32_t n)
+{
+    if (!m->cap)
+        return NULL;
+    const struct fg_idx_memo_entry *e = memo_slot(m, idx, n, idx_hash(idx, n));
+    return e->used ? e : NULL;
+}
+
+int fg_idx_memo_put(struct fg_idx_memo *m, const uint32_t *in, uint32_t n_in, bool keep,
+                    const uint32_t *out, uint32_t n_out)
+{
+    if ((m->n + 1) * 2 > m->cap && memo_grow(m))
+        return FG_ENOMEM;
+    uint64_t h = idx_hash(in, n_in);
+    struct fg_idx_memo_entry *e = memo_slot(m, in, n_in, h);
+    if (!e->used)
+        m->n++;
+    *e = (struct fg_idx_memo_entry){h, in, n_in, true, keep, out, n_out};
+    return 0;
 }
 
 /* ---- processor plumbing ---- */

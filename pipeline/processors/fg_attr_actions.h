@@ -136,6 +136,31 @@ bool fg_match_dict_attrs(const struct fg_match *m, const struct fg_profiles *p,
 /* Whether the set says anything about the profile level (attributes, sample types). */
 bool fg_match_needs_profile(const struct fg_match *m);
 
+/* ---- a cache from attribute index lists to their edited versions ----
+ * Sample attribute sets repeat a lot; editing each distinct set once per batch is enough.
+ * Keys are compared by content; key and value arrays are borrowed (batch arena memory). */
+struct fg_idx_memo_entry {
+    uint64_t hash;
+    const uint32_t *in;
+    uint32_t n_in;
+    bool used;
+    bool keep; /* false: the sample is dropped */
+    const uint32_t *out;
+    uint32_t n_out;
+};
+
+struct fg_idx_memo {
+    struct fg_idx_memo_entry *slots;
+    size_t cap, n;
+};
+
+void fg_idx_memo_free(struct fg_idx_memo *m);
+/* The entry for idx, or NULL when there is none yet. */
+const struct fg_idx_memo_entry *fg_idx_memo_get(const struct fg_idx_memo *m, const uint32_t *idx,
+                                                uint32_t n);
+int fg_idx_memo_put(struct fg_idx_memo *m, const uint32_t *in, uint32_t n_in, bool keep,
+                    const uint32_t *out, uint32_t n_out);
+
 /* ---- processor plumbing ---- */
 
 /* A private, writable copy of in (dictionary re-interned, tenant kept). */

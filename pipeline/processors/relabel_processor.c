@@ -11,7 +11,6 @@
 #include "fg_arena.h"
 #include "fg_attr_actions.h"
 #include "fg_component.h"
-#include "fg_hash.h"
 #include "fg_model.h"
 #include "fg_proc_regex.h"
 
@@ -453,86 +452,34 @@ static int relabel_list(const struct relabel_processor *rp, struct fg_attr_list 
     return 0;
 }
 
-/* Sample label sets repeat a lot: results are cached per distinct attribute index list. */
-struct memo_entry {
-    uint64_t hash;
-    const uint32_t *in;
-    uint32_t n_in;
-    bool keep;
-    const uint32_t *out;
-    uint32_t n_out;
-    bool used;
-};
-
-struct memo {
-    struct memo_entry *slots;
-    size_t cap, n;
-};
-
-static uint64_t idx_hash(const uint32_t *idx, uint32_t n)
-{
-    return fg_hash_bytes(0x5eed, idx, (size_t)n * sizeof(*idx));
-}
-
-static struct memo_entry *memo_find(struct memo *m, const uint32_t *idx, uint32_t n, uint64_t h)
-{
-    for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-        struct memo_entry *e = &m->slots[i];
-        if (!e->used || (e->hash == h && e->n_in == n &&
-                         (n == 0 || memcmp(e->in, idx, n * sizeof(*idx)) == 0)))
-            return e;
-    }
-}
-
-static int memo_grow(struct memo *m)
-{
-    size_t cap = m->cap ? m->cap * 2 : 64;
-    struct memo_entry *slots = fg_calloc(cap, sizeof(*slots));
-    if (!slots)
-        return FG_ENOMEM;
-    struct memo old = *m;
-    m->slots = slots;
-    m->cap = cap;
-    for (size_t i = 0; i < old.cap; i++)
-        if (old.slots[i].used)
-            *memo_find(m, old.slots[i].in, old.slots[i].n_in, old.slots[i].hash) = old.slots[i];
-    fg_free(old.slots);
-    return 0;
-}
-
 static int relabel_samples(const struct relabel_processor *rp, struct fg_profiles *out,
-                           struct fg_attr_list *l, bool *changed)
+                           struct fg_attr_list *l)
 {
-    struct memo memo = {0};
-    int rc = memo_grow(&memo);
+    struct fg_idx_memo memo = {0};
+    int rc = 0;
     for (uint32_t r = 0; r < out->n_resources && !rc; r++) {
         struct fg_resource_profiles *res = &out->resources[r];
         for (uint32_t s = 0; s < res->n_scopes && !rc; s++) {
             for (uint32_t i = 0; i < res->scopes[s].n_profiles && !rc; i++) {
                 struct fg_profile *prof = &res->scopes[s].profiles[i];
                 uint32_t kept = 0;
-                for (uint32_t k = 0; k < prof->n_samples; k++) {
+                for (uint32_t k = 0; k < prof->n_samples && !rc; k++) {
                     struct fg_sample *smp = &prof->samples[k];
-                    uint64_t h = idx_hash(smp->attrs, smp->n_attrs);
-                    struct memo_entry *e = memo_find(&memo, smp->attrs, smp->n_attrs, h);
-                    if (!e->used) {
+                    const struct fg_idx_memo_entry *e =
+                        fg_idx_memo_get(&memo, smp->attrs, smp->n_attrs);
+                    if (!e) {
                         bool keep;
-                        if ((rc = fg_attr_list_from_dict(l, out, smp->attrs, smp->n_attrs)) != 0 ||
-                            (rc = relabel_list(rp, l, &keep)) != 0)
-                            break;
                         const uint32_t *idx = NULL;
                         uint32_t n = 0;
-                        if (keep && (rc = fg_attr_list_to_dict(l, out, &idx, &n)) != 0)
+                        if ((rc = fg_attr_list_from_dict(l, out, smp->attrs, smp->n_attrs)) != 0 ||
+                            (rc = relabel_list(rp, l, &keep)) != 0 ||
+                            (keep && (rc = fg_attr_list_to_dict(l, out, &idx, &n)) != 0) ||
+                            (rc = fg_idx_memo_put(&memo, smp->attrs, smp->n_attrs, keep, idx, n)) != 0)
                             break;
-                        *e = (struct memo_entry){h, smp->attrs, smp->n_attrs, keep, idx, n, true};
-                        if (++memo.n * 2 > memo.cap && (rc = memo_grow(&memo)) != 0)
-                            break;
-                        e = memo_find(&memo, smp->attrs, smp->n_attrs, h);
+                        e = fg_idx_memo_get(&memo, smp->attrs, smp->n_attrs);
                     }
-                    if (!e->keep) {
-                        *changed = true;
+                    if (!e->keep)
                         continue;
-                    }
                     smp->attrs = e->out;
                     smp->n_attrs = e->n_out;
                     prof->samples[kept++] = *smp;
@@ -541,7 +488,7 @@ static int relabel_samples(const struct relabel_processor *rp, struct fg_profile
             }
         }
     }
-    fg_free(memo.slots);
+    fg_idx_memo_free(&memo);
     fg_proc_recount(out);
     return rc;
 }
@@ -583,8 +530,7 @@ static int process(const struct relabel_processor *rp, const struct fg_profiles 
         goto fail;
     struct fg_attr_list l;
     fg_attr_list_init(&l, scratch);
-    bool changed = false;
-    rc = rp->sample_scope ? relabel_samples(rp, out, &l, &changed) : relabel_resources(rp, out, &l);
+    rc = rp->sample_scope ? relabel_samples(rp, out, &l) : relabel_resources(rp, out, &l);
     if (rc)
         goto fail;
     fg_arena_free(scratch);
