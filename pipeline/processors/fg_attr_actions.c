@@ -535,8 +535,8 @@ fail:
     return rc;
 }
 
-/* The Collector's hasher: strings by their bytes, ints and doubles as 8 little-endian
- * bytes, bools as one byte; other kinds hash to "". */
+/* The Collector's sha2Hasher (coreinternal/attraction): strings by their bytes, ints and
+ * doubles as 8 little-endian bytes, bools as one byte; other kinds become "". */
 static int hash_value(struct fg_attr_list *l, struct fg_value *v)
 {
     uint8_t buf[8];
@@ -567,10 +567,8 @@ static int hash_value(struct fg_attr_list *l, struct fg_value *v)
         break;
     }
     char hex[65] = "";
-    if (len || v->kind == FG_VALUE_STRING)
+    if (len || v->kind == FG_VALUE_STRING) /* an empty string hashes too, as in the Collector */
         fg_sha256_hex(data ? data : "", len, hex);
-    if (v->kind == FG_VALUE_STRING && len == 0)
-        hex[0] = '\0'; /* Go hashes nothing when the value is empty */
     char *s = fg_arena_strndup(l->arena, hex, strlen(hex));
     if (!s)
         return FG_ENOMEM;
