@@ -86,6 +86,7 @@ static void test_hash_extract_convert(void **state)
              "    actions:\n"
              "      - {key: user, action: hash}\n"
              "      - {key: uid, action: hash}\n"
+             "      - {key: empty, action: hash}\n"
              "      - key: url\n"
              "        action: extract\n"
              "        pattern: '^(?P<scheme>[a-z]+)://(?P<host>[^/:]+)(:(?P<port>\\d+))?(?P<path>/[^?]*)'\n"
@@ -96,13 +97,14 @@ static void test_hash_extract_convert(void **state)
              "      - {pattern: '^tmp\\.', action: delete}\n");
     struct fg_profiles *in = one_profile(
         "service.name=svc",
-        "user=alice,uid=#42,url=https://example.com/api/v1?q=1,count=123,bad=12x,n=#7,d=#3,"
+        "empty=,user=alice,uid=#42,url=https://example.com/api/v1?q=1,count=123,bad=12x,n=#7,d=#3,"
         "tmp.a=1,tmp.b=2,keep.tmp=3");
     struct fg_profiles *out = pu_run(&f, in);
     const struct fg_profile *prof = first_profile(out);
     assert_string_equal(
         pu_dict_text(out, prof->attrs, prof->n_attrs, buf, sizeof(buf)),
-        "bad=12x,count=#123,d=3,host=example.com,keep.tmp=3,n=7,path=/api/v1,port=,"
+        "bad=12x,count=#123,d=3,"
+        "empty=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855,host=example.com,keep.tmp=3,n=7,path=/api/v1,port=,"
         "scheme=https,uid=ed049108bc18f2c64369e8d0ea42850bdd1a7d1dd340cfde716315579702a76c,"
         "url=https://example.com/api/v1?q=1,"
         "user=2bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db186d6e90");
