@@ -332,10 +332,27 @@ static int filter_samples(const struct filter_processor *f, struct prune_state *
     return changed;
 }
 
+/* With profile filters only, most batches pass whole: no copy for those. */
+static bool passes_whole(const struct filter_processor *f, const struct fg_profiles *in)
+{
+    if (f->drop || f->smp_include || f->smp_exclude || f->min_value > 0)
+        return false;
+    for (uint32_t r = 0; r < in->n_resources; r++) {
+        const struct fg_resource_profiles *rp = &in->resources[r];
+        for (uint32_t s = 0; s < rp->n_scopes; s++)
+            for (uint32_t i = 0; i < rp->scopes[s].n_profiles; i++)
+                if (!profile_passes(f, in, &rp->resource, &rp->scopes[s].profiles[i]))
+                    return false;
+    }
+    return true;
+}
+
 static int process(const struct filter_processor *f, const struct fg_profiles *in,
                    struct fg_profiles **outp, struct fg_err *err)
 {
     *outp = NULL;
+    if (passes_whole(f, in))
+        return 0;
     struct fg_profiles *out = NULL;
     struct prune_state ps = {0};
     int rc = fg_proc_copy(in, &out, err);
