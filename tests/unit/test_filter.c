@@ -3,7 +3,10 @@
  * inlined frames and function-name simplification), profile and sample filters, min_value,
  * and config errors with positions. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "procutil.h"
 
@@ -202,6 +205,53 @@ static void test_config_errors(void **state)
                  "invalid value \"fuzzy\"");
 }
 
+/* The real binary's `validate` reports each processor's config error at its value. */
+static void test_flamegate_validate(void **state)
+{
+    (void)state;
+    const char *bin = getenv("FG_BINARY");
+    if (!bin || access(bin, X_OK) != 0) {
+        print_message("skipped: FG_BINARY not set (run through ctest)\n");
+        return;
+    }
+    char dir[256], path[512], cmd[1024];
+    tu_tempdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/bad.yaml", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("receivers: {otlp: {protocols: {http: {endpoint: 127.0.0.1:0}}}}\n"
+          "processors:\n"
+          "  filter:\n"
+          "    drop_frames: 'runtime\\.(gc'\n"
+          "  attributes:\n"
+          "    actions: [{key: a, action: explode}]\n"
+          "  relabel:\n"
+          "    relabel_configs: [{source_labels: [a], regex: '[z-a]', target_label: b}]\n"
+          "  resourcedetection:\n"
+          "    detectors: [env, ec2]\n"
+          "exporters: {debug: {}}\n"
+          "service: {pipelines: {profiles: {receivers: [otlp], processors: [filter, "
+          "attributes, relabel, resourcedetection], exporters: [debug]}}}\n",
+          f);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "'%s' validate --config '%s' 2>&1", bin, path);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char out[8192];
+    size_t n = fread(out, 1, sizeof(out) - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 0);
+    const char *want[] = {":4:18: error: processors.filter.drop_frames: invalid regex",
+                          ":6:32: error: processors.attributes.actions[0].action: unknown action",
+                          ":8:51: error: processors.relabel.relabel_configs[0].regex: invalid regex",
+                          ":10:22: error: processors.resourcedetection.detectors: unknown detector"};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        if (!strstr(out, want[i]))
+            fail_msg("missing \"%s\" in:\n%s", want[i], out);
+    tu_rmtree(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -211,6 +261,7 @@ int main(void)
         cmocka_unit_test(test_nothing_left_and_nothing_changed),
         cmocka_unit_test(test_timestamps_only_weight),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_flamegate_validate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
