@@ -333,7 +333,12 @@ static int label_set(struct fg_attr_list *l, const char *name, size_t nlen, cons
     if (!k || !v)
         return FG_ENOMEM;
     struct fg_value value = {.kind = FG_VALUE_STRING, .u.s = {v, (uint32_t)vlen}};
-    return fg_attr_list_set(l, k, nlen, &value);
+    int rc = fg_attr_list_set(l, k, nlen, &value);
+    if (rc)
+        return rc;
+    /* a label is text: a unit the attribute had (a pprof num_unit) no longer applies */
+    l->items[fg_attr_list_find(l, k, nlen)].unit = (struct fg_bytes){NULL, 0};
+    return 0;
 }
 
 static bool text_equal(const struct fg_buf *b, const char *s, size_t len)
