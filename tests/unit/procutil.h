@@ -328,4 +328,29 @@ static __attribute__((unused)) uint64_t pu_count_samples(const struct fg_profile
     return n;
 }
 
+/* Walks an allocation failure over every allocation one consume makes: each run must either
+ * succeed or ask for a retry (FG_ERETRYABLE), and leak nothing (checked under ASan). */
+static __attribute__((unused)) void pu_alloc_walk(const char *type, const char *body,
+                                                  struct fg_profiles *(*make)(void))
+{
+    struct pu_fixture f;
+    pu_setup(&f, type, body);
+    unsigned long n;
+    for (n = 1; n < 100000; n++) {
+        struct fg_profiles *in = make();
+        struct fg_err err = {{0}};
+        fg_alloc_fail_after(0);
+        fg_alloc_fail_after(n);
+        int rc = f.proc->consumer.consume(&f.proc->consumer, in, &err);
+        unsigned long made = fg_alloc_fail_after(0);
+        if (rc != 0 && rc != FG_ERETRYABLE)
+            fail_msg("%s: failing allocation %lu gave %d (%s)", type, n, rc, err.msg);
+        if (rc == 0 && made < n)
+            break; /* the whole consume ran without reaching the failure */
+    }
+    print_message("%s: %lu allocation failures walked\n", type, n - 1);
+    assert_true(n > 1); /* something was allocated, so the walk tested something */
+    pu_teardown(&f);
+}
+
 #endif

@@ -242,6 +242,30 @@ static void test_config_errors(void **state)
                  "test.yaml:", "services[0]");
 }
 
+static struct fg_profiles *walk_batch(void)
+{
+    struct fg_profiles *p = tu_make_batch("svc", 12);
+    return p;
+}
+
+static void test_allocation_failures(void **state)
+{
+    (void)state;
+    pu_alloc_walk("attributes",
+                  "    apply_to: [profile, sample]\n"
+                  "    actions:\n"
+                  "      - {key: thread.name, action: hash}\n"
+                  "      - {key: t, action: extract, pattern: '(?P<w>w)'}\n"
+                  "      - {key: x, action: upsert, value: '1'}\n"
+                  "      - {key: x, action: convert, converted_type: string}\n",
+                  walk_batch);
+    pu_alloc_walk("resource",
+                  "    attributes:\n"
+                  "      - {key: host.cores, action: convert, converted_type: string}\n"
+                  "      - {key: env, action: insert, value: prod}\n",
+                  walk_batch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -252,6 +276,7 @@ int main(void)
         cmocka_unit_test(test_nothing_selected_passes_through),
         cmocka_unit_test(test_resource_processor),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

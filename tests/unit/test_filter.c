@@ -252,6 +252,22 @@ static void test_flamegate_validate(void **state)
     tu_rmtree(dir);
 }
 
+static struct fg_profiles *walk_batch(void)
+{
+    return tu_make_batch("svc", 12);
+}
+
+static void test_allocation_failures(void **state)
+{
+    (void)state;
+    pu_alloc_walk("filter",
+                  "    drop_frames: 'helper|leaf_1'\n"
+                  "    keep_frames: main\n"
+                  "    min_value: 4\n"
+                  "    samples: {exclude: {attributes: [{key: thread.name, value: worker-1}]}}\n",
+                  walk_batch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -262,6 +278,7 @@ int main(void)
         cmocka_unit_test(test_timestamps_only_weight),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_flamegate_validate),
+        cmocka_unit_test(test_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -310,6 +310,29 @@ static void test_config_errors(void **state)
                  "test.yaml:4:", "invalid value \"span\"");
 }
 
+static struct fg_profiles *walk_batch(void)
+{
+    return tu_make_batch("svc", 12);
+}
+
+static void test_allocation_failures(void **state)
+{
+    (void)state;
+    pu_alloc_walk("relabel",
+                  "    scope: sample\n"
+                  "    relabel_configs:\n"
+                  "      - {source_labels: [thread.name], regex: 'worker-1', action: drop}\n"
+                  "      - {source_labels: [thread.name], regex: 'worker-(.*)', target_label: w}\n"
+                  "      - {regex: '(t.*)', replacement: 'x_$1', action: labelmap}\n"
+                  "      - {source_labels: [w], target_label: h, action: hashmod, modulus: 8}\n",
+                  walk_batch);
+    pu_alloc_walk("relabel",
+                  "    relabel_configs:\n"
+                  "      - {source_labels: [service.name], target_label: svc}\n"
+                  "      - {source_labels: [host.cores], regex: '9', action: drop}\n",
+                  walk_batch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +342,7 @@ int main(void)
         cmocka_unit_test(test_everything_dropped_sends_nothing),
         cmocka_unit_test(test_regex_layer),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -211,6 +211,20 @@ static void test_config_errors(void **state)
     fg_free(msg);
 }
 
+static struct fg_profiles *walk_batch(void)
+{
+    return tu_make_batch("svc", 4);
+}
+
+static void test_allocation_failures(void **state)
+{
+    (void)state;
+    clear_env();
+    setenv("OTEL_RESOURCE_ATTRIBUTES", "a=1,b=2", 1);
+    pu_alloc_walk("resourcedetection", "    detectors: [env]\n", walk_batch);
+    clear_env();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -220,6 +234,7 @@ int main(void)
         cmocka_unit_test(test_container_id),
         cmocka_unit_test(test_processor_override),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
