@@ -212,11 +212,75 @@ static void parse_strlist(struct loader *L, struct fg_strlist *l, const struct f
     }
 }
 
+/* Runs an option's value check and reports its message at the value's position. */
+static void run_check(struct loader *L, const struct fg_option *opt, const void *value,
+                      const struct fg_ynode *at, const char *path)
+{
+    if (!opt->check)
+        return;
+    struct fg_err err = {{0}};
+    int rc = opt->check(value, &err);
+    if (rc == FG_ENOMEM)
+        L->nomem = true;
+    else if (rc)
+        errf(L, at, "%s: %s", path, err.msg);
+}
+
+static void parse_structlist(struct loader *L, const struct fg_option *opt,
+                             struct fg_structlist *l, const struct fg_ynode *val,
+                             const char *path)
+{
+    fg__structlist_clear(opt, l);
+    if (is_null(val))
+        return;
+    if (val->kind != FG_YNODE_SEQUENCE) {
+        errf(L, val, "%s: expected a list, got a %s", path, node_kind_name(val));
+        return;
+    }
+    if (!val->n)
+        return;
+    l->items = fg_calloc(val->n, opt->elem_size);
+    if (!l->items) {
+        L->nomem = true;
+        return;
+    }
+    for (size_t i = 0; i < val->n; i++) {
+        const struct fg_ynode *item = val->kids[i];
+        char sub[PATH_LEN];
+        snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
+        if (item->kind != FG_YNODE_MAPPING) {
+            errf(L, item, "%s: expected a mapping, got a %s", sub, node_kind_name(item));
+            continue;
+        }
+        void *elem = (char *)l->items + l->n * opt->elem_size;
+        struct fg_err err = {{0}};
+        int rc = fg_options_defaults(opt->sub, elem, &err);
+        l->n++; /* counted before parsing so a partly filled element is still freed */
+        if (rc == FG_ENOMEM) {
+            L->nomem = true;
+            return;
+        }
+        if (rc) {
+            errf(L, item, "%s: %s", sub, err.msg);
+            continue;
+        }
+        int errors_before = L->diag->errors;
+        parse_options(L, opt->sub, elem, item, sub);
+        if (L->nomem)
+            return;
+        if (L->diag->errors == errors_before)
+            run_check(L, opt, elem, item, sub);
+    }
+}
+
 static void set_option(struct loader *L, const struct fg_option *opt, void *base,
                        const struct fg_ynode *val, const char *path)
 {
     void *field = (char *)base + opt->offset;
     switch (opt->type) {
+    case FG_OPT_STRUCTLIST:
+        parse_structlist(L, opt, field, val, path);
+        return;
     case FG_OPT_STRUCT:
         /* Presence alone enables a block: "http:" with no body means "http with defaults". */
         if (opt->present_offset != FG_OPT_NO_PRESENT)
@@ -226,9 +290,14 @@ static void set_option(struct loader *L, const struct fg_option *opt, void *base
     case FG_OPT_STRMAP:
         parse_strmap(L, field, val, path);
         return;
-    case FG_OPT_STRLIST:
+    case FG_OPT_STRLIST: {
         parse_strlist(L, field, val, path);
+        const struct fg_strlist *l = field;
+        /* items that were not scalars were skipped, so positions match only when none were */
+        for (size_t i = 0; opt->check && !L->nomem && i < l->n; i++)
+            run_check(L, opt, &l->items[i], l->n == val->n ? val->kids[i] : val, path);
         return;
+    }
     default:
         break;
     }
@@ -244,6 +313,8 @@ static void set_option(struct loader *L, const struct fg_option *opt, void *base
         L->nomem = true;
     else if (rc)
         errf(L, val, "%s: %s", path, err.msg);
+    else
+        run_check(L, opt, field, val, path);
 }
 
 static void parse_options(struct loader *L, const struct fg_option *table, void *base,
