@@ -234,6 +234,7 @@ struct adaptive_state {
     double observed; /* samples seen in the current interval */
     double smoothed; /* samples per second; < 0 until the first interval ends */
     double keep;     /* probability in use */
+    double debt;     /* samples that should have been kept minus those kept */
 };
 
 struct strategy {
@@ -314,9 +315,16 @@ static int strategy_init(struct strategy *s, const struct sampling_params *p, bo
     return 0;
 }
 
-/* A uniform number in [0, 1) from a 64-bit hash. */
+/* A uniform number in [0, 1) from a 64-bit hash. fg_hash_mix is one multiply round, too
+ * little avalanche for near-equal inputs (consecutive start times), so the bits go
+ * through murmur3's finalizer first. */
 static double unit_interval(uint64_t h)
 {
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
     return (double)(h >> 11) * (1.0 / 9007199254740992.0);
 }
 
@@ -419,7 +427,15 @@ static bool decide(struct sampling_processor *sp, struct strategy *s,
             a->observed = 0;
         }
         a->observed += n_samples;
-        return profile_uniform(s, identity) < a->keep;
+        /* A pure coin per profile misses the target by its binomial noise (+-7% at 200
+         * profiles an interval); feeding the running shortfall back into the coin keeps the
+         * kept count within a few profiles of keep * offered, while staying random so a
+         * round-robin of instances is not aliased the way every-n-th sampling would be. */
+        double cost = n_samples ? (double)n_samples : 1.0;
+        double p = a->keep + a->debt / (4.0 * cost);
+        bool keep = profile_uniform(s, identity) < p;
+        a->debt += a->keep * cost - (keep ? cost : 0);
+        return keep;
     }
     default:
         return true;
@@ -572,10 +588,33 @@ static int add_downsampled(struct fg_copier *c, const struct fg_profiles *src,
         goto out;
     uint64_t base = fg_hash_mix(fg_hash_mix(0x646f776eULL, s->seed), identity);
     bool folded = false;
+    /* Balanced coins: the running shortfall of kept weight against keep * weight seen is fed
+     * back into each coin, so the kept weight stays within a few samples of its expectation
+     * and the scaled total within a fraction of a percent, where independent coins would
+     * wander by their binomial noise (about 1% at 10,000 kept samples). */
+    double debt = 0, mean_w = 0;
+    for (uint32_t i = 0; i < sprof->n_samples; i++) {
+        const struct fg_sample *x = &sprof->samples[i];
+        mean_w += x->n_values ? 0 : (double)x->n_timestamps;
+        for (uint32_t v = 0; v < x->n_values; v++)
+            mean_w += fabs((double)x->values[v]);
+    }
+    if (sprof->n_samples)
+        mean_w /= sprof->n_samples;
     for (uint32_t i = 0; i < sprof->n_samples; i++) {
         const struct fg_sample *x = &sprof->samples[i];
         bool heavy = stack_weight && total > 0 && stack_weight[x->stack] / total >= s->min_share;
-        bool keep = heavy || unit_interval(fg_hash_mix(base, i)) < s->keep;
+        double w = 0;
+        if (!x->n_values)
+            w = x->n_timestamps;
+        for (uint32_t v = 0; v < x->n_values; v++)
+            w += fabs((double)x->values[v]);
+        /* the correction is scaled by the mean weight, not by w: scaling by w would favour
+         * light samples and bend the shape of the profile to fix its total */
+        double p = mean_w > 0 ? s->keep + debt / (4.0 * mean_w) : s->keep;
+        bool keep = heavy || unit_interval(fg_hash_mix(base, i)) < p;
+        if (!heavy)
+            debt += s->keep * w - (keep ? w : 0);
         if (keep && (stack_weight || s->keep >= 1)) {
             if ((rc = fg_copier_sample(c, dprof, x, NULL)) != 0)
                 goto out;
