@@ -247,7 +247,8 @@ static int acc_add(struct acc *x, uint32_t stack, uint32_t link, const uint32_t 
         struct slot *c = &x->slots[x->index[pos] - 1];
         if (c->hash == h && c->stack == stack && c->link == link && c->n_attrs == n_attrs &&
             c->n_values == n_values &&
-            memcmp(x->attr_pool + c->attr_off, attrs, n_attrs * sizeof(uint32_t)) == 0) {
+            (!n_attrs ||
+             memcmp(x->attr_pool + c->attr_off, attrs, n_attrs * sizeof(uint32_t)) == 0)) {
             s = c;
             break;
         }
@@ -271,7 +272,8 @@ static int acc_add(struct acc *x, uint32_t stack, uint32_t link, const uint32_t 
         s->n_values = n_values;
         if (n_attrs)
             memcpy(x->attr_pool + x->n_attr_pool, attrs, n_attrs * sizeof(uint32_t));
-        memset(x->val_pool + x->n_val_pool, 0, n_values * sizeof(int64_t));
+        for (uint32_t v = 0; v < n_values; v++)
+            x->val_pool[x->n_val_pool + v] = 0;
         x->n_attr_pool += n_attrs;
         x->n_val_pool += n_values;
         x->index[pos] = ++x->n_slots;
@@ -523,7 +525,8 @@ static uint32_t group_attrs(const struct aggregate_config *cfg, const struct fg_
         const char *key = cfg->group_by.items[g];
         size_t len = strlen(key);
         for (uint32_t i = 0; i < res->n_attrs; i++) {
-            if (res->attrs[i].key.len == len && memcmp(res->attrs[i].key.ptr, key, len) == 0) {
+            if (res->attrs[i].key.len == len &&
+                (!len || memcmp(res->attrs[i].key.ptr, key, len) == 0)) {
                 kvs[n++].kv = &res->attrs[i];
                 break;
             }
@@ -572,7 +575,7 @@ static bool keep_attr(const struct aggregate_config *cfg, struct batch_ctx *ctx,
         ctx->attr_keep[idx] = 2;
         for (size_t i = 0; i < cfg->keep_sample_attributes.n; i++) {
             const char *want = cfg->keep_sample_attributes.items[i];
-            if (strlen(want) == k.len && memcmp(want, k.ptr, k.len) == 0)
+            if (strlen(want) == k.len && (!k.len || memcmp(want, k.ptr, k.len) == 0))
                 ctx->attr_keep[idx] = 1;
         }
     }

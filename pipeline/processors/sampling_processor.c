@@ -450,7 +450,8 @@ static bool value_matches(const struct rule_rt *r, const struct fg_value *v)
     size_t len;
     const char *text = fg_proc_value_text(v, buf, sizeof(buf), &len);
     if (r->cfg->match.value)
-        return strlen(r->cfg->match.value) == len && memcmp(r->cfg->match.value, text, len) == 0;
+        return strlen(r->cfg->match.value) == len &&
+               (!len || memcmp(r->cfg->match.value, text, len) == 0);
     /* regexec needs a NUL-terminated string; model strings are, formatted ones are too */
     return regexec(&r->re, text, 0, NULL, 0) == 0;
 }
@@ -461,7 +462,7 @@ static bool rule_matches(const struct rule_rt *r, const struct fg_profiles *batc
     const struct rule_match *m = &r->cfg->match;
     if (m->sample_type) {
         struct fg_bytes t = fg_dict_get_string(batch, prof->sample_type.type);
-        if (strlen(m->sample_type) != t.len || memcmp(m->sample_type, t.ptr, t.len) != 0)
+        if (strlen(m->sample_type) != t.len || (t.len && memcmp(m->sample_type, t.ptr, t.len) != 0))
             return false;
     }
     if (m->resource_attribute)
