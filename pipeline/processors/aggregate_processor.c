@@ -73,6 +73,7 @@ struct acc {
     uint32_t res_idx, scope_idx; /* in gen->b: where the group's resource and scope live */
     uint64_t window_start;
     int64_t close_ns;
+    char tenant[sizeof(((struct fg_profiles *)0)->tenant)]; /* tenants never merge */
     struct fg_value_type sample_type, period_type; /* gen indices */
     int64_t period;
     uint32_t *pattrs; /* profile attributes every merged profile had (gen indices) */
@@ -406,34 +407,83 @@ static size_t take(struct aggregate_processor *a, bool (*pred)(const struct acc 
 static int cmp_acc(const void *x, const void *y)
 {
     const struct acc *a = *(struct acc *const *)x, *b = *(struct acc *const *)y;
+    int c = strcmp(a->tenant, b->tenant);
+    if (c)
+        return c;
     if (a->window_start != b->window_start)
         return a->window_start < b->window_start ? -1 : 1;
     return a->gen < b->gen ? -1 : a->gen > b->gen;
 }
 
-/* Builds one batch from list and frees the accumulators; mu held. NULL when there is
- * nothing, or on out of memory (then the data is lost and logged). */
-static struct fg_profiles *build_flush(struct aggregate_processor *a, struct acc **list,
-                                       size_t n)
+/* Batches ready to be sent once the lock is released. */
+struct outq {
+    struct fg_profiles **b;
+    size_t n, cap;
+};
+
+static void outq_push(struct aggregate_processor *a, struct outq *q, struct fg_profiles *b)
 {
-    struct fg_profiles *out = NULL;
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? 2 * q->cap : 4;
+        struct fg_profiles **bigger = fg_realloc(q->b, cap * sizeof(*bigger));
+        if (!bigger) {
+            fg_log(FG_LOG_ERROR, a->base.id, "out of memory: %llu aggregated samples lost",
+                   (unsigned long long)b->n_samples);
+            fg_profiles_unref(b);
+            return;
+        }
+        q->b = bigger;
+        q->cap = cap;
+    }
+    q->b[q->n++] = b;
+}
+
+static void send_on(struct aggregate_processor *a, struct fg_profiles *b)
+{
+    struct fg_err err = {{0}};
+    uint64_t samples = b->n_samples;
+    if (fg_consume(a->next, b, &err))
+        fg_log(FG_LOG_WARN, a->base.id, "next component refused %llu aggregated samples: %s",
+               (unsigned long long)samples, err.msg);
+}
+
+/* Sends and empties q; the caller holds no lock. */
+static void outq_send(struct aggregate_processor *a, struct outq *q)
+{
+    for (size_t i = 0; i < q->n; i++)
+        send_on(a, q->b[i]);
+    fg_free(q->b);
+    memset(q, 0, sizeof(*q));
+}
+
+/* Builds one batch per tenant from list into q and frees the accumulators (not list);
+ * mu held. On out of memory the profiles of that batch are lost (logged). */
+static void build_flush(struct aggregate_processor *a, struct acc **list, size_t n,
+                        struct outq *q)
+{
     if (!n)
-        return NULL;
-    /* windows in order; same generation together so copiers are reused */
+        return;
+    /* tenants apart; windows in order; one generation together so copiers are reused */
     qsort(list, n, sizeof(*list), cmp_acc);
-    uint64_t samples = 0;
-    int rc = fg_profiles_new(&out);
-    if (!rc)
-        rc = emit(a, out, list, n, &samples);
-    if (rc) {
-        fg_log(FG_LOG_ERROR, a->base.id, "out of memory building %zu aggregated profiles; "
-               "they are lost", n);
-        fg_profiles_unref(out);
-        out = NULL;
-    } else {
-        a->stats.profiles_out += n;
+    for (size_t start = 0, end; start < n; start = end) {
+        for (end = start + 1; end < n && strcmp(list[end]->tenant, list[start]->tenant) == 0;)
+            end++;
+        struct fg_profiles *out = NULL;
+        uint64_t samples = 0;
+        int rc = fg_profiles_new(&out);
+        if (!rc)
+            rc = emit(a, out, list + start, end - start, &samples);
+        if (rc) {
+            fg_log(FG_LOG_ERROR, a->base.id, "out of memory building %zu aggregated profiles; "
+                   "they are lost", end - start);
+            fg_profiles_unref(out);
+            continue;
+        }
+        memcpy(out->tenant, list[start]->tenant, sizeof(out->tenant));
+        a->stats.profiles_out += end - start;
         a->stats.samples_out += samples;
         a->stats.flushes++;
+        outq_push(a, q, out);
     }
     for (size_t i = 0; i < n; i++) {
         struct generation *g = list[i]->gen;
@@ -441,18 +491,6 @@ static struct fg_profiles *build_flush(struct aggregate_processor *a, struct acc
         gen_release(a, g);
     }
     a->stats.open_groups = a->n_accs;
-    return out;
-}
-
-static void send_on(struct aggregate_processor *a, struct fg_profiles *b)
-{
-    if (!b)
-        return;
-    struct fg_err err = {{0}};
-    uint64_t samples = b->n_samples;
-    if (fg_consume(a->next, b, &err))
-        fg_log(FG_LOG_WARN, a->base.id, "next component refused %llu aggregated samples: %s",
-               (unsigned long long)samples, err.msg);
 }
 
 /* ---- grouping ---- */
@@ -592,7 +630,8 @@ static struct acc *acc_new(struct aggregate_processor *a, struct generation *g,
                            struct fg_copier *c, const struct fg_resource_profiles *rp,
                            const struct fg_scope_profiles *sp, const struct fg_profile *prof,
                            const struct kv_ref *kvs, uint32_t n_kvs, struct fg_buf *key,
-                           uint64_t hash, uint64_t window_start, int64_t now)
+                           uint64_t hash, uint64_t window_start, int64_t now,
+                           const char *tenant)
 {
     struct acc *x = fg_calloc(1, sizeof(*x));
     struct fg_keyvalue *attrs = fg_calloc(FG_MAX(n_kvs, 1), sizeof(*attrs));
@@ -630,6 +669,8 @@ static struct acc *acc_new(struct aggregate_processor *a, struct generation *g,
     x->gen = g;
     x->window_start = window_start;
     x->close_ns = now + a->cfg->window_ns;
+    memcpy(x->tenant, tenant, sizeof(x->tenant));
+    x->tenant[sizeof(x->tenant) - 1] = '\0';
     fg_free(attrs);
     g->n_accs++;
     return x;
@@ -657,6 +698,9 @@ static int merge_profile(struct aggregate_processor *a, struct batch_ctx *ctx,
     uint32_t n_kvs = group_attrs(cfg, &rp->resource, kvs);
     uint64_t t = prof->time_unix_nano ? prof->time_unix_nano : now_real;
     uint64_t window_start = t - t % (uint64_t)cfg->window_ns;
+    size_t tenant_len = strnlen(ctx->src->tenant, sizeof(ctx->src->tenant));
+    if (key_bytes(&key, (struct fg_bytes){ctx->src->tenant, (uint32_t)tenant_len}))
+        goto out;
     for (uint32_t i = 0; i < n_kvs; i++)
         if (key_bytes(&key, kvs[i].kv->key) || key_value(&key, &kvs[i].kv->value))
             goto out;
@@ -682,7 +726,7 @@ static int merge_profile(struct aggregate_processor *a, struct batch_ctx *ctx,
         struct generation *g = gen_current(a, now);
         struct fg_copier *c = g ? ctx_copier(ctx, g) : NULL;
         if (!c || !(x = acc_new(a, g, c, rp, sp, prof, kvs, n_kvs, &key, hash, window_start,
-                                now)))
+                                now, ctx->src->tenant)))
             goto out;
         if (a->n_accs >= a->n_buckets)
             table_grow(a);
@@ -803,9 +847,7 @@ static int aggregate_consume(struct fg_consumer *self, struct fg_profiles *batch
         fg_profiles_unref(batch);
         return fg_err_set(err, FG_ESTOPPED, "shutting down");
     }
-    /* profiles that leave early (a bound was reached), sent once the lock is released */
-    struct fg_profiles **ready = NULL;
-    size_t n_ready = 0, cap_ready = 0;
+    struct outq q = {0}; /* profiles that leave early (a bound was reached) */
     for (uint32_t r = 0; r < batch->n_resources && !rc; r++) {
         const struct fg_resource_profiles *rp = &batch->resources[r];
         for (uint32_t s = 0; s < rp->n_scopes && !rc; s++) {
@@ -816,7 +858,7 @@ static int aggregate_consume(struct fg_consumer *self, struct fg_profiles *batch
                 struct acc *full = NULL;
                 rc = merge_profile(a, &ctx, rp, sp, &sp->profiles[i], now, now_real, &full);
                 if (rc == FG_EFULL) {
-                    /* max_groups reached: everything open leaves now, in one batch */
+                    /* max_groups reached: everything open leaves now */
                     n = take(a, NULL, now, &list);
                     a->stats.early_group_limit++;
                     rc = merge_profile(a, &ctx, rp, sp, &sp->profiles[i], now, now_real, &full);
@@ -834,24 +876,8 @@ static int aggregate_consume(struct fg_consumer *self, struct fg_profiles *batch
                         a->n_accs++;
                     }
                 }
-                if (!n)
-                    continue;
-                struct fg_profiles *b = build_flush(a, list, n);
+                build_flush(a, list, n, &q);
                 fg_free(list);
-                if (b && n_ready == cap_ready) {
-                    cap_ready = cap_ready ? 2 * cap_ready : 4;
-                    struct fg_profiles **bigger = fg_realloc(ready, cap_ready * sizeof(*ready));
-                    if (!bigger) {
-                        fg_log(FG_LOG_ERROR, a->base.id, "out of memory: %llu aggregated "
-                               "samples lost", (unsigned long long)b->n_samples);
-                        fg_profiles_unref(b);
-                        b = NULL;
-                    } else {
-                        ready = bigger;
-                    }
-                }
-                if (b)
-                    ready[n_ready++] = b;
             }
         }
     }
@@ -862,9 +888,7 @@ static int aggregate_consume(struct fg_consumer *self, struct fg_profiles *batch
     fg_free(ctx.attr_buf);
     fg_free(ctx.val_buf);
     fg_profiles_unref(batch);
-    for (size_t i = 0; i < n_ready; i++)
-        send_on(a, ready[i]);
-    fg_free(ready);
+    outq_send(a, &q);
     if (rc)
         /* what merged so far stays; the rest of this batch is lost to OOM, so the sender
          * retries (a retry may count part of it twice: at least once, never silently lost) */
@@ -887,10 +911,11 @@ static void *aggregate_timer(void *arg)
         size_t n = take(a, is_due, fg_now_ns(), &list);
         if (!n)
             continue;
-        struct fg_profiles *b = build_flush(a, list, n);
+        struct outq q = {0};
+        build_flush(a, list, n, &q);
         fg_free(list);
         pthread_mutex_unlock(&a->mu);
-        send_on(a, b);
+        outq_send(a, &q);
         pthread_mutex_lock(&a->mu);
     }
     pthread_mutex_unlock(&a->mu);
@@ -922,7 +947,8 @@ static int aggregate_shutdown(struct fg_component *c, int64_t deadline_ns)
     pthread_mutex_lock(&a->mu);
     struct acc **list;
     size_t n = take(a, NULL, 0, &list);
-    struct fg_profiles *b = build_flush(a, list, n);
+    struct outq q = {0};
+    build_flush(a, list, n, &q);
     fg_free(list);
     fg_log(FG_LOG_DEBUG, c->id,
            "profiles in %llu (%llu samples), out %llu (%llu samples); early flushes: %llu "
@@ -932,7 +958,7 @@ static int aggregate_shutdown(struct fg_component *c, int64_t deadline_ns)
            (unsigned long long)a->stats.early_group_limit,
            (unsigned long long)a->stats.early_stack_limit);
     pthread_mutex_unlock(&a->mu);
-    send_on(a, b);
+    outq_send(a, &q);
     return 0;
 }
 

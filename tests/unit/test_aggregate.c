@@ -471,6 +471,33 @@ static void test_bounds_flush_early(void **state)
     assert_int_equal(st.profiles_out, 3);
 }
 
+static void test_tenants_never_merge(void **state)
+{
+    FG_UNUSED(state);
+    struct fixture f;
+    setup_proc(&f, "    window: 10s");
+    uint64_t seed = 2;
+    int64_t total[2] = {0, 0};
+    for (int sec = 0; sec < 4; sec++)
+        for (int t = 0; t < 2; t++) {
+            struct fg_profiles *p =
+                second_profile("svc", "i", T0 + (uint64_t)sec * SEC, 10, &seed, false, NULL);
+            snprintf(p->tenant, sizeof(p->tenant), "tenant-%d", t);
+            total[t] += fg_profile_total(&p->resources[0].scopes[0].profiles[0]);
+            push(&f, p);
+        }
+    stop(&f);
+    assert_int_equal(f.rec.n, 2); /* one batch per tenant, even when flushed together */
+    for (size_t b = 0; b < 2; b++) {
+        const struct fg_profiles *out = f.rec.batches[b];
+        int t = strcmp(out->tenant, "tenant-1") == 0;
+        assert_true(t || strcmp(out->tenant, "tenant-0") == 0);
+        assert_int_equal(out->n_resources, 1);
+        assert_int_equal(fg_profile_total(&out->resources[0].scopes[0].profiles[0]), total[t]);
+    }
+    teardown_proc(&f);
+}
+
 static void test_window_closes_on_timer(void **state)
 {
     FG_UNUSED(state);
@@ -534,6 +561,7 @@ int main(void)
         cmocka_unit_test(test_group_by),
         cmocka_unit_test(test_timestamps),
         cmocka_unit_test(test_bounds_flush_early),
+        cmocka_unit_test(test_tenants_never_merge),
         cmocka_unit_test(test_window_closes_on_timer),
         cmocka_unit_test(test_config_errors),
     };
