@@ -305,12 +305,53 @@ static int cmp_u64(const void *x, const void *y)
 }
 
 /* Appends the accumulators' profiles to out (one copier per generation). */
+static uint64_t resource_hash(const struct fg_resource_profiles *rp)
+{
+    uint64_t h = fg_hash_bytes(0x7265736fULL, rp->schema_url.ptr, rp->schema_url.len);
+    for (uint32_t i = 0; i < rp->resource.n_attrs; i++) {
+        const struct fg_keyvalue *kv = &rp->resource.attrs[i];
+        h = fg_value_hash(fg_hash_bytes(h, kv->key.ptr, kv->key.len), &kv->value);
+    }
+    return h;
+}
+
+/* Output resources by content, so many groups of one resource (sample types, windows) share
+ * it without a linear search per group: a flush of max_groups groups stays linear. */
+struct res_index {
+    uint32_t *slots; /* out resource index + 1 */
+    uint64_t *hashes; /* per out resource */
+    uint32_t mask;
+};
+
+static int32_t out_resource(struct res_index *ri, struct fg_profiles *out,
+                            const struct fg_resource_profiles *srp)
+{
+    uint64_t h = resource_hash(srp);
+    uint32_t pos = (uint32_t)h & ri->mask;
+    for (uint32_t k; (k = ri->slots[pos]) != 0; pos = (pos + 1) & ri->mask)
+        if (ri->hashes[k - 1] == h && fg_resource_profiles_equal(&out->resources[k - 1], srp))
+            return (int32_t)(k - 1);
+    if (!fg_profiles_add_resource(out, &srp->resource, srp->schema_url.ptr, srp->schema_url.len))
+        return FG_ENOMEM;
+    uint32_t idx = out->n_resources - 1;
+    ri->hashes[idx] = h;
+    ri->slots[pos] = idx + 1;
+    return (int32_t)idx;
+}
+
 static int emit(struct aggregate_processor *a, struct fg_profiles *out, struct acc **list,
                 size_t n, uint64_t *samples_out)
 {
     struct gen_copier gc[8];
     size_t n_gc = 0;
     int rc = 0;
+    uint32_t size = 16;
+    while (size < 2 * n)
+        size *= 2;
+    struct res_index ri = {fg_calloc(size, sizeof(uint32_t)), fg_calloc(n, sizeof(uint64_t)),
+                           size - 1};
+    if (!ri.slots || !ri.hashes)
+        rc = FG_ENOMEM;
     for (size_t i = 0; i < n && !rc; i++) {
         struct acc *x = list[i];
         struct fg_copier *c = NULL;
@@ -328,9 +369,9 @@ static int emit(struct aggregate_processor *a, struct fg_profiles *out, struct a
             gc[n_gc++] = (struct gen_copier){x->gen, x->gen->serial, c};
         }
         const struct fg_resource_profiles *srp = &x->gen->b->resources[x->res_idx];
-        struct fg_resource_profiles *drp = fg_copier_resource(c, srp);
+        int32_t r = out_resource(&ri, out, srp);
         struct fg_scope_profiles *dsp =
-            drp ? fg_copier_scope(c, drp, &srp->scopes[x->scope_idx]) : NULL;
+            r >= 0 ? fg_copier_scope(c, &out->resources[r], &srp->scopes[x->scope_idx]) : NULL;
         if (!dsp) {
             rc = FG_ENOMEM;
             break;
@@ -369,6 +410,8 @@ static int emit(struct aggregate_processor *a, struct fg_profiles *out, struct a
     }
     for (size_t k = 0; k < n_gc; k++)
         fg_copier_free(gc[k].c);
+    fg_free(ri.slots);
+    fg_free(ri.hashes);
     return rc;
 }
 

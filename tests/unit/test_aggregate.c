@@ -318,6 +318,9 @@ static void test_sixty_seconds_six_windows(void **state)
                 }
     }
     assert_int_equal(out_profiles(&f.rec, NULL), 6);
+    /* windows of one resource that leave together share one output resource */
+    for (size_t b = 0; b < f.rec.n; b++)
+        assert_int_equal(f.rec.batches[b]->n_resources, 1);
     assert_int_equal(out_total, in_total);
     sums_equal(&by_hand, &got);
     struct fg_aggregate_stats st;
