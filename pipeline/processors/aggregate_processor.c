@@ -420,9 +420,13 @@ static size_t take(struct aggregate_processor *a, bool (*pred)(const struct acc 
                    int64_t now, struct acc ***out)
 {
     *out = NULL;
-    if (!a->n_accs)
+    size_t due = 0;
+    for (size_t b = 0; b < a->n_buckets; b++)
+        for (struct acc *x = a->buckets[b]; x; x = x->next)
+            due += !pred || pred(x, now);
+    if (!due) /* the common tick: nothing to do, nothing allocated */
         return 0;
-    struct acc **list = fg_malloc(a->n_accs * sizeof(*list));
+    struct acc **list = fg_malloc(due * sizeof(*list));
     if (!list)
         return 0;
     size_t n = 0;

@@ -1,6 +1,7 @@
 /* Processor "aggregate": per-stack sums against sums made by hand, one profile per group and
  * window, group_by, kept sample attributes and timestamps, the bounds that flush early,
  * the window timer, and config errors. */
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -522,6 +523,55 @@ static void test_window_closes_on_timer(void **state)
     teardown_proc(&f);
 }
 
+/* Every allocation of a consume, then of the shutdown flush, fails once in turn: the
+ * processor refuses retryably or goes on, never crashes or leaks (the ASan build checks). */
+static void test_allocation_failures(void **state)
+{
+    FG_UNUSED(state);
+    const char *cfg = "    window: 10s\n    keep_sample_attributes: [thread.name]\n"
+                      "    keep_timestamps: true\n    max_groups: 3";
+    uint64_t seed = 9;
+    struct fixture f;
+    setup_proc(&f, cfg);
+    push(&f, second_profile("a", "i", T0, 20, &seed, false, NULL));
+    struct fg_profiles *in = second_profile("b", "i", T0 + SEC, 20, &seed, false, NULL);
+    struct fg_err err;
+    fg_alloc_fail_after(ULONG_MAX);
+    assert_int_equal(fg_consume(&f.proc->consumer, in, &err), 0);
+    unsigned long count = fg_alloc_fail_after(0);
+    int failed = 0;
+    for (unsigned long n = 1; n <= count; n++) {
+        in = second_profile(n % 2 ? "a" : "c", "i", T0 + n * SEC, 20, &seed, false, NULL);
+        fg_alloc_fail_after(n);
+        int rc = fg_consume(&f.proc->consumer, in, &err);
+        fg_alloc_fail_after(0);
+        assert_true(rc == 0 || rc == FG_ERETRYABLE);
+        failed += rc != 0;
+    }
+    printf("aggregate consume under allocation failures: %lu walked, %d refused\n", count,
+           failed);
+    assert_true(failed > 0);
+    teardown_proc(&f);
+
+    /* the shutdown flush */
+    setup_proc(&f, cfg);
+    push(&f, second_profile("a", "i", T0, 20, &seed, false, NULL));
+    fg_alloc_fail_after(ULONG_MAX);
+    stop(&f);
+    count = fg_alloc_fail_after(0);
+    teardown_proc(&f);
+    for (unsigned long n = 1; n <= count; n++) {
+        setup_proc(&f, cfg);
+        push(&f, second_profile("a", "i", T0, 20, &seed, false, NULL));
+        push(&f, second_profile("b", "i", T0, 20, &seed, false, NULL));
+        fg_alloc_fail_after(n);
+        stop(&f);
+        fg_alloc_fail_after(0);
+        assert_true(f.rec.n <= 1);
+        teardown_proc(&f);
+    }
+}
+
 static void test_config_errors(void **state)
 {
     FG_UNUSED(state);
@@ -566,6 +616,7 @@ int main(void)
         cmocka_unit_test(test_bounds_flush_early),
         cmocka_unit_test(test_tenants_never_merge),
         cmocka_unit_test(test_window_closes_on_timer),
+        cmocka_unit_test(test_allocation_failures),
         cmocka_unit_test(test_config_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /* Processor "sampling": each strategy checked with numbers (kept shares, token-bucket
  * counts, adaptive convergence, downsampled totals, exact preserved totals), the copier it
  * builds outputs with, and config errors with FILE:LINE:COL. */
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -794,6 +795,60 @@ static void test_copier_copies_only_what_is_used(void **state)
     fg_profiles_unref(dst);
 }
 
+/* ---- out of memory ---- */
+
+static struct fg_profiles *oom_input(void)
+{
+    struct fg_profiles *p;
+    assert_int_equal(fg_profiles_new(&p), 0);
+    for (int i = 0; i < 6; i++) {
+        struct profile_spec ps = {.service = services[i % 3],
+                                  .sample_type = i % 2 ? "alloc_space" : "cpu",
+                                  .time_ns = 1700000000000000000ULL + (uint64_t)i,
+                                  .n_samples = 12,
+                                  .stacks = 6};
+        add_profile(p, &ps);
+    }
+    return p;
+}
+
+/* Every allocation of a consume fails once in turn: the processor answers (retryably) or
+ * succeeds, never crashes or leaks (the ASan build checks leaks), and works afterwards. */
+static void test_allocation_failures(void **state)
+{
+    FG_UNUSED(state);
+    struct fixture f;
+    setup_proc(&f, "    strategy: policy\n    preserve_totals: true\n    rules:\n"
+                   "      - match: {sample_type: cpu}\n"
+                   "        strategy: sample_downsampling\n        probability: 0.5\n"
+                   "        min_share: 0.2\n"
+                   "      - match: {resource_attribute: service.name, value: cart}\n"
+                   "        strategy: rate_limiting\n        profiles_per_second: 1\n"
+                   "    default: {strategy: probabilistic, percentage: 30}");
+    struct fg_profiles *in = oom_input();
+    fg_alloc_fail_after(ULONG_MAX);
+    struct fg_err err;
+    assert_int_equal(fg_consume(&f.proc->consumer, in, &err), 0);
+    unsigned long count = fg_alloc_fail_after(0);
+    assert_true(count > 10);
+    int failed = 0;
+    for (unsigned long n = 1; n <= count; n++) {
+        in = oom_input();
+        fg_alloc_fail_after(n);
+        int rc = fg_consume(&f.proc->consumer, in, &err);
+        fg_alloc_fail_after(0);
+        assert_true(rc == 0 || rc == FG_ERETRYABLE);
+        failed += rc != 0;
+    }
+    printf("sampling under allocation failures: %lu allocations walked, %d refused\n", count,
+           failed);
+    assert_true(failed > 0);
+    size_t before = f.rec.n;
+    push(&f, oom_input());
+    assert_int_equal(f.rec.n, before + 1);
+    teardown_proc(&f);
+}
+
 /* ---- config errors ---- */
 
 static void expect_config_error(const char *body, const char *where, const char *what)
@@ -866,6 +921,7 @@ int main(void)
         cmocka_unit_test(test_preserve_totals_exact),
         cmocka_unit_test(test_copier_whole_batch_equals_input),
         cmocka_unit_test(test_copier_copies_only_what_is_used),
+        cmocka_unit_test(test_allocation_failures),
         cmocka_unit_test(test_config_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
