@@ -6,6 +6,11 @@
 
 extern const struct fg_factory fg_otlp_receiver_factory;
 extern const struct fg_factory fg_batch_processor_factory;
+extern const struct fg_factory fg_attributes_processor_factory;
+extern const struct fg_factory fg_resource_processor_factory;
+extern const struct fg_factory fg_relabel_processor_factory;
+extern const struct fg_factory fg_filter_processor_factory;
+extern const struct fg_factory fg_resourcedetection_processor_factory;
 extern const struct fg_factory fg_sampling_processor_factory;
 extern const struct fg_factory fg_aggregate_processor_factory;
 extern const struct fg_factory fg_otlphttp_exporter_factory;
@@ -15,6 +20,11 @@ extern const struct fg_factory fg_debug_exporter_factory;
 static const struct fg_factory *const registry[] = {
     &fg_otlp_receiver_factory,
     &fg_batch_processor_factory,
+    &fg_attributes_processor_factory,
+    &fg_resource_processor_factory,
+    &fg_relabel_processor_factory,
+    &fg_filter_processor_factory,
+    &fg_resourcedetection_processor_factory,
     &fg_sampling_processor_factory,
     &fg_aggregate_processor_factory,
     &fg_otlphttp_exporter_factory,
