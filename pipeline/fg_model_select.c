@@ -170,6 +170,30 @@ int32_t fg_copier_index(struct fg_copier *c, enum fg_table t, uint32_t src_idx)
     return idx;
 }
 
+/* Tables in dependency order: an entry's references are known before it is interned,
+ * so copy_entry never recurses. */
+static const enum fg_table prefill_order[] = {
+    FG_TABLE_STRING,  FG_TABLE_FUNCTION, FG_TABLE_ATTRIBUTE, FG_TABLE_LINK,
+    FG_TABLE_MAPPING, FG_TABLE_LOCATION, FG_TABLE_STACK,
+};
+
+int fg_copier_prefill(struct fg_copier *c)
+{
+    for (size_t k = 0; k < FG_ARRAY_LEN(prefill_order); k++) {
+        enum fg_table t = prefill_order[k];
+        uint32_t n = fg_dict_len(c->src, t);
+        for (uint32_t i = 1; i < n; i++) {
+            if (c->map[t][i])
+                continue;
+            int32_t idx = copy_entry(c, t, i);
+            if (idx < 0)
+                return idx;
+            c->map[t][i] = (uint32_t)idx + 1;
+        }
+    }
+    return 0;
+}
+
 static bool bytes_eq(struct fg_bytes a, struct fg_bytes b)
 {
     return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);

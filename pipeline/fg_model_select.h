@@ -16,6 +16,11 @@ struct fg_copier;
 int fg_copier_new(struct fg_profiles *dst, const struct fg_profiles *src, struct fg_copier **out);
 void fg_copier_free(struct fg_copier *c);
 
+/* Interns every dictionary entry of src into dst, table by table, like fg_profiles_merge:
+ * cheaper than copying entries on first use when most of src will be copied (no
+ * recursion, no per-entry memo checks). */
+int fg_copier_prefill(struct fg_copier *c);
+
 /* Index in dst of the entry at src_idx in src's table t (copying it and what it refers to
  * when first asked); negative FG_ENOMEM. src_idx must be < fg_dict_len(src, t). */
 int32_t fg_copier_index(struct fg_copier *c, enum fg_table t, uint32_t src_idx);
