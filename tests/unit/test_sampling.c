@@ -744,13 +744,19 @@ static void test_preserve_totals_exact(void **state)
 
 /* ---- the copier ---- */
 
-static void test_copier_whole_batch_equals_input(void **state)
+static void copier_whole_batch(bool prefill)
 {
-    FG_UNUSED(state);
     struct fg_profiles *src = tu_make_batch("svc", 17), *dst;
     assert_int_equal(fg_profiles_new(&dst), 0);
     struct fg_copier *c;
     assert_int_equal(fg_copier_new(dst, src, &c), 0);
+    if (prefill) {
+        assert_int_equal(fg_copier_prefill(c), 0);
+        /* everything is there before any profile is copied */
+        for (int t = 0; t < FG_TABLE_COUNT; t++)
+            assert_int_equal(fg_dict_len(dst, (enum fg_table)t),
+                             fg_dict_len(src, (enum fg_table)t));
+    }
     for (uint32_t r = 0; r < src->n_resources; r++) {
         struct fg_resource_profiles *drp = fg_copier_resource(c, &src->resources[r]);
         assert_non_null(drp);
@@ -769,6 +775,13 @@ static void test_copier_whole_batch_equals_input(void **state)
     fg_free(b);
     fg_profiles_unref(src);
     fg_profiles_unref(dst);
+}
+
+static void test_copier_whole_batch_equals_input(void **state)
+{
+    FG_UNUSED(state);
+    copier_whole_batch(false);
+    copier_whole_batch(true);
 }
 
 static void test_copier_copies_only_what_is_used(void **state)
