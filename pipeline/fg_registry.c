@@ -11,6 +11,8 @@ extern const struct fg_factory fg_resource_processor_factory;
 extern const struct fg_factory fg_relabel_processor_factory;
 extern const struct fg_factory fg_filter_processor_factory;
 extern const struct fg_factory fg_resourcedetection_processor_factory;
+extern const struct fg_factory fg_sampling_processor_factory;
+extern const struct fg_factory fg_aggregate_processor_factory;
 extern const struct fg_factory fg_otlphttp_exporter_factory;
 extern const struct fg_factory fg_file_exporter_factory;
 extern const struct fg_factory fg_debug_exporter_factory;
@@ -25,6 +27,8 @@ static const struct fg_factory *const registry[] = {
     &fg_relabel_processor_factory,
     &fg_filter_processor_factory,
     &fg_resourcedetection_processor_factory,
+    &fg_sampling_processor_factory,
+    &fg_aggregate_processor_factory,
     &fg_otlphttp_exporter_factory,
     &fg_file_exporter_factory,
     &fg_debug_exporter_factory,
