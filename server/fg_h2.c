@@ -94,6 +94,7 @@ struct h2_conn {
     unsigned jobs;
     bool dead;
     bool goaway;
+    bool calm; /* terminated for exceeding a rate */
     int64_t win_start_ns;
     unsigned win_streams, win_resets;
 };
@@ -808,7 +809,10 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     struct h2_conn *c = user_data;
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
+    if (c->calm)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     if (rate_exceeded(c, false)) {
+        c->calm = true;
         calm_down(c, "new streams");
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
@@ -899,8 +903,10 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
 {
     struct h2_conn *c = user_data;
     if (frame->hd.type == NGHTTP2_RST_STREAM) {
-        if (rate_exceeded(c, true))
+        if (!c->calm && rate_exceeded(c, true)) {
+            c->calm = true;
             calm_down(c, "stream resets");
+        }
         return 0;
     }
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
@@ -913,6 +919,18 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
         c->progress_ns = fg__now_ns();
         request_done(st);
+    }
+    return 0;
+}
+
+/* Streams nghttp2 refuses (over SETTINGS_MAX_CONCURRENT_STREAMS) never reach
+ * on_begin_headers; the RST_STREAM we send for them counts as an opened stream. */
+static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+    struct h2_conn *c = user_data;
+    if (frame->hd.type == NGHTTP2_RST_STREAM && !c->calm && rate_exceeded(c, false)) {
+        c->calm = true;
+        calm_down(c, "new streams");
     }
     return 0;
 }
@@ -950,6 +968,7 @@ static int conn_start_h2(struct h2_conn *c)
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
     /* nghttp2 refuses streams over our SETTINGS before the peer acknowledged them too. */
     nghttp2_option_set_max_reserved_remote_streams(opt, 0);
     if (nghttp2_session_server_new2(&c->session, cb, c, opt) != 0)
