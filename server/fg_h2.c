@@ -66,6 +66,7 @@ struct h2_stream {
     struct fg_buf body;
     struct fg_buf plain; /* decompressed body or gRPC message */
     int64_t deadline_ns;
+    char allow[128]; /* Allow of a 405 */
     bool in_job, closed, answered;
     /* the handler's answer */
     struct fg_http_response hresp;
@@ -117,6 +118,7 @@ struct fg__loop {
     pthread_t *workers;
     unsigned n_workers;
     int64_t last_reject_log;
+    int64_t next_deadline; /* soonest grpc-timeout of a stream; 0 = none */
     /* tags for epoll */
     char listen_tag, ev_tag;
 };
@@ -275,7 +277,7 @@ static void answer_http(struct h2_stream *st)
     struct h2_conn *c = st->conn;
     struct fg_http_response *r = &st->hresp;
     char status[8], clen[24];
-    nghttp2_nv nv[6];
+    nghttp2_nv nv[7];
     size_t n = 0;
     if (r->status < 100 || r->status > 599)
         r->status = 500;
@@ -287,6 +289,8 @@ static void answer_http(struct h2_stream *st)
         nv[n++] = (nghttp2_nv)NV("content-type", r->content_type);
     if (r->retry_after[0])
         nv[n++] = (nghttp2_nv)NV("retry-after", r->retry_after);
+    if (st->allow[0])
+        nv[n++] = (nghttp2_nv)NV("allow", st->allow);
     fg_buf_free(&st->out);
     st->out = r->body;
     memset(&r->body, 0, sizeof(r->body));
@@ -465,6 +469,8 @@ static void run_handler(struct h2_stream *st)
 }
 
 static void conn_release(struct h2_conn *c);
+static void conn_close(struct h2_conn *c);
+static bool conn_finished(struct h2_conn *c);
 
 /* Loop thread: the handler of st has finished. */
 static void job_done(struct h2_stream *st)
@@ -485,8 +491,9 @@ static void job_done(struct h2_stream *st)
         else
             answer_http(st);
     }
-    if (conn_flush(c) != 0)
-        c->close_by_ns = 1; /* closed by the next tick */
+    /* After a GOAWAY the last answer ends the connection. */
+    if (conn_flush(c) != 0 || conn_finished(c))
+        conn_close(c);
 }
 
 static void dispatch(struct h2_stream *st)
@@ -640,7 +647,10 @@ static void headers_done(struct h2_stream *st)
                 return;
             }
             int64_t now = fg__now_ns();
+            struct fg__loop *lp = st->conn->loop;
             st->deadline_ns = ns > INT64_MAX - now ? INT64_MAX : now + ns;
+            if (!lp->next_deadline || st->deadline_ns < lp->next_deadline)
+                lp->next_deadline = st->deadline_ns;
         }
         st->limit = st->groute->max_message ? st->groute->max_message : GRPC_DEFAULT_MAX;
         /* The framed message, compressed or not, stays within limit + its prefix. */
@@ -650,6 +660,8 @@ static void headers_done(struct h2_stream *st)
     bool known = false;
     char allow[128] = "";
     st->route = fg__route_find(s, path, st->method, &known, allow, sizeof(allow));
+    if (!st->route && known)
+        snprintf(st->allow, sizeof(st->allow), "%s", allow);
     if (!st->route) {
         if (fg__grpc_route_find(s, path))
             http_error(st, 415, "415 unsupported media type \"%s\", a gRPC method needs "
@@ -1114,10 +1126,12 @@ static void conn_sniff(struct h2_conn *c)
         int fd = c->fd;
         epoll_ctl(c->loop->epfd, EPOLL_CTL_DEL, fd, NULL);
         c->fd = -1;
+        struct sockaddr_storage peer = c->peer;
+        socklen_t peer_len = c->peer_len;
         c->dead = true;
         atomic_fetch_sub(&s->n_conns, 1); /* libmicrohttpd counts it from here */
         conn_release(c);
-        fg__h1_adopt(s, fd, (const struct sockaddr *)&c->peer, c->peer_len);
+        fg__h1_adopt(s, fd, (const struct sockaddr *)&peer, peer_len);
         return;
     }
     if (n < H2_PREFACE_LEN)
@@ -1212,6 +1226,7 @@ static void tick(struct fg__loop *lp, int64_t now)
 {
     const struct fg_http_limits *l = &lp->srv->limits;
     struct h2_conn *c = lp->conns;
+    lp->next_deadline = 0;
     while (c) {
         struct h2_conn *next = c->next;
         if (c->dead) {
@@ -1231,9 +1246,13 @@ static void tick(struct fg__loop *lp, int64_t now)
         }
         bool answered = false;
         for (struct h2_stream *st = c->streams; st; st = st->cnext) {
-            if (!st->answered && st->deadline_ns && now >= st->deadline_ns) {
+            if (st->answered || !st->deadline_ns)
+                continue;
+            if (now >= st->deadline_ns) {
                 grpc_error(st, FG_GRPC_DEADLINE_EXCEEDED, "deadline exceeded");
                 answered = true;
+            } else if (!lp->next_deadline || st->deadline_ns < lp->next_deadline) {
+                lp->next_deadline = st->deadline_ns;
             }
         }
         if (answered && conn_flush(c) != 0) {
@@ -1252,6 +1271,8 @@ static void tick(struct fg__loop *lp, int64_t now)
                    (l->max_connection_age_ns > 0 &&
                     now - c->accepted_ns > l->max_connection_age_ns)) {
             goaway(c, now);
+            if (!c->dead && conn_finished(c))
+                conn_close(c);
             if (!c->dead && now - c->goaway_ns > l->max_connection_age_grace_ns &&
                 !lp->stopping)
                 conn_close(c);
@@ -1280,6 +1301,11 @@ static void *loop_main(void *arg)
             timeout = 20;
         else if (timeout < 0 && lp->srv->h1_list)
             timeout = 1000; /* idle HTTP/1.1 connections are policed from here */
+        if (lp->next_deadline) {
+            int64_t left_ms = (lp->next_deadline - fg__now_ns()) / 1000000 + 1;
+            if (timeout < 0 || left_ms < timeout)
+                timeout = left_ms < 0 ? 0 : (int)left_ms;
+        }
         int n = epoll_wait(lp->epfd, evs, FG_ARRAY_LEN(evs), timeout);
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
@@ -1302,7 +1328,7 @@ static void *loop_main(void *arg)
             epoll_ctl(lp->epfd, EPOLL_CTL_DEL, lp->srv->listen_fd, NULL);
             next_tick = 0;
         }
-        if (now >= next_tick) {
+        if (now >= next_tick || (lp->next_deadline && now >= lp->next_deadline)) {
             tick(lp, now);
             next_tick = now + H2_TICK_NS;
         }
