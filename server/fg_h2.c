@@ -35,6 +35,10 @@
 #define H2_PROGRESS_BYTES 16384
 #define H2_STREAM_WINDOW ((int32_t)1 << 20)
 #define H2_CONN_WINDOW ((int32_t)4 << 20)
+#define H2_LINGER_NS (1000 * 1000000LL)
+#define H2_DISCARD_MAX ((uint64_t)64 << 20)
+#define DEFER_HTTP 1
+#define DEFER_GRPC 2
 #define GRPC_DEFAULT_MAX ((size_t)4 << 20)
 #define GRPC_ACCEPT "identity,gzip"
 
@@ -68,6 +72,14 @@ struct h2_stream {
     int64_t deadline_ns;
     char allow[128]; /* Allow of a 405 */
     bool in_job, closed, answered;
+    bool req_done; /* END_STREAM received */
+    /* An error found before the request ended is sent when it ends (the body in between is
+     * discarded), so clients that cannot take an early answer (libcurl 7.88) still read it;
+     * past H2_DISCARD_MAX it is sent at once, followed by RST_STREAM(NO_ERROR). */
+    int deferred;  /* 0, or DEFER_HTTP / DEFER_GRPC */
+    int deferred_code;
+    char deferred_msg[512];
+    uint64_t discarded;
     /* the handler's answer */
     struct fg_http_response hresp;
     struct fg_grpc_response gresp;
@@ -95,7 +107,8 @@ struct h2_conn {
     unsigned jobs;
     bool dead;
     bool goaway;
-    bool calm; /* terminated for exceeding a rate */
+    bool calm;   /* terminated for exceeding a rate */
+    bool linger; /* dead, but the socket is still drained before closing */
     int64_t win_start_ns;
     unsigned win_streams, win_resets;
 };
@@ -307,13 +320,8 @@ static void answer_http(struct h2_stream *st)
 static void http_error(struct h2_stream *st, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void http_error(struct h2_stream *st, int status, const char *fmt, ...)
+static void send_http_error(struct h2_stream *st, int status, const char *msg)
 {
-    va_list ap;
-    char msg[512];
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     fg_buf_free(&st->hresp.body);
     st->hresp.status = status;
     snprintf(st->hresp.content_type, sizeof(st->hresp.content_type),
@@ -322,6 +330,18 @@ static void http_error(struct h2_stream *st, int status, const char *fmt, ...)
         fg_buf_append(&st->hresp.body, "\n", 1) != 0)
         fg_buf_free(&st->hresp.body);
     answer_http(st);
+}
+
+static void defer_or_send(struct h2_stream *st, int kind, int code, const char *msg);
+
+static void http_error(struct h2_stream *st, int status, const char *fmt, ...)
+{
+    va_list ap;
+    char msg[512];
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    defer_or_send(st, DEFER_HTTP, status, msg);
 }
 
 static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -433,7 +453,27 @@ static void grpc_error(struct h2_stream *st, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    trailers_only(st, code, msg, NULL);
+    defer_or_send(st, DEFER_GRPC, code, msg);
+}
+
+static void send_deferred(struct h2_stream *st)
+{
+    int kind = st->deferred;
+    st->deferred = 0;
+    if (kind == DEFER_HTTP)
+        send_http_error(st, st->deferred_code, st->deferred_msg);
+    else if (kind == DEFER_GRPC)
+        trailers_only(st, st->deferred_code, st->deferred_msg, NULL);
+}
+
+static void defer_or_send(struct h2_stream *st, int kind, int code, const char *msg)
+{
+    st->deferred = kind;
+    st->deferred_code = code;
+    snprintf(st->deferred_msg, sizeof(st->deferred_msg), "%s", msg);
+    fg_buf_free(&st->body);
+    if (st->req_done || st->discarded > H2_DISCARD_MAX)
+        send_deferred(st);
 }
 
 /* ---- jobs ---- */
@@ -468,8 +508,7 @@ static void run_handler(struct h2_stream *st)
     }
 }
 
-static void conn_release(struct h2_conn *c);
-static void conn_close(struct h2_conn *c);
+static void conn_end(struct h2_conn *c);
 static bool conn_finished(struct h2_conn *c);
 
 /* Loop thread: the handler of st has finished. */
@@ -479,9 +518,7 @@ static void job_done(struct h2_stream *st)
     st->in_job = false;
     c->jobs--;
     if (st->closed || c->dead) {
-        stream_free(st);
-        if (c->dead)
-            conn_release(c);
+        stream_free(st); /* a dead connection is reaped by the loop */
         return;
     }
     c->progress_ns = fg__now_ns();
@@ -493,7 +530,7 @@ static void job_done(struct h2_stream *st)
     }
     /* After a GOAWAY the last answer ends the connection. */
     if (conn_flush(c) != 0 || conn_finished(c))
-        conn_close(c);
+        conn_end(c);
 }
 
 static void dispatch(struct h2_stream *st)
@@ -697,7 +734,7 @@ static void headers_done(struct h2_stream *st)
  * body arrives. */
 static void grpc_check_prefix(struct h2_stream *st)
 {
-    if (st->body.len < 5 || st->answered)
+    if (st->body.len < 5 || st->answered || st->deferred)
         return;
     const uint8_t *p = st->body.data;
     uint32_t len = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
@@ -709,6 +746,10 @@ static void grpc_check_prefix(struct h2_stream *st)
 /* The request is complete (END_STREAM): check and decode the body, then run the handler. */
 static void request_done(struct h2_stream *st)
 {
+    if (st->deferred) {
+        send_deferred(st);
+        return;
+    }
     if (st->answered || !st->headers_done)
         return;
     if (st->grpc) {
@@ -891,6 +932,12 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
     }
     if (!st || st->answered || !st->headers_done)
         return 0;
+    if (st->deferred) {
+        st->discarded += len;
+        if (st->discarded > H2_DISCARD_MAX)
+            send_deferred(st);
+        return 0;
+    }
     int rc = fg_buf_append(&st->body, data, len);
     if (rc == FG_ETOOBIG) {
         fg_buf_free(&st->body);
@@ -930,6 +977,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
         headers_done(st);
     if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
         c->progress_ns = fg__now_ns();
+        st->req_done = true;
         request_done(st);
     }
     return 0;
@@ -940,9 +988,20 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
 static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
     struct h2_conn *c = user_data;
-    if (frame->hd.type == NGHTTP2_RST_STREAM && !c->calm && rate_exceeded(c, false)) {
+    if (frame->hd.type == NGHTTP2_RST_STREAM &&
+        frame->rst_stream.error_code == NGHTTP2_REFUSED_STREAM && !c->calm &&
+        rate_exceeded(c, false)) {
         c->calm = true;
         calm_down(c, "new streams");
+    }
+    /* An answer sent before the request ended (an error found early): tell the client to
+     * stop sending, without error (RFC 9113 8.1); some clients wait otherwise. */
+    if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        struct h2_stream *st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+        if (st && !st->req_done)
+            nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                      NGHTTP2_NO_ERROR);
     }
     return 0;
 }
@@ -1034,27 +1093,35 @@ static void conn_unlink(struct h2_conn *c)
     lp->n_conns--;
 }
 
-/* Frees c once it is dead and no handler holds one of its streams. */
-static void conn_release(struct h2_conn *c)
+/* Frees the connections that are dead and whose streams no handler holds any more. Only
+ * here, so a connection pointer stays valid for the whole loop iteration that closed it. */
+static void reap(struct fg__loop *lp)
 {
-    if (!c->dead || c->jobs > 0)
-        return;
-    conn_unlink(c);
-    fg_free(c);
+    struct h2_conn *c = lp->conns;
+    while (c) {
+        struct h2_conn *next = c->next;
+        if (c->dead && c->jobs == 0 && c->fd < 0) {
+            conn_unlink(c);
+            fg_free(c);
+        }
+        c = next;
+    }
 }
 
-/* Closes the socket and the session; streams whose handler still runs stay until it ends. */
-static void conn_close(struct h2_conn *c)
+static void conn_close_fd(struct h2_conn *c)
 {
-    if (c->dead)
-        return;
-    c->dead = true;
     if (c->fd >= 0) {
         epoll_ctl(c->loop->epfd, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
         atomic_fetch_sub(&c->loop->srv->n_conns, 1);
         c->fd = -1;
     }
+    c->linger = false;
+}
+
+/* Frees the session; streams whose handler still runs stay until it ends. */
+static void conn_drop_session(struct h2_conn *c)
+{
     struct h2_stream *st = c->streams;
     while (st) {
         struct h2_stream *next = st->cnext;
@@ -1069,7 +1136,52 @@ static void conn_close(struct h2_conn *c)
     nghttp2_session_del(c->session);
     c->session = NULL;
     fg_buf_free(&c->out);
-    conn_release(c);
+}
+
+/* Closes at once (errors, end of file). */
+static void conn_close(struct h2_conn *c)
+{
+    if (c->dead) {
+        conn_close_fd(c); /* a lingering socket */
+        return;
+    }
+    c->dead = true;
+    conn_close_fd(c);
+    conn_drop_session(c);
+}
+
+/* Ends a connection after our last frames (GOAWAY) went out: the peer may still be
+ * writing, and closing with unread data would reset the connection and destroy the GOAWAY
+ * in flight. So stop writing, then read and discard for a while (nginx's lingering close). */
+static void conn_end(struct h2_conn *c)
+{
+    if (c->dead)
+        return;
+    if (c->fd < 0) {
+        conn_close(c);
+        return;
+    }
+    c->dead = true;
+    conn_drop_session(c);
+    shutdown(c->fd, SHUT_WR);
+    c->linger = true;
+    c->close_by_ns = fg__now_ns() + H2_LINGER_NS;
+    struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
+    epoll_ctl(c->loop->epfd, EPOLL_CTL_MOD, c->fd, &e);
+}
+
+static void conn_linger_read(struct h2_conn *c)
+{
+    uint8_t buf[H2_READ_CHUNK];
+    for (int i = 0; i < 16; i++) {
+        ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+        if (n > 0)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return;
+        conn_close_fd(c);
+        return;
+    }
 }
 
 static bool conn_finished(struct h2_conn *c)
@@ -1098,16 +1210,20 @@ static void conn_read(struct h2_conn *c)
         ssize_t rv = nghttp2_session_mem_recv(c->session, buf, (size_t)n);
         if (rv < 0) {
             fg_log(FG_LOG_DEBUG, H2_LOG, "HTTP/2 session error: %s", nghttp2_strerror((int)rv));
-            /* nghttp2 has queued a GOAWAY for protocol errors: try to send it, then close. */
-            conn_flush(c);
-            conn_close(c);
+            /* nghttp2 has queued a GOAWAY for protocol errors: send it, then end. */
+            if (conn_flush(c) != 0)
+                conn_close(c);
+            else
+                conn_end(c);
             return;
         }
         if ((size_t)n < sizeof(buf))
             break;
     }
-    if (conn_flush(c) != 0 || conn_finished(c))
+    if (conn_flush(c) != 0)
         conn_close(c);
+    else if (conn_finished(c))
+        conn_end(c);
 }
 
 /* The first bytes decide the protocol; they are peeked, so libmicrohttpd still reads them. */
@@ -1130,7 +1246,6 @@ static void conn_sniff(struct h2_conn *c)
         socklen_t peer_len = c->peer_len;
         c->dead = true;
         atomic_fetch_sub(&s->n_conns, 1); /* libmicrohttpd counts it from here */
-        conn_release(c);
         fg__h1_adopt(s, fd, (const struct sockaddr *)&peer, peer_len);
         return;
     }
@@ -1148,6 +1263,10 @@ static void conn_sniff(struct h2_conn *c)
 
 static void conn_event(struct h2_conn *c, uint32_t ev)
 {
+    if (c->linger) {
+        conn_linger_read(c);
+        return;
+    }
     if (c->dead)
         return;
     if (c->state == CONN_SNIFF) {
@@ -1167,7 +1286,7 @@ static void conn_event(struct h2_conn *c, uint32_t ev)
     if (ev & EPOLLIN)
         conn_read(c);
     else if (conn_finished(c))
-        conn_close(c);
+        conn_end(c);
 }
 
 static void accept_all(struct fg__loop *lp)
@@ -1217,8 +1336,10 @@ static void goaway(struct h2_conn *c, int64_t now)
     nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE,
                           nghttp2_session_get_last_proc_stream_id(c->session),
                           NGHTTP2_NO_ERROR, NULL, 0);
-    if (conn_flush(c) != 0 || conn_finished(c))
+    if (conn_flush(c) != 0)
         conn_close(c);
+    else if (conn_finished(c))
+        conn_end(c);
 }
 
 /* Timers: grpc-timeout, idle and slow connections, connection age. */
@@ -1229,12 +1350,9 @@ static void tick(struct fg__loop *lp, int64_t now)
     lp->next_deadline = 0;
     while (c) {
         struct h2_conn *next = c->next;
+        if (c->linger && now >= c->close_by_ns)
+            conn_close_fd(c);
         if (c->dead) {
-            c = next;
-            continue;
-        }
-        if (c->close_by_ns && now >= c->close_by_ns) {
-            conn_close(c);
             c = next;
             continue;
         }
@@ -1249,7 +1367,8 @@ static void tick(struct fg__loop *lp, int64_t now)
             if (st->answered || !st->deadline_ns)
                 continue;
             if (now >= st->deadline_ns) {
-                grpc_error(st, FG_GRPC_DEADLINE_EXCEEDED, "deadline exceeded");
+                st->deferred = 0;
+                trailers_only(st, FG_GRPC_DEADLINE_EXCEEDED, "deadline exceeded", NULL);
                 answered = true;
             } else if (!lp->next_deadline || st->deadline_ns < lp->next_deadline) {
                 lp->next_deadline = st->deadline_ns;
@@ -1265,14 +1384,16 @@ static void tick(struct fg__loop *lp, int64_t now)
             fg_log(FG_LOG_DEBUG, H2_LOG, "%s: closing an HTTP/2 connection idle for %lld ms",
                    lp->srv->endpoint, (long long)((now - c->progress_ns) / 1000000));
             nghttp2_session_terminate_session(c->session, NGHTTP2_NO_ERROR);
-            conn_flush(c);
-            conn_close(c); /* a slow client does not get to read the GOAWAY at its pace */
+            if (conn_flush(c) != 0)
+                conn_close(c);
+            else
+                conn_end(c); /* a slow client gets a second to read the GOAWAY, no more */
         } else if (lp->stopping ||
                    (l->max_connection_age_ns > 0 &&
                     now - c->accepted_ns > l->max_connection_age_ns)) {
             goaway(c, now);
             if (!c->dead && conn_finished(c))
-                conn_close(c);
+                conn_end(c);
             if (!c->dead && now - c->goaway_ns > l->max_connection_age_grace_ns &&
                 !lp->stopping)
                 conn_close(c);
@@ -1296,14 +1417,14 @@ static void *loop_main(void *arg)
     struct epoll_event evs[64];
     int64_t next_tick = fg__now_ns() + H2_TICK_NS;
     for (;;) {
-        int timeout = lp->n_conns || atomic_load(&lp->srv->inflight) ? 200 : -1;
+        /* Never blocks for good: HTTP/1.1 connections, which libmicrohttpd registers on its
+         * own threads, are policed from here too. */
+        int timeout = lp->n_conns || atomic_load(&lp->srv->inflight) ? 200 : 1000;
         if (lp->stopping)
             timeout = 20;
-        else if (timeout < 0 && lp->srv->h1_list)
-            timeout = 1000; /* idle HTTP/1.1 connections are policed from here */
         if (lp->next_deadline) {
             int64_t left_ms = (lp->next_deadline - fg__now_ns()) / 1000000 + 1;
-            if (timeout < 0 || left_ms < timeout)
+            if (left_ms < timeout)
                 timeout = left_ms < 0 ? 0 : (int)left_ms;
         }
         int n = epoll_wait(lp->epfd, evs, FG_ARRAY_LEN(evs), timeout);
@@ -1322,6 +1443,7 @@ static void *loop_main(void *arg)
             }
         }
         process_done(lp);
+        reap(lp);
         int64_t now = fg__now_ns();
         if (atomic_load(&lp->stop) && !lp->stopping) {
             lp->stopping = true;
@@ -1330,6 +1452,7 @@ static void *loop_main(void *arg)
         }
         if (now >= next_tick || (lp->next_deadline && now >= lp->next_deadline)) {
             tick(lp, now);
+            reap(lp);
             next_tick = now + H2_TICK_NS;
         }
         if (lp->stopping && (!live_conns(lp) || now >= atomic_load(&lp->stop_deadline)))
@@ -1367,7 +1490,6 @@ static void loop_destroy(struct fg__loop *lp)
         struct h2_conn *c = st->conn;
         c->jobs--;
         stream_free(st);
-        conn_release(c);
     }
     while (lp->conns) {
         struct h2_conn *c = lp->conns;
