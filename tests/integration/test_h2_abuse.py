@@ -145,14 +145,14 @@ class H2AbuseTest(h.FgTestCase):
                b"Content-Type: application/x-protobuf\r\nContent-Length: 10\r\n\r\n")
         t = self.slow_writer(self.p.port, req)
         self.assertIsNotNone(t, "HTTP/1.1 slowloris never cut off" + self.logs())
-        self.assertLess(t, IDLE_S + 2.5, "cut off after the idle timeout")
+        self.assertLess(t, IDLE_S + 4.0, "cut off after the idle timeout")
         self.assertGreater(t, IDLE_S - 0.5)
         self.assertNextCallOk("HTTP/1.1 slowloris")
 
     def test_f_slowloris_preface(self):
         t = self.slow_writer(self.p.grpc_port, g.PREFACE)
         self.assertIsNotNone(t, "preface slowloris never cut off" + self.logs())
-        self.assertLess(t, IDLE_S + 2.5)
+        self.assertLess(t, IDLE_S + 4.0)
         self.assertNextCallOk("preface slowloris")
 
     def test_g_slowloris_h2_headers(self):
@@ -183,7 +183,7 @@ class H2AbuseTest(h.FgTestCase):
                 break
         s.close()
         self.assertIsNotNone(closed, "HTTP/2 slowloris never cut off" + self.logs())
-        self.assertLess(closed, IDLE_S + 2.5)
+        self.assertLess(closed, IDLE_S + 4.0)
         self.assertNextCallOk("HTTP/2 slowloris")
 
     def test_h_idle_connection_closed_busy_not(self):
