@@ -3,9 +3,11 @@
  * from the same routing table, so handlers never see which protocol carried the request.
  * gRPC methods are registered in the same server (fg_grpc.h).
  *
- * Threads: HTTP/1.1 requests run on a thread per connection, HTTP/2 streams on a small
- * worker pool of the listener (limits.workers); a handler may block (decode and push into
- * the pipeline), which holds up only its own request.
+ * Threads: HTTP/1.1 requests run on a thread per connection, HTTP/2 streams and gRPC calls
+ * on a small worker pool of the listener (limits.workers), never on its event loop. A
+ * handler may block (decode and push into the pipeline): that holds up its own request,
+ * and once `workers` handlers block at once further HTTP/2 requests wait in the pool's
+ * queue (HTTP/1.1 ones do not).
  *
  * The server reads the body up to the route's limit, undoes Content-Encoding (gzip,
  * deflate) with the same limit applied to the decompressed size, and answers 404 for an
@@ -27,7 +29,7 @@ struct fg_http_request {
     const char *content_type; /* "" when absent */
     const uint8_t *body;      /* decompressed */
     size_t body_len;
-    void *conn;               /* for fg_http_header */
+    void *conn;               /* opaque, for fg_http_header */
 };
 
 /* A request header by name (case-insensitive), or NULL. Valid during the handler. */
