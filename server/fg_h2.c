@@ -9,6 +9,8 @@
  * kept (marked) until the worker hands it back. */
 #include <errno.h>
 #include <stdarg.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1316,6 +1318,9 @@ static void accept_all(struct fg__loop *lp)
             continue;
         }
         atomic_fetch_add(&s->n_conns, 1);
+        /* Responses leave in one write per flush; Nagle would only hold them back. */
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         memcpy(&c->peer, &ss, sl);
         c->peer_len = sl;
         struct epoll_event e = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = c};
