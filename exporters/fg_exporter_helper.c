@@ -12,6 +12,7 @@
 
 #include "fg_alloc.h"
 #include "fg_log.h"
+#include "fg_metrics.h"
 #include "fg_model.h"
 #include "fg_otlp.h"
 #include "fg_persistent_queue.h"
@@ -79,7 +80,58 @@ struct fg_exporter {
     pthread_t *threads;
     size_t n_threads;
     struct fg_exporter_stats stats; /* under mu, queue_size filled in on read */
+
+    /* self-telemetry series (shared with a same-id exporter of a reloaded config) */
+    struct fg_counter *m_sent, *m_failed, *m_enqueue_failed;
+    struct fg_gauge *m_queue_size, *m_queue_capacity, *m_in_flight, *m_failing_since;
+    struct fg_gauge *m_pq_bytes;
+    struct fg_histogram *m_latency;
 };
+
+static _Thread_local unsigned helpers_created;
+
+unsigned fg_exporter_helper_created(void)
+{
+    return helpers_created;
+}
+
+static void make_metrics(struct fg_exporter *e)
+{
+    char l[200];
+    fg_metrics_labels(l, sizeof(l), "exporter", e->id, NULL);
+    fg_metrics_counter("otelcol_exporter_sent_profile_samples",
+                       "Samples successfully sent (or written) by the exporter.", l, &e->m_sent);
+    fg_metrics_counter("otelcol_exporter_send_failed_profile_samples",
+                       "Samples the exporter failed to send (after retries).", l, &e->m_failed);
+    fg_metrics_counter("otelcol_exporter_enqueue_failed_profile_samples",
+                       "Samples refused because the sending queue was full.", l,
+                       &e->m_enqueue_failed);
+    fg_metrics_gauge("otelcol_exporter_queue_size", "Batches in the sending queue.", l,
+                     &e->m_queue_size);
+    fg_metrics_gauge("otelcol_exporter_queue_capacity",
+                     "Capacity of the sending queue (in its sizer's units).", l,
+                     &e->m_queue_capacity);
+    fg_metrics_gauge("otelcol_exporter_in_flight_requests", "Requests being sent right now.", l,
+                     &e->m_in_flight);
+    fg_metrics_gauge("flamegate_exporter_failing_since_seconds",
+                     "Unix time of the first failed attempt since the last success; 0 while "
+                     "sending works.",
+                     l, &e->m_failing_since);
+    fg_metrics_gauge("flamegate_exporter_persistent_queue_bytes",
+                     "Bytes in the exporter's persistent queue on disk.", l, &e->m_pq_bytes);
+    fg_metrics_histogram("flamegate_exporter_send_duration_seconds",
+                         "Time of one send attempt.", l, &e->m_latency);
+    fg_gauge_set(e->m_queue_capacity, e->settings.queue.enabled ? e->settings.queue.queue_size : 0);
+}
+
+/* Queue gauges of a persistent queue, after it changed. */
+static void pq_gauges(struct fg_exporter *e)
+{
+    struct fg_pqueue_stats st;
+    fg_pqueue_stats(e->pq, &st);
+    fg_gauge_set(e->m_queue_size, (int64_t)st.pending_records);
+    fg_gauge_set(e->m_pq_bytes, (int64_t)st.pending_bytes);
+}
 
 static int64_t mono_now(void)
 {
@@ -148,6 +200,7 @@ static void count_failed(struct fg_exporter *e, const struct fg_profiles *batch)
     e->stats.failed_batches++;
     e->stats.failed_samples += batch_samples(batch);
     pthread_mutex_unlock(&e->mu);
+    fg_counter_add(e->m_failed, batch_samples(batch));
 }
 
 /* One batch through send with the retry policy. Borrows batch. Returns send's last result
@@ -163,8 +216,19 @@ static int send_with_retry(struct fg_exporter *e, struct fg_profiles *batch, uin
     for (;;) {
         struct fg_err err = {{0}};
         int64_t retry_after = 0;
+        fg_gauge_add(e->m_in_flight, 1);
+        int64_t t0 = mono_now();
         int rc = e->send(e->ctx, batch, &retry_after, &err);
+        fg_histogram_observe_ns(e->m_latency, mono_now() - t0);
+        fg_gauge_add(e->m_in_flight, -1);
         *last = err;
+        if (rc == 0) {
+            fg_counter_add(e->m_sent, samples);
+            fg_gauge_set(e->m_failing_since, 0);
+        } else if (e->m_failing_since) {
+            int64_t zero = 0; /* the first failure of a run starts the clock */
+            atomic_compare_exchange_strong(&e->m_failing_since->v, &zero, (int64_t)time(NULL));
+        }
         if (rc == 0) {
             pthread_mutex_lock(&e->mu);
             e->stats.sent_batches++;
@@ -241,6 +305,7 @@ static uint64_t units_of(const struct fg_exporter *e, const struct fg_profiles *
 /* A memory-queue batch the shutdown deadline cut off (with mu held). */
 static void count_lost(struct fg_exporter *e, uint64_t samples)
 {
+    fg_counter_add(e->m_failed, samples);
     e->stats.failed_batches++;
     e->stats.failed_samples += samples;
     e->stats.lost_batches++;
@@ -264,6 +329,7 @@ static void *memory_worker(void *arg)
         e->head = (e->head + 1) % e->cap;
         e->len--;
         e->units -= sl.units;
+        fg_gauge_add(e->m_queue_size, -1);
         pthread_cond_broadcast(&e->space);
         pthread_mutex_unlock(&e->mu);
 
@@ -354,7 +420,9 @@ static void *persistent_worker(void *arg)
             e->stats.failed_batches++;
             e->stats.failed_samples += item.samples;
             pthread_mutex_unlock(&e->mu);
+            fg_counter_add(e->m_failed, item.samples);
             fg_pqueue_ack(e->pq, item.ticket);
+            pq_gauges(e);
             continue;
         }
         rc = send_with_retry(e, batch, &rng, &err);
@@ -363,6 +431,7 @@ static void *persistent_worker(void *arg)
             fg_pqueue_nack(e->pq, item.ticket); /* stays on disk */
         else
             fg_pqueue_ack(e->pq, item.ticket); /* sent, or dropped for good and counted */
+        pq_gauges(e);
     }
     pthread_mutex_lock(&e->mu);
     e->active--;
@@ -437,6 +506,8 @@ int fg_exporter_new(const char *id, const struct fg_exporter_settings *settings,
     if (pthread_cond_init(&e->space, &attr) != 0)
         goto fail;
     pthread_condattr_destroy(&attr);
+    make_metrics(e);
+    helpers_created++;
     *out = e;
     return 0;
 
@@ -480,6 +551,7 @@ int fg_exporter_start(struct fg_exporter *e, struct fg_err *err)
         pthread_mutex_lock(&e->mu);
         e->stats.torn_records = st.torn_records;
         pthread_mutex_unlock(&e->mu);
+        pq_gauges(e);
         if (st.pending_records > 0)
             fg_log(FG_LOG_INFO, e->id,
                    "persistent queue holds %llu batches (%llu samples) from before",
@@ -592,11 +664,14 @@ static int enqueue_persistent(struct fg_exporter *e, struct fg_profiles *batch,
         break;
     }
     fg_buf_free(&rec);
+    if (rc == 0)
+        pq_gauges(e);
     if (rc != 0 && rc != FG_ESTOPPED) {
         pthread_mutex_lock(&e->mu);
         e->stats.enqueue_failed_batches++;
         e->stats.enqueue_failed_samples += samples;
         pthread_mutex_unlock(&e->mu);
+        fg_counter_add(e->m_enqueue_failed, samples);
         if (rc != FG_EFULL)
             fg_err_prefix(err, "%s", e->id);
     }
@@ -640,6 +715,7 @@ int fg_exporter_enqueue(struct fg_exporter *e, struct fg_profiles *batch, struct
     if (memory_full(e, u)) {
         e->stats.enqueue_failed_batches++;
         e->stats.enqueue_failed_samples += samples;
+        fg_counter_add(e->m_enqueue_failed, samples);
         uint64_t have = e->units;
         pthread_mutex_unlock(&e->mu);
         fg_profiles_unref(batch);
@@ -653,6 +729,7 @@ int fg_exporter_enqueue(struct fg_exporter *e, struct fg_profiles *batch, struct
         if (!r) {
             e->stats.enqueue_failed_batches++;
             e->stats.enqueue_failed_samples += samples;
+            fg_counter_add(e->m_enqueue_failed, samples);
             pthread_mutex_unlock(&e->mu);
             fg_profiles_unref(batch);
             return fg_err_set(err, FG_ENOMEM, "%s: out of memory", e->id);
@@ -667,6 +744,7 @@ int fg_exporter_enqueue(struct fg_exporter *e, struct fg_profiles *batch, struct
     e->ring[(e->head + e->len) % e->cap] = (struct slot){batch, u};
     e->len++;
     e->units += u;
+    fg_gauge_add(e->m_queue_size, 1);
     pthread_cond_signal(&e->work);
     pthread_mutex_unlock(&e->mu);
     return 0;
@@ -717,12 +795,14 @@ int fg_exporter_shutdown(struct fg_exporter *e, int64_t deadline_ns)
         e->ring[e->head].batch = NULL;
         e->head = (e->head + 1) % e->cap;
         e->len--;
+        fg_gauge_add(e->m_queue_size, -1);
         dropped_samples += batch_samples(b);
         fg_profiles_unref(b);
         count_lost(e, 0);
     }
     e->stats.failed_samples += dropped_samples;
     e->stats.lost_samples += dropped_samples;
+    fg_counter_add(e->m_failed, dropped_samples);
     e->units = 0;
     size_t n_threads = e->n_threads;
     e->n_threads = 0;
@@ -772,6 +852,7 @@ void fg_exporter_free(struct fg_exporter *e)
         return;
     /* Freed without a shutdown (failed start-up): stop at once. */
     fg_exporter_shutdown(e, mono_now());
+    fg_gauge_set(e->m_failing_since, 0); /* a removed exporter is no reason to be unhealthy */
     fg_free(e->threads);
     fg_free(e->ring);
     pthread_cond_destroy(&e->space);

@@ -88,4 +88,9 @@ struct fg_exporter_stats {
 };
 void fg_exporter_stats(struct fg_exporter *e, struct fg_exporter_stats *out);
 
+/* How many exporters fg_exporter_new has made on this thread: the service compares it
+ * around a factory's create to learn whether the exporter counts its own sends (the
+ * otelcol_exporter_* series) or needs the service's counting wrapper. */
+unsigned fg_exporter_helper_created(void);
+
 #endif
