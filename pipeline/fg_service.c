@@ -1,14 +1,19 @@
 /* Building, starting and stopping the component graph (extensions first and last). */
 #include "fg_service.h"
 
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fg_alloc.h"
 #include "fg_component.h"
 #include "fg_config.h"
+#include "fg_exporter_helper.h"
 #include "fg_log.h"
+#include "fg_metrics.h"
 #include "fg_model.h"
 
 int64_t fg_now_ns(void)
@@ -44,9 +49,98 @@ static int fanout_consume(struct fg_consumer *self, struct fg_profiles *batch, s
     return result;
 }
 
+/* Self-telemetry: counting consumers in front of receivers' next, around processors and in
+ * front of exporters that do not count themselves (the exporter helper does). */
+enum tap_role { TAP_RECEIVER, TAP_PROC_IN, TAP_PROC_OUT, TAP_EXPORTER };
+
+struct tap_transport {
+    _Atomic(const char *) name; /* set last, once the counters are there */
+    struct fg_counter *accepted, *refused, *failed, *requests, *bytes;
+};
+
+struct tap {
+    struct fg_consumer consumer;
+    struct fg_consumer *next;
+    enum tap_role role;
+    char id[128];
+    struct fg_counter *ok, *bad;
+    struct fg_histogram *latency;
+    pthread_mutex_t mu; /* adding a transport */
+    struct tap_transport tr[8];
+};
+
+static struct tap_transport *tap_transport(struct tap *t, const char *name)
+{
+    for (size_t i = 0; i < FG_ARRAY_LEN(t->tr); i++) {
+        const char *n = atomic_load_explicit(&t->tr[i].name, memory_order_acquire);
+        if (n && strcmp(n, name) == 0)
+            return &t->tr[i];
+    }
+    struct tap_transport *found = NULL;
+    pthread_mutex_lock(&t->mu);
+    for (size_t i = 0; i < FG_ARRAY_LEN(t->tr) && !found; i++) {
+        const char *n = atomic_load(&t->tr[i].name);
+        if (n && strcmp(n, name) == 0) {
+            found = &t->tr[i];
+        } else if (!n) {
+            struct tap_transport *x = &t->tr[i];
+            char l[256];
+            fg_metrics_labels(l, sizeof(l), "receiver", t->id, "transport", name, NULL);
+            fg_metrics_counter("otelcol_receiver_accepted_profile_samples",
+                               "Samples the pipeline accepted.", l, &x->accepted);
+            fg_metrics_counter("otelcol_receiver_refused_profile_samples",
+                               "Samples the pipeline refused (full, stopping, invalid).", l,
+                               &x->refused);
+            fg_metrics_counter("otelcol_receiver_failed_profile_samples",
+                               "Samples lost to an internal error (out of memory ...).", l,
+                               &x->failed);
+            fg_metrics_counter("otelcol_receiver_requests",
+                               "Requests whose data reached the pipeline.", l, &x->requests);
+            fg_metrics_counter("flamegate_receiver_received_bytes",
+                               "Request bytes (decompressed) that reached the pipeline.", l,
+                               &x->bytes);
+            atomic_store_explicit(&x->name, name, memory_order_release);
+            found = x;
+        }
+    }
+    pthread_mutex_unlock(&t->mu);
+    return found;
+}
+
+static int tap_consume(struct fg_consumer *self, struct fg_profiles *batch, struct fg_err *err)
+{
+    struct tap *t = (struct tap *)self;
+    uint64_t n = batch ? batch->n_samples : 0;
+    if (t->role == TAP_PROC_IN || t->role == TAP_PROC_OUT) {
+        fg_counter_add(t->ok, n);
+        return fg_consume(t->next, batch, err);
+    }
+    if (t->role == TAP_EXPORTER) {
+        int rc = fg_consume(t->next, batch, err);
+        fg_counter_add(rc == 0 ? t->ok : t->bad, n);
+        return rc;
+    }
+    const char *name = fg_metrics_request_transport();
+    uint64_t bytes = fg_metrics_request_bytes();
+    fg_metrics_set_request(NULL, 0); /* a later batch without a request is not this one */
+    struct tap_transport *tr = tap_transport(t, name);
+    int64_t t0 = fg_now_ns();
+    int rc = fg_consume(t->next, batch, err);
+    fg_histogram_observe_ns(t->latency, fg_now_ns() - t0);
+    if (tr) {
+        fg_counter_add(tr->requests, 1);
+        fg_counter_add(tr->bytes, bytes);
+        bool refused = rc == FG_EFULL || rc == FG_ERETRYABLE || rc == FG_ESTOPPED ||
+                       rc == FG_EINVAL || rc == FG_EPERMANENT || rc == FG_ETOOBIG;
+        fg_counter_add(rc == 0 ? tr->accepted : refused ? tr->refused : tr->failed, n);
+    }
+    return rc;
+}
+
 struct instance {
     struct fg_component *c;
     bool started;
+    struct fg_consumer *input; /* what upstream calls: c->consumer or a tap in front of it */
 };
 
 struct fg_service {
@@ -56,7 +150,69 @@ struct fg_service {
     size_t n_instances;
     struct fanout **fanouts;
     size_t n_fanouts;
+    struct tap **taps;
+    size_t n_taps;
 };
+
+/* A counting consumer in front of next; NULL when out of memory (then none is used). */
+static struct tap *new_tap(struct fg_service *s, enum tap_role role, const char *id,
+                           struct fg_consumer *next)
+{
+    struct tap **bigger = fg_realloc(s->taps, (s->n_taps + 1) * sizeof(*s->taps));
+    if (!bigger)
+        return NULL;
+    s->taps = bigger;
+    struct tap *t = fg_calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    pthread_mutex_init(&t->mu, NULL);
+    t->consumer.consume = tap_consume;
+    t->next = next;
+    t->role = role;
+    snprintf(t->id, sizeof(t->id), "%s", id);
+    char l[256];
+    if (role == TAP_RECEIVER) {
+        fg_metrics_labels(l, sizeof(l), "receiver", id, NULL);
+        fg_metrics_histogram("flamegate_receiver_request_duration_seconds",
+                             "Time a request's batch took through the pipeline to the "
+                             "exporters' queues.",
+                             l, &t->latency);
+    } else if (role == TAP_EXPORTER) {
+        fg_metrics_labels(l, sizeof(l), "exporter", id, NULL);
+        fg_metrics_counter("otelcol_exporter_sent_profile_samples",
+                           "Samples successfully sent (or written) by the exporter.", l, &t->ok);
+        fg_metrics_counter("otelcol_exporter_send_failed_profile_samples",
+                           "Samples the exporter failed to send (after retries).", l, &t->bad);
+    } else {
+        fg_metrics_labels(l, sizeof(l), "processor", id, "otel_signal", "profiles", NULL);
+        if (role == TAP_PROC_IN)
+            fg_metrics_counter("otelcol_processor_incoming_items",
+                               "Samples passed to the processor.", l, &t->ok);
+        else
+            fg_metrics_counter("otelcol_processor_outgoing_items",
+                               "Samples the processor passed on.", l, &t->ok);
+    }
+    s->taps[s->n_taps++] = t;
+    return t;
+}
+
+/* Puts a tap of role in front of the last instance's consumer (processors, exporters). */
+static void tap_last_instance(struct fg_service *s, enum tap_role role)
+{
+    struct instance *in = &s->instances[s->n_instances - 1];
+    struct tap *t = new_tap(s, role, in->c->id, &in->c->consumer);
+    if (t)
+        in->input = &t->consumer;
+}
+
+/* The consumer upstream components hand batches to for instance c. */
+static struct fg_consumer *input_of(struct fg_service *s, struct fg_component *c)
+{
+    for (size_t i = 0; i < s->n_instances; i++)
+        if (s->instances[i].c == c)
+            return s->instances[i].input;
+    return &c->consumer;
+}
 
 static int add_instance(struct fg_service *s, struct fg_component *c)
 {
@@ -65,7 +221,7 @@ static int add_instance(struct fg_service *s, struct fg_component *c)
     if (!bigger)
         return FG_ENOMEM;
     s->instances = bigger;
-    s->instances[s->n_instances++] = (struct instance){c, false};
+    s->instances[s->n_instances++] = (struct instance){c, false, &c->consumer};
     return 0;
 }
 
@@ -107,9 +263,13 @@ static int create_component(struct fg_service *s, enum fg_kind kind, const char 
     const struct fg_config_component *cc = fg_config_find(s->cfg, kind, id);
     if (!cc)
         return fg_err_set(err, FG_EINVAL, "%s %s: not defined", fg_kind_name(kind), id);
+    struct tap *t = NULL;
+    if (next && (kind == FG_KIND_RECEIVER || kind == FG_KIND_PROCESSOR))
+        t = new_tap(s, kind == FG_KIND_RECEIVER ? TAP_RECEIVER : TAP_PROC_OUT, id, next);
+    unsigned helpers = fg_exporter_helper_created();
     struct fg_create_args args = {.id = id,
                                   .config = cc->config,
-                                  .next = next,
+                                  .next = t ? &t->consumer : next,
                                   .find_extension = find_extension,
                                   .find_ctx = s};
     struct fg_component *c = NULL;
@@ -126,6 +286,10 @@ static int create_component(struct fg_service *s, enum fg_kind kind, const char 
         c->ops->destroy(c);
         return fg_err_set(err, rc, "out of memory");
     }
+    if (kind == FG_KIND_PROCESSOR)
+        tap_last_instance(s, TAP_PROC_IN);
+    else if (kind == FG_KIND_EXPORTER && fg_exporter_helper_created() == helpers)
+        tap_last_instance(s, TAP_EXPORTER); /* file, debug: consume returns when written */
     *out = c;
     return 0;
 }
@@ -168,7 +332,7 @@ int fg_service_build(const struct fg_config *cfg, struct fg_service **out, struc
             break;
         }
         for (size_t e = 0; e < pl->n_exporters; e++)
-            f->targets[f->n++] = &find_instance(s, pl->exporters[e], FG_KIND_EXPORTER)->consumer;
+            f->targets[f->n++] = input_of(s, find_instance(s, pl->exporters[e], FG_KIND_EXPORTER));
         struct fg_consumer *next = &f->consumer;
         for (size_t k = pl->n_processors; k-- > 0;) {
             struct fg_component *c;
@@ -176,7 +340,7 @@ int fg_service_build(const struct fg_config *cfg, struct fg_service **out, struc
                 fg_err_prefix(err, "pipeline %s", pl->name);
                 break;
             }
-            next = &c->consumer;
+            next = input_of(s, c);
         }
         if (rc)
             break;
@@ -225,8 +389,17 @@ int fg_service_start(struct fg_service *s, struct fg_err *err)
 {
     /* instances were created extensions → exporters → processors (back to front) →
      * receivers */
+    fg_run_state_set(s, FG_RUN_STARTING);
+    /* Test hook: a slow start-up after the extensions (the health check) are up. */
+    const char *delay = getenv("FG_FAILPOINT_START_DELAY_MS");
     for (size_t i = 0; i < s->n_instances; i++) {
         struct fg_component *c = s->instances[i].c;
+        if (delay && c->factory->kind != FG_KIND_EXTENSION) {
+            int64_t ms = 0;
+            if (fg_parse_int(delay, &ms) == 0 && ms > 0 && ms < 60000)
+                usleep((useconds_t)(ms * 1000));
+            delay = NULL;
+        }
         int rc = c->ops->start ? c->ops->start(c, err) : 0;
         if (rc) {
             fg_err_prefix(err, "starting %s %s", kind_order_name(c), c->id);
@@ -236,6 +409,7 @@ int fg_service_start(struct fg_service *s, struct fg_err *err)
         s->instances[i].started = true;
         fg_log(FG_LOG_DEBUG, "service", "started %s %s", kind_order_name(c), c->id);
     }
+    fg_run_state_set(s, FG_RUN_RUNNING);
     return 0;
 }
 
@@ -265,12 +439,14 @@ static bool any_kind(enum fg_kind k)
 
 void fg_service_stop_intake(struct fg_service *s, int64_t timeout_ns)
 {
+    fg_run_state_release(s, FG_RUN_STOPPING);
     stop_some(s, fg_now_ns() + timeout_ns, is_intake);
 }
 
 void fg_service_shutdown(struct fg_service *s, int64_t timeout_ns)
 {
     /* reverse creation order: receivers, processors front to back, exporters, extensions */
+    fg_run_state_release(s, FG_RUN_STOPPING);
     stop_some(s, fg_now_ns() + timeout_ns, any_kind);
 }
 
@@ -286,5 +462,10 @@ void fg_service_free(struct fg_service *s)
         fg_free(s->fanouts[i]);
     }
     fg_free(s->fanouts);
+    for (size_t i = 0; i < s->n_taps; i++) {
+        pthread_mutex_destroy(&s->taps[i]->mu);
+        fg_free(s->taps[i]);
+    }
+    fg_free(s->taps);
     fg_free(s);
 }
