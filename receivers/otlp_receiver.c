@@ -13,6 +13,7 @@
 #include "fg_grpc.h"
 #include "fg_http.h"
 #include "fg_log.h"
+#include "fg_metrics.h"
 #include "fg_otlp.h"
 #include "otlp_receiver.h"
 
@@ -233,6 +234,7 @@ static void otlp_handle(void *ctx, const struct fg_http_request *req,
         return;
     }
     uint64_t n_samples = batch->n_samples;
+    fg_metrics_set_request("http", req->body_len); /* labels the service's counters */
     rc = fg_consume(r->next, batch, &err); /* takes the batch */
     switch (rc) {
     case 0:
@@ -288,6 +290,7 @@ static void otlp_grpc_export(void *ctx, const struct fg_grpc_request *req,
         fg_profiles_unref(batch); /* an empty request is a success with nothing to pass on */
         rc = 0;
     } else {
+        fg_metrics_set_request("grpc", req->message_len);
         rc = fg_consume(r->next, batch, &err); /* takes the batch */
     }
     switch (rc) {
