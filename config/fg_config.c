@@ -640,10 +640,34 @@ static void parse_pipelines(struct loader *L, const struct fg_ynode *key,
     }
 }
 
+/* One scalar of service.telemetry.<section>.<key>: its text, or NULL after reporting. */
+static const char *telemetry_scalar(struct loader *L, const struct fg_ynode *v, const char *path)
+{
+    if (v->kind != FG_YNODE_SCALAR) {
+        errf(L, v, "%s: expected a single value, got a %s", path, node_kind_name(v));
+        return NULL;
+    }
+    return v->is_null ? NULL : v->text;
+}
+
+/* Index of text in names (NULL-terminated), or -1 after reporting the allowed values. */
+static int telemetry_choice(struct loader *L, const struct fg_ynode *v, const char *path,
+                            const char *text, const char *const *names, const char *allowed)
+{
+    for (int i = 0; names[i]; i++)
+        if (strcmp(names[i], text) == 0)
+            return i;
+    errf(L, v, "%s: invalid value \"%s\" (allowed: %s)", path, text, allowed);
+    return -1;
+}
+
+/* service.telemetry: logs {level, encoding}, metrics {address, level}. */
 static void parse_telemetry(struct loader *L, const struct fg_ynode *node)
 {
-    static const char *const levels[] = {"debug", "info", "warn", "error"};
+    static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
     static const int level_values[] = {FG_LOG_DEBUG, FG_LOG_INFO, FG_LOG_WARN, FG_LOG_ERROR};
+    static const char *const encodings[] = {"console", "json", NULL};
+    static const char *const metric_levels[] = {"none", "basic", "normal", "detailed", NULL};
     if (is_null(node))
         return;
     if (node->kind != FG_YNODE_MAPPING) {
@@ -654,44 +678,56 @@ static void parse_telemetry(struct loader *L, const struct fg_ynode *node)
         const struct fg_ynode *k = fg__ynode_key(node, i), *v = fg__ynode_value(node, i);
         if (!key_ok(L, k, "service.telemetry"))
             continue;
-        if (strcmp(k->text, "logs") != 0) {
-            errf(L, k, "service.telemetry.%s: unknown key (valid keys: logs)", k->text);
+        bool logs = strcmp(k->text, "logs") == 0;
+        if (!logs && strcmp(k->text, "metrics") != 0) {
+            errf(L, k, "service.telemetry.%s: unknown key (valid keys: logs, metrics)", k->text);
             continue;
         }
         if (is_null(v))
             continue;
         if (v->kind != FG_YNODE_MAPPING) {
-            errf(L, v, "service.telemetry.logs: expected a mapping, got a %s", node_kind_name(v));
+            errf(L, v, "service.telemetry.%s: expected a mapping, got a %s", k->text,
+                 node_kind_name(v));
             continue;
         }
+        bool metrics_off = false;
         for (size_t j = 0; j < v->n; j++) {
             const struct fg_ynode *lk = fg__ynode_key(v, j), *lv = fg__ynode_value(v, j);
-            if (!key_ok(L, lk, "service.telemetry.logs"))
+            char path[96];
+            snprintf(path, sizeof(path), "service.telemetry.%s", k->text);
+            if (!key_ok(L, lk, path))
                 continue;
-            if (strcmp(lk->text, "level") != 0) {
-                errf(L, lk, "service.telemetry.logs.%s: unknown key (valid keys: level)",
-                     lk->text);
+            const char *valid = logs ? "encoding, level" : "address, level";
+            bool known = strcmp(lk->text, "level") == 0 ||
+                         strcmp(lk->text, logs ? "encoding" : "address") == 0;
+            if (!known) {
+                errf(L, lk, "%s.%s: unknown key (valid keys: %s)", path, lk->text, valid);
                 continue;
             }
-            if (lv->kind != FG_YNODE_SCALAR) {
-                errf(L, lv, "service.telemetry.logs.level: expected a single value, got a %s",
-                     node_kind_name(lv));
+            snprintf(path, sizeof(path), "service.telemetry.%s.%s", k->text, lk->text);
+            const char *text = telemetry_scalar(L, lv, path);
+            if (!text)
                 continue;
+            int x;
+            if (logs && strcmp(lk->text, "level") == 0) {
+                if ((x = telemetry_choice(L, lv, path, text, levels,
+                                          "debug, info, warn, error")) >= 0)
+                    L->cfg->log_level = level_values[x];
+            } else if (logs) {
+                if ((x = telemetry_choice(L, lv, path, text, encodings, "console, json")) >= 0)
+                    L->cfg->log_encoding = x;
+            } else if (strcmp(lk->text, "level") == 0) {
+                if ((x = telemetry_choice(L, lv, path, text, metric_levels,
+                                          "none, basic, normal, detailed")) == 0)
+                    metrics_off = true;
+            } else if (!strchr(text, ':') || strlen(text) >= sizeof(L->cfg->metrics_address)) {
+                errf(L, lv, "%s: expected HOST:PORT, got \"%s\"", path, text);
+            } else {
+                snprintf(L->cfg->metrics_address, sizeof(L->cfg->metrics_address), "%s", text);
             }
-            if (lv->is_null)
-                continue;
-            size_t l;
-            for (l = 0; l < FG_ARRAY_LEN(levels); l++)
-                if (strcmp(levels[l], lv->text) == 0)
-                    break;
-            if (l == FG_ARRAY_LEN(levels))
-                errf(L, lv,
-                     "service.telemetry.logs.level: invalid value \"%s\" (allowed: debug, info, "
-                     "warn, error)",
-                     lv->text);
-            else
-                L->cfg->log_level = level_values[l];
         }
+        if (metrics_off)
+            L->cfg->metrics_address[0] = '\0';
     }
 }
 
@@ -929,6 +965,8 @@ int fg_config_load_string(const char *source_name, const char *yaml, size_t len,
     }
     L.cfg->log_level = FG_LOG_INFO;
     L.cfg->shutdown_timeout_ns = FG_DEFAULT_SHUTDOWN_TIMEOUT_NS;
+    snprintf(L.cfg->metrics_address, sizeof(L.cfg->metrics_address), "%s",
+             FG_DEFAULT_METRICS_ADDRESS);
     if (!(L.cfg->source = fg_strdup(L.file))) {
         rc = FG_ENOMEM;
         goto fail;

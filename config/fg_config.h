@@ -48,7 +48,13 @@ struct fg_config {
     size_t n_service_extensions;
     int log_level; /* enum fg_log_level; service.telemetry.logs.level, default info */
     int64_t shutdown_timeout_ns; /* service.shutdown_timeout, default 30s */
+    int log_encoding; /* enum fg_log_encoding; service.telemetry.logs.encoding, default console */
+    /* service.telemetry.metrics.address (default FG_DEFAULT_METRICS_ADDRESS); "" when
+     * service.telemetry.metrics.level is none */
+    char metrics_address[256];
 };
+
+#define FG_DEFAULT_METRICS_ADDRESS "127.0.0.1:8888"
 
 #define FG_DEFAULT_SHUTDOWN_TIMEOUT_NS (30 * INT64_C(1000000000))
 
