@@ -2,11 +2,24 @@
 #ifndef FG_LOG_H
 #define FG_LOG_H
 
+#include <stddef.h>
+
 enum fg_log_level { FG_LOG_DEBUG, FG_LOG_INFO, FG_LOG_WARN, FG_LOG_ERROR, FG_LOG_OFF };
 
 extern enum fg_log_level fg__log_level;
 
 void fg_log_set_level(enum fg_log_level level);
+
+/* console: "2026-11-27T13:29:21.123Z info  component: message"; json: one object per line,
+ * {"ts":"…","level":"info","component":"…","msg":"…"}. */
+enum fg_log_encoding { FG_LOG_CONSOLE, FG_LOG_JSON };
+void fg_log_set_encoding(enum fg_log_encoding encoding);
+
+/* Values that must never reach the log (header values, tokens, passwords from the
+ * configuration): every record is scrubbed of them, each occurrence written as "***".
+ * Replaces the previous set (copied); values shorter than 4 bytes are ignored, since they
+ * would match everywhere. Returns FG_ENOMEM when they cannot be kept (the old set stays). */
+int fg_log_set_secrets(const char *const *values, size_t n);
 /* Parses "debug|info|warn|error|none"; returns -1 when unknown. */
 int fg_log_level_parse(const char *name);
 void fg__log(enum fg_log_level level, const char *component, const char *fmt, ...)
