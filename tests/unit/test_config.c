@@ -297,9 +297,9 @@ static void test_unknown_type(void **state)
     expect_error(BASE "  kafka:\n" PIPE,
                  "t.yaml:6:3: error: exporters.kafka: unknown exporter type \"kafka\" (known "
                  "exporter types: otlphttp, file, debug)");
-    expect_error(BASE "extensions:\n  health_check:\n" PIPE,
-                 "t.yaml:7:3: error: extensions.health_check: unknown extension type "
-                 "\"health_check\" (known extension types: file_storage)");
+    expect_error(BASE "extensions:\n  zpages:\n" PIPE,
+                 "t.yaml:7:3: error: extensions.zpages: unknown extension type "
+                 "\"zpages\" (known extension types: file_storage, health_check)");
     expect_error(BASE "processors:\n  /x:\n" PIPE,
                  "t.yaml:7:3: error: processors./x: invalid component id");
     expect_error(BASE "processors:\n  batch/:\n" PIPE,
