@@ -12,7 +12,9 @@
 #include "fg_alloc.h"
 #include "fg_config.h"
 #include "fg_log.h"
+#include "fg_metrics.h"
 #include "fg_service.h"
+#include "fg_telemetry.h"
 
 static void usage(FILE *out)
 {
@@ -20,6 +22,8 @@ static void usage(FILE *out)
             "usage: flamegate [--config FILE]         run (without --config: the embedded default)\n"
             "       flamegate validate --config FILE  check a configuration and exit\n"
             "       flamegate print-default-config    print the embedded default configuration\n"
+            "       flamegate components [--markdown] every component with its options, defaults\n"
+            "                                         and descriptions\n"
             "       flamegate --version | --help\n"
             "\n"
             "flamegate receives profiles (OTLP over HTTP), runs them through the processors of\n"
@@ -48,6 +52,20 @@ static int load_config(const char *path, struct fg_config **cfg)
         fprintf(stderr, "%s: %d error(s)\n", path ? path : "<default>", diag.errors);
     fg_diag_free(&diag);
     return rc;
+}
+
+/* service.telemetry: log level and encoding, secrets to scrub, the /metrics listener. A
+ * /metrics port that is taken is logged and skipped: telemetry never stops the data path. */
+static void apply_telemetry(const struct fg_config *cfg)
+{
+    fg_log_set_level((enum fg_log_level)cfg->log_level);
+    fg_log_set_encoding((enum fg_log_encoding)cfg->log_encoding);
+    if (fg_telemetry_register_secrets(cfg) != 0)
+        fg_log(FG_LOG_WARN, "telemetry", "out of memory: secrets from the new configuration "
+                                         "are not scrubbed from the logs");
+    struct fg_err err = {{0}};
+    if (fg_telemetry_serve(cfg->metrics_address, &err) != 0)
+        fg_log(FG_LOG_ERROR, "telemetry", "no /metrics: %s", err.msg);
 }
 
 /* Builds and starts a service for cfg; logs why when it cannot. */
@@ -158,7 +176,7 @@ static bool reload(const char *path, struct fg_config **cfg, struct fg_service *
         *svc = next;
         return true;
     }
-    fg_log_set_level((enum fg_log_level)next_cfg->log_level);
+    apply_telemetry(next_cfg);
     fg_log(FG_LOG_INFO, "service", "reload: new configuration running; stopping the old exporters");
     retire(*svc, *cfg);
     *svc = next;
@@ -180,11 +198,14 @@ static int run(const char *path)
     struct fg_config *cfg;
     if (load_config(path, &cfg) != 0)
         return 1;
-    fg_log_set_level((enum fg_log_level)cfg->log_level);
+    apply_telemetry(cfg);
 
     struct fg_service *svc = start_service(cfg);
     if (!svc) {
+        fg_telemetry_stop();
+        fg_log_set_secrets(NULL, 0);
         fg_config_free(cfg);
+        fg_metrics_reset();
         return 1;
     }
     fg_log(FG_LOG_INFO, "service", "flamegate %s running (config %s)", FG_VERSION, cfg->source);
@@ -200,7 +221,10 @@ static int run(const char *path)
                                                 "could not be restarted: exiting");
                 fg_service_free(svc);
                 join_retirees();
+                fg_telemetry_stop();
                 fg_config_free(cfg);
+                fg_log_set_secrets(NULL, 0);
+                fg_metrics_reset();
                 return 1;
             }
             continue;
@@ -213,8 +237,11 @@ static int run(const char *path)
     fg_service_shutdown(svc, cfg->shutdown_timeout_ns);
     fg_service_free(svc);
     join_retirees(); /* services replaced by reloads, still draining */
+    fg_telemetry_stop();
     fg_config_free(cfg);
     fg_log(FG_LOG_INFO, "service", "stopped");
+    fg_log_set_secrets(NULL, 0);
+    fg_metrics_reset();
     return status;
 }
 
@@ -237,6 +264,14 @@ int main(int argc, char **argv)
             validate = true;
         } else if (strcmp(a, "print-default-config") == 0 && i == 1) {
             fputs(fg_default_config_yaml, stdout);
+            return 0;
+        } else if (strcmp(a, "components") == 0 && i == 1) {
+            bool md = argc == 3 && strcmp(argv[2], "--markdown") == 0;
+            if (argc > 3 || (argc == 3 && !md)) {
+                fprintf(stderr, "usage: flamegate components [--markdown]\n");
+                return 2;
+            }
+            fg_components_print(stdout, md);
             return 0;
         } else if (strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0) {
             if (++i == argc) {
