@@ -299,16 +299,52 @@ static void collect(struct secrets *s, const struct fg_option *table, const void
     }
 }
 
+/* Every secret registered since start: a service retiring after a reload still logs with
+ * the old configuration's values, so none is forgotten before exit. */
+static char **known;
+static size_t n_known;
+
+static int remember(const char *v)
+{
+    for (size_t i = 0; i < n_known; i++)
+        if (strcmp(known[i], v) == 0)
+            return 0;
+    char **bigger = fg_realloc(known, (n_known + 1) * sizeof(*known));
+    if (!bigger)
+        return FG_ENOMEM;
+    known = bigger;
+    size_t len = strlen(v) + 1;
+    if (!(known[n_known] = fg_malloc(len)))
+        return FG_ENOMEM;
+    memcpy(known[n_known++], v, len);
+    return 0;
+}
+
 int fg_telemetry_register_secrets(const struct fg_config *cfg)
 {
     struct secrets s = {0};
+    int rc = 0;
+    if (!cfg) { /* at exit */
+        rc = fg_log_set_secrets(NULL, 0);
+        for (size_t i = 0; i < n_known; i++)
+            fg_free(known[i]);
+        fg_free(known);
+        known = NULL;
+        n_known = 0;
+        return rc;
+    }
     for (int kind = 0; kind < 4; kind++)
         for (size_t i = 0; i < cfg->n_components[kind]; i++) {
             const struct fg_config_component *c = &cfg->components[kind][i];
             if (c->factory && c->config)
                 collect(&s, c->factory->options, c->config);
         }
-    int rc = s.nomem ? FG_ENOMEM : fg_log_set_secrets(s.v, s.n);
+    for (size_t i = 0; i < s.n && rc == 0; i++)
+        rc = remember(s.v[i]);
+    if (s.nomem)
+        rc = FG_ENOMEM;
+    if (rc == 0)
+        rc = fg_log_set_secrets((const char *const *)known, n_known);
     fg_free(s.v);
     return rc;
 }

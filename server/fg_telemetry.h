@@ -19,7 +19,8 @@ void fg_telemetry_stop(void);
  * as the Markdown block the README embeds. */
 void fg_components_print(FILE *out, bool markdown);
 
-/* Hands the secret values of cfg (header values, tokens, passwords) to the logger. */
+/* Hands the secret values of cfg (header values, tokens, passwords) to the logger, on top
+ * of those of earlier configurations; NULL forgets them all (at exit). */
 int fg_telemetry_register_secrets(const struct fg_config *cfg);
 
 #endif

@@ -203,7 +203,7 @@ static int run(const char *path)
     struct fg_service *svc = start_service(cfg);
     if (!svc) {
         fg_telemetry_stop();
-        fg_log_set_secrets(NULL, 0);
+        fg_telemetry_register_secrets(NULL);
         fg_config_free(cfg);
         fg_metrics_reset();
         return 1;
@@ -223,7 +223,7 @@ static int run(const char *path)
                 join_retirees();
                 fg_telemetry_stop();
                 fg_config_free(cfg);
-                fg_log_set_secrets(NULL, 0);
+                fg_telemetry_register_secrets(NULL);
                 fg_metrics_reset();
                 return 1;
             }
@@ -240,7 +240,7 @@ static int run(const char *path)
     fg_telemetry_stop();
     fg_config_free(cfg);
     fg_log(FG_LOG_INFO, "service", "stopped");
-    fg_log_set_secrets(NULL, 0);
+    fg_telemetry_register_secrets(NULL);
     fg_metrics_reset();
     return status;
 }
