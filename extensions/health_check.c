@@ -134,7 +134,13 @@ static int health_start(struct fg_component *c, struct fg_err *err)
     atomic_store(&l->threshold_ns, h->cfg.exporter_failure_threshold_ns);
     struct fg_http_route route = {
         .path = h->cfg.path, .method = "GET", .handler = health_handle, .ctx = l, .max_body = 0};
+    /* probes are few: one HTTP/2 worker and a small connection cap */
+    struct fg_http_limits lim;
+    fg_http_limits_default(&lim);
+    lim.workers = 1;
+    lim.max_connections = 64;
     if ((rc = fg_http_server_new(h->cfg.endpoint, &l->srv, err)) != 0 ||
+        (rc = fg_http_server_set_limits(l->srv, &lim)) != 0 ||
         (rc = fg_http_server_route(l->srv, &route)) != 0 ||
         (rc = fg_http_server_start(l->srv, err)) != 0) {
         if (rc == FG_ENOMEM)

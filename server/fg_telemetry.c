@@ -37,7 +37,14 @@ int fg_telemetry_serve(const char *address, struct fg_err *err)
         return 0;
     struct fg_http_route route = {
         .path = "/metrics", .method = "GET", .handler = metrics_handle, .max_body = 0};
+    /* scrapers are few: one HTTP/2 worker and a small connection cap */
+    struct fg_http_limits lim;
+    fg_http_limits_default(&lim);
+    lim.workers = 1;
+    lim.max_connections = 64;
     int rc = fg_http_server_new(address, &metrics_srv, err);
+    if (rc == 0)
+        rc = fg_http_server_set_limits(metrics_srv, &lim);
     if (rc == 0 && (rc = fg_http_server_route(metrics_srv, &route)) != 0)
         fg_err_set(err, rc, "cannot register /metrics");
     if (rc == 0)
