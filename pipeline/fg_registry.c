@@ -5,6 +5,8 @@
 #include <string.h>
 
 extern const struct fg_factory fg_otlp_receiver_factory;
+extern const struct fg_factory fg_pyroscope_receiver_factory;
+extern const struct fg_factory fg_samples_receiver_factory;
 extern const struct fg_factory fg_batch_processor_factory;
 extern const struct fg_factory fg_otlphttp_exporter_factory;
 extern const struct fg_factory fg_file_exporter_factory;
@@ -12,6 +14,8 @@ extern const struct fg_factory fg_debug_exporter_factory;
 
 static const struct fg_factory *const registry[] = {
     &fg_otlp_receiver_factory,
+    &fg_pyroscope_receiver_factory,
+    &fg_samples_receiver_factory,
     &fg_batch_processor_factory,
     &fg_otlphttp_exporter_factory,
     &fg_file_exporter_factory,
