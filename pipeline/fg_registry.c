@@ -9,6 +9,7 @@ extern const struct fg_factory fg_pyroscope_receiver_factory;
 extern const struct fg_factory fg_samples_receiver_factory;
 extern const struct fg_factory fg_batch_processor_factory;
 extern const struct fg_factory fg_otlphttp_exporter_factory;
+extern const struct fg_factory fg_pyroscope_exporter_factory;
 extern const struct fg_factory fg_file_exporter_factory;
 extern const struct fg_factory fg_debug_exporter_factory;
 
@@ -18,6 +19,7 @@ static const struct fg_factory *const registry[] = {
     &fg_samples_receiver_factory,
     &fg_batch_processor_factory,
     &fg_otlphttp_exporter_factory,
+    &fg_pyroscope_exporter_factory,
     &fg_file_exporter_factory,
     &fg_debug_exporter_factory,
 };
