@@ -287,40 +287,72 @@ class PyroscopeIngestTest(h.FgTestCase):
         self.stop_clean(p)
 
     def test_h_pprof_output_read_by_go(self):
-        """The file exporter's pprof output (when it has that format) read by go tool pprof."""
-        go = shutil.which("go")
-        if not go:
-            print("SKIP: go not installed (Debian golang-go)", flush=True)
-            self.skipTest("go missing")
-        probe = os.path.join(self.tmp, "probe.yaml")
-        with open(probe, "w") as f:
-            f.write(h.to_yaml(ingest_config(self.tmp, "pprof")))
-        r = subprocess.run([h.binary(), "validate", "--config", probe], capture_output=True,
-                           text=True)
-        if r.returncode != 0:
-            self.assertIn("format", r.stdout + r.stderr, "validate failed otherwise")
-            print("SKIP: the file exporter has no pprof format yet", flush=True)
-            self.skipTest("no pprof file format")
+        """Every ingest body kind through the file exporter's pprof format, read back by
+        `go tool pprof -raw`: sample types, per-type totals, stacks and function names."""
+        from test_pprof_roundtrip import Raw, go_or_skip, go_raw
+        go_or_skip()
+        rows = manifest()
         p, port, out = self.fg("pprof")
-        body = b"main;handle;parse 3\nmain;idle 6\n"
-        self.assertStatus(self.ingest(port, "name=shop.cpu%7Benv%3Dprod%7D", body, "text/plain"),
-                          200, "folded")
-        deadline = time.monotonic() + 15
-        files = []
-        while time.monotonic() < deadline and not files:
-            files = [os.path.join(out, f) for f in os.listdir(out) if f.endswith(".pb.gz")]
-            time.sleep(0.1)
-        self.assertTrue(files, "no .pb.gz written" + self.logs())
-        time.sleep(0.3)
-        raw = subprocess.run([go, "tool", "pprof", "-raw", files[0]], capture_output=True,
-                             text=True, env=dict(os.environ, HOME=self.tmp, GOFLAGS="-mod=mod"))
-        self.assertEqual(raw.returncode, 0, raw.stderr)
-        self.assertIn("cpu/nanoseconds", raw.stdout)
-        self.assertIn("90000000", raw.stdout)  # 3 * 1e9/100 ... and 6 * 1e7
-        self.assertIn("60000000", raw.stdout)
-        self.assertIn("parse", raw.stdout)
-        self.stop_clean(p)
 
+        def files_of(service, n):
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                fs = sorted(f for f in os.listdir(out)
+                            if f.endswith(".pb.gz") and "-%s-" % service in f)
+                if len(fs) >= n:
+                    time.sleep(0.2)
+                    return [Raw(go_raw(os.path.join(out, f))) for f in fs]
+                time.sleep(0.05)
+            self.fail("no pprof for %s in %s%s" % (service, os.listdir(out), self.logs()))
+
+        def totals(raws):
+            t = {}
+            for raw in raws:
+                for ty, v in zip(raw.types, raw.totals()):
+                    t[ty] = t.get(ty, 0) + v
+            return t
+
+        # folded with labels in the name
+        body = b"main;handle;parse 3\nmain;idle 6\n"
+        self.assertStatus(self.ingest(port, "name=foldsvc.cpu%7Benv%3Dprod%7D", body,
+                                      "text/plain"), 200, "folded")
+        raws = files_of("foldsvc", 1)
+        self.assertEqual(totals(raws), {"cpu/nanoseconds": 9 * 10000000})
+        self.assertEqual(raws[0].functions(), {"main", "handle", "parse", "idle"})
+        self.assertEqual(len(raws[0].stacks()), 2)
+        # lines
+        self.assertStatus(self.ingest(port, "name=linesvc.alloc_space&format=lines&units=bytes",
+                                      b"a;b\na;b\na;c\n", "text/plain"), 200, "lines")
+        self.assertEqual(totals(files_of("linesvc", 1)), {"alloc_space/bytes": 3})
+        # raw pprof, gzip pprof, multipart with sample_type_config
+        cases = [("rawsvc", "pyroscope_go_heap.pb", None),
+                 ("gzsvc", "go119.cpu.pb.gz", None),
+                 ("mpsvc", "go119.block.pb.gz",
+                  {"contentions": {"units": "lock_samples", "display-name": "block_count"},
+                   "delay": {"units": "lock_nanoseconds", "display-name": "block_duration"}})]
+        for svc, fname, stc in cases:
+            data = h.read_file(h.corpus_file("pprof/" + fname))
+            if stc is None:
+                r = self.ingest(port, "name=%s%%7Bpod%%3Dx%%7D&format=pprof" % svc, data)
+            else:
+                body, ctype = multipart([("profile", "profile.pprof", data),
+                                         ("sample_type_config", "c.json",
+                                          json.dumps(stc).encode())])
+                r = self.ingest(port, "name=%s" % svc, body, ctype)
+            self.assertStatus(r, 200, fname)
+            row = rows[fname]
+            want = want_totals(row)
+            if stc:
+                want = {"%s/%s" % (stc[k.split("/")[0]]["display-name"], k.split("/")[1]): v
+                        for k, v in want.items()}
+            raws = files_of(svc, 1)
+            self.assertEqual(totals(raws), want, fname)
+            orig = Raw(go_raw(h.corpus_file("pprof/" + fname)))
+            got_stacks = set().union(*(r.stacks() for r in raws))
+            self.assertEqual(len(got_stacks), len(orig.stacks()), fname)
+            self.assertEqual(set().union(*(r.functions() for r in raws)), orig.functions(),
+                             fname)
+        self.stop_clean(p)
 
 if __name__ == "__main__":
     h.main()
