@@ -68,6 +68,15 @@ static int pyroscope_validate(const void *config, struct fg_err *err)
 #define BODY_IN_ERROR 160
 #define FAMILY_ATTR "pyroscope.profile.family"
 #define MAX_TENANT 128
+/* Batches whose /ingest sends failed part-way, remembered so that the retry skips the
+ * pprofs already accepted. Each entry holds a reference (so its address cannot be reused
+ * by another batch); the oldest is forgotten when full, which only costs duplicates. */
+#define MAX_PROGRESS 32
+
+struct progress {
+    struct fg_profiles *batch;
+    uint32_t sent; /* pprofs of this batch already accepted */
+};
 
 struct pyroscope_exporter {
     struct fg_component base; /* first */
@@ -81,6 +90,9 @@ struct pyroscope_exporter {
     struct fg_strmap labels;    /* external labels, names sanitized */
     char user_agent[64];
     struct fg_exporter *helper;
+    pthread_mutex_t progress_mu;
+    struct progress progress[MAX_PROGRESS];
+    size_t n_progress;
     pthread_mutex_t pool_mu;
     CURL *pool[POOL_MAX];
     size_t n_pool;
@@ -430,6 +442,8 @@ struct send_ctx {
     const struct fg_profiles *batch;
     const char *tenant;
     int64_t *retry_after_ns;
+    uint32_t index; /* ingest: pprofs seen so far in this attempt */
+    uint32_t skip;  /* ingest: accepted by an earlier attempt */
     /* push: the series gathered for one request */
     Push__V1__RawProfileSeries **series;
     size_t n_series, cap_series;
@@ -463,6 +477,8 @@ static int emit_ingest(void *ctx, const struct fg_pprof_group *g, const uint8_t 
 {
     struct send_ctx *sc = ctx;
     struct pyroscope_exporter *x = sc->x;
+    if (sc->index++ < sc->skip)
+        return 0; /* sent by an earlier attempt at this batch */
     struct labels labels = {0};
     char *service = NULL, *family = NULL;
     struct fg_buf name, url;
@@ -628,6 +644,40 @@ out:
     return 0;
 }
 
+/* How many pprofs of batch an earlier attempt got accepted (the entry is removed). */
+static uint32_t progress_take(struct pyroscope_exporter *x, struct fg_profiles *batch)
+{
+    struct fg_profiles *drop = NULL;
+    uint32_t sent = 0;
+    pthread_mutex_lock(&x->progress_mu);
+    for (size_t i = 0; i < x->n_progress; i++)
+        if (x->progress[i].batch == batch) {
+            sent = x->progress[i].sent;
+            drop = batch;
+            memmove(&x->progress[i], &x->progress[i + 1],
+                    (x->n_progress - i - 1) * sizeof(x->progress[0]));
+            x->n_progress--;
+            break;
+        }
+    pthread_mutex_unlock(&x->progress_mu);
+    fg_profiles_unref(drop); /* the caller still holds its own reference */
+    return sent;
+}
+
+static void progress_put(struct pyroscope_exporter *x, struct fg_profiles *batch, uint32_t sent)
+{
+    struct fg_profiles *drop = NULL;
+    pthread_mutex_lock(&x->progress_mu);
+    if (x->n_progress == MAX_PROGRESS) {
+        drop = x->progress[0].batch; /* forget the oldest */
+        memmove(&x->progress[0], &x->progress[1], (MAX_PROGRESS - 1) * sizeof(x->progress[0]));
+        x->n_progress--;
+    }
+    x->progress[x->n_progress++] = (struct progress){fg_profiles_ref(batch), sent};
+    pthread_mutex_unlock(&x->progress_mu);
+    fg_profiles_unref(drop);
+}
+
 static int pyroscope_send(void *ctx, struct fg_profiles *batch, int64_t *retry_after_ns,
                           struct fg_err *err)
 {
@@ -642,11 +692,14 @@ static int pyroscope_send(void *ctx, struct fg_profiles *batch, int64_t *retry_a
                           .retry_after_ns = retry_after_ns};
     int rc;
     if (x->api == PYROSCOPE_API_INGEST) {
-        /* A failure after some groups went out retries them all: Pyroscope dedupes nothing,
-         * so a retry can count those groups twice (at least once, never lost). */
+        /* Pyroscope dedupes nothing: a retry resends only the pprofs not yet accepted (the
+         * encoder emits a batch's pprofs in the same order every time). */
+        sc.skip = progress_take(x, batch);
         rc = fg_pprof_encode(batch, true, emit_ingest, &sc, err);
         if (rc != 0 && rc != FG_ERETRYABLE && rc != FG_EPERMANENT)
             rc = FG_EPERMANENT; /* the batch does not convert: retrying cannot help */
+        if (rc == FG_ERETRYABLE && sc.skip + (uint32_t)sc.n_sent > 0)
+            progress_put(x, batch, sc.skip + (uint32_t)sc.n_sent);
         return rc;
     }
     rc = fg_pprof_encode(batch, true, emit_push, &sc, err);
@@ -704,6 +757,9 @@ static void pyroscope_destroy(struct fg_component *c)
     if (!x)
         return;
     fg_exporter_free(x->helper);
+    for (size_t i = 0; i < x->n_progress; i++)
+        fg_profiles_unref(x->progress[i].batch);
+    pthread_mutex_destroy(&x->progress_mu);
     for (size_t i = 0; i < x->n_pool; i++)
         curl_easy_cleanup(x->pool[i]);
     pthread_mutex_destroy(&x->pool_mu);
@@ -787,6 +843,11 @@ static int pyroscope_create(const struct fg_create_args *args, struct fg_compone
     if (!x)
         return fg_err_set(err, FG_ENOMEM, "out of memory");
     if (pthread_mutex_init(&x->pool_mu, NULL) != 0) {
+        fg_free(x);
+        return fg_err_set(err, FG_ENOMEM, "out of memory");
+    }
+    if (pthread_mutex_init(&x->progress_mu, NULL) != 0) {
+        pthread_mutex_destroy(&x->pool_mu);
         fg_free(x);
         return fg_err_set(err, FG_ENOMEM, "out of memory");
     }

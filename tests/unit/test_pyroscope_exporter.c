@@ -139,13 +139,14 @@ static int64_t now_ns(void)
 }
 
 /* n samples on main→work, cpu/nanoseconds, resource {service.name, k8s.pod.name}, scope gospy */
-static struct fg_profiles *make_batch(uint32_t n, const char *tenant)
+static struct fg_profiles *make_batch_of(uint32_t n, const char *tenant, const char *service)
 {
     struct fg_profiles *p = NULL;
     assert_int_equal(fg_profiles_new(&p), 0);
     snprintf(p->tenant, sizeof(p->tenant), "%s", tenant);
     struct fg_keyvalue kv[3] = {
-        {.key = {"service.name", 12}, .value = {.kind = FG_VALUE_STRING, .u.s = {"checkout", 8}}},
+        {.key = {"service.name", 12},
+         .value = {.kind = FG_VALUE_STRING, .u.s = {service, (uint32_t)strlen(service)}}},
         {.key = {"k8s.pod.name", 12}, .value = {.kind = FG_VALUE_STRING, .u.s = {"p-1", 3}}},
         {.key = {"replica", 7}, .value = {.kind = FG_VALUE_INT, .u.i = 3}},
     };
@@ -181,6 +182,11 @@ static struct fg_profiles *make_batch(uint32_t n, const char *tenant)
         assert_int_equal(fg_profiles_add_sample(p, prof, &s), 0);
     }
     return p;
+}
+
+static struct fg_profiles *make_batch(uint32_t n, const char *tenant)
+{
+    return make_batch_of(n, tenant, "checkout");
 }
 
 /* The pprof body decoded back: total of its cpu profile. */
@@ -346,6 +352,31 @@ static void test_retry_then_permanent(void **state)
     sink_stop(&s);
 }
 
+/* A retry after a part-way failure resends only the pprofs not yet accepted. */
+static void test_retry_resumes(void **state)
+{
+    struct sink s;
+    sink_start(&s);
+    s.status[1] = 503;
+    struct pyroscope_exporter_config cfg;
+    make(&cfg, &s, "ingest");
+    struct fg_component *c = create(&cfg);
+    struct fg_profiles *batch = make_batch_of(2, "", "first");
+    struct fg_profiles *second = make_batch_of(3, "", "second");
+    struct fg_err err = {{0}};
+    assert_int_equal(fg_profiles_merge(batch, second, &err), 0);
+    fg_profiles_unref(second);
+    assert_int_equal(batch->n_resources, 2);
+    assert_int_equal(fg_consume(&c->consumer, batch, &err), 0);
+    assert_int_equal(s.n, 3); /* first: 200; second: 503, then 200 */
+    assert_string_equal(s.req[0].name, "first{k8s_pod_name=p-1,replica=3}");
+    assert_string_equal(s.req[1].name, "second{k8s_pod_name=p-1,replica=3}");
+    assert_string_equal(s.req[2].name, "second{k8s_pod_name=p-1,replica=3}");
+    assert_true(pprof_total(s.req[2].body, s.req[2].len) == 1000 * 6);
+    finish(c, &cfg);
+    sink_stop(&s);
+}
+
 static void test_validate(void **state)
 {
     struct pyroscope_exporter_config cfg;
@@ -371,6 +402,7 @@ int main(void)
         cmocka_unit_test(test_ingest_labels_auth_tenant),
         cmocka_unit_test(test_push_bearer),
         cmocka_unit_test(test_retry_then_permanent),
+        cmocka_unit_test(test_retry_resumes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

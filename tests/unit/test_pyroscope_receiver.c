@@ -60,7 +60,7 @@ static void test_parse_name(void **state)
     char many[2048] = "app{";
     for (int i = 0; i <= PYRO_MAX_LABELS; i++)
         snprintf(many + strlen(many), sizeof(many) - strlen(many), "k%d=v,", i);
-    strcat(many, "}");
+    snprintf(many + strlen(many), sizeof(many) - strlen(many), "}");
     assert_int_equal(pyro_parse_name(many, strlen(many), &n, &err), FG_EINVAL);
     assert_non_null(strstr(err.msg, "more than"));
 }
