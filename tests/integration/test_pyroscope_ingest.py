@@ -196,6 +196,13 @@ class PyroscopeIngestTest(h.FgTestCase):
         self.error(self.ingest(port, "name=app&format=nonsense", body), 415, "unknown format")
         self.error(self.ingest(port, "name=app", b"a;b many\n"), 400, "line 1")
         self.error(self.ingest(port, "name=app&format=pprof", b"\x0a\x05\x08"), 400, "pprof")
+        # a well-formed protobuf whose sample points at a location that does not exist
+        vt = ld(1, varint(1 << 3) + varint(1) + varint(2 << 3) + varint(2))
+        sample = ld(2, ld(1, varint(99)) + ld(2, varint(1)))
+        strings = ld(6, b"") + ld(6, b"samples") + ld(6, b"count")
+        r = self.ingest(port, "name=app&format=pprof", vt + sample + strings)
+        self.error(r, 400, "99")
+        self.assertIn("location", json.loads(r.body)["message"])
         r = self.ingest(port, "name=app", b"a;b 1\n" * 20000)
         self.assertStatus(r, 413, "over max_request_body_size")
         self.assertAlive(p)
