@@ -563,9 +563,10 @@ static uint32_t str_idx(struct fg_profiles *p, const char *s, int *rc)
     return (uint32_t)i;
 }
 
-/* Resource attributes of an ingest request: service.name, then the labels of name. */
-static int build_resource_attrs(const struct ingest_params *ip, struct fg_keyvalue *kv,
-                                uint32_t *n)
+/* Resource attributes of an ingest request: service.name, then the labels of name (a
+ * service.name label would be a second value for one key: the app name wins). */
+static void build_resource_attrs(const struct ingest_params *ip, struct fg_keyvalue *kv,
+                                 uint32_t *n)
 {
     kv[0] = (struct fg_keyvalue){.key = {"service.name", 12},
                                  .value = {.kind = FG_VALUE_STRING,
@@ -573,11 +574,12 @@ static int build_resource_attrs(const struct ingest_params *ip, struct fg_keyval
     *n = 1;
     for (size_t i = 0; i < ip->name.n_labels; i++) {
         const struct pyro_label *l = &ip->name.labels[i];
+        if (l->key_len == 12 && memcmp(l->key, "service.name", 12) == 0)
+            continue;
         kv[(*n)++] = (struct fg_keyvalue){
             .key = {l->key, (uint32_t)l->key_len},
             .value = {.kind = FG_VALUE_STRING, .u.s = {l->value, (uint32_t)l->value_len}}};
     }
-    return 0;
 }
 
 /* folded / lines body → one profile. */
@@ -942,6 +944,12 @@ static int push_series(struct pyroscope_receiver *r, const struct push_series *s
                             k);
             goto out;
         }
+        for (uint32_t j = 0; j < n; j++)
+            if (!strcmp(kv[j].key.ptr, k)) {
+                rc = fg_err_set(err, FG_EINVAL, "series[%zu]: label \"%.64s\" given twice",
+                                index, s->names[i]);
+                goto out;
+            }
         kv[n++] = (struct fg_keyvalue){
             .key = {k, (uint32_t)strlen(k)},
             .value = {.kind = FG_VALUE_STRING, .u.s = {v, (uint32_t)strlen(v)}}};

@@ -646,6 +646,10 @@ static void test_push_errors(void **state)
     post(f, "/push.v1.PusherService/Push", "application/json", NULL, badlabel,
          strlen(badlabel), &r);
     expect_error(&r, 400, "invalid_argument", "invalid label name");
+    const char *dup = "{\"series\":[{\"labels\":[{\"name\":\"service_name\",\"value\":\"a\"},"
+                      "{\"name\":\"service_name\",\"value\":\"b\"}],\"samples\":[]}]}";
+    post(f, "/push.v1.PusherService/Push", "application/json", NULL, dup, strlen(dup), &r);
+    expect_error(&r, 400, "invalid_argument", "given twice");
     /* empty requests are fine: {} / an empty protobuf */
     int calls = f->rec.calls;
     post(f, "/push.v1.PusherService/Push", "application/json", NULL, "{}", 2, &r);
