@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fg_alloc.h"
 #include "fg_folded.h"
 #include "fg_model.h"
 
@@ -174,6 +175,28 @@ static void test_frames_are_shared(void **state)
     fg_profiles_unref(f.p);
 }
 
+/* Every allocation of a parse failing in turn: an error, never a crash or a leak. */
+static void test_allocation_failures(void **state)
+{
+    const char *body = "main;work;leaf 3\nmain;idle 2\nx;y;z;w 1\nmain;work;leaf 1\n";
+    for (unsigned long n = 1; n < 400; n++) {
+        struct fx f;
+        fx_init(&f);
+        struct fg_err err = {{0}};
+        fg_alloc_fail_after(n);
+        int rc = parse(&f, body, false, 0, NULL, &err);
+        fg_alloc_fail_after(0);
+        if (rc == 0) {
+            assert_int_equal(f.prof->n_samples, 3);
+            fg_profiles_unref(f.p);
+            return; /* n passed the number of allocations a parse makes */
+        }
+        assert_int_equal(rc, FG_ENOMEM);
+        fg_profiles_unref(f.p);
+    }
+    fail_msg("parse never succeeded");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -183,6 +206,7 @@ int main(void)
         cmocka_unit_test(test_folded_depth_limit),
         cmocka_unit_test(test_lines_format),
         cmocka_unit_test(test_frames_are_shared),
+        cmocka_unit_test(test_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -137,6 +137,26 @@ static void test_json_errors(void **state)
         decode(bad[i].doc, FG_EINVAL, bad[i].msg);
 }
 
+static void test_json_allocation_failures(void **state)
+{
+    const char *doc = "{\"resource\": {\"service.name\": \"a\", \"n\": 1}, \"samples\": ["
+                      "{\"stack\": [\"x\", {\"function\": \"y\", \"file\": \"f\"}],"
+                      " \"attributes\": {\"k\": \"v\"}, \"timestamp_unix_nano\": 5}]}";
+    for (unsigned long n = 1; n < 400; n++) {
+        struct fg_profiles *p = NULL;
+        assert_int_equal(fg_profiles_new(&p), 0);
+        struct fg_err err = {{0}};
+        fg_alloc_fail_after(n);
+        int rc = fg_samples_json_decode((const uint8_t *)doc, strlen(doc), 1, p, &err);
+        fg_alloc_fail_after(0);
+        fg_profiles_unref(p);
+        if (rc == 0)
+            return;
+        assert_int_equal(rc, FG_ENOMEM);
+    }
+    fail_msg("decode never succeeded");
+}
+
 /* ---- over HTTP ---- */
 
 struct recorder {
@@ -299,6 +319,7 @@ int main(void)
         cmocka_unit_test(test_json_full),
         cmocka_unit_test(test_json_defaults_and_leaf_first),
         cmocka_unit_test(test_json_errors),
+        cmocka_unit_test(test_json_allocation_failures),
         cmocka_unit_test(test_http_text),
         cmocka_unit_test(test_http_json_and_errors),
     };
