@@ -11,6 +11,7 @@
 
 #include "fg_alloc.h"
 #include "fg_folded.h"
+#include "fg_grpc.h"
 #include "fg_gzip.h"
 #include "fg_log.h"
 #include "fg_model.h"
@@ -26,6 +27,7 @@
 #define MAX_NAME 4096   /* a decoded name=… parameter */
 #define MAX_PARAM 256   /* other query parameters */
 #define MAX_PARTS 8     /* multipart parts of one ingest request */
+#define RETRY_DELAY_NS INT64_C(1000000000) /* what we ask refused clients to wait */
 /* Resource attribute that carries Pyroscope's __name__ (profile family) of a push series. */
 #define FAMILY_ATTR "pyroscope.profile.family"
 
@@ -180,15 +182,17 @@ int fg__consume_status(int rc)
     }
 }
 
-int fg__tenant_from_headers(const struct fg_http_request *req, const struct fg_strlist *headers,
-                            struct fg_profiles *batch, struct fg_err *err)
+typedef const char *(*header_lookup)(const void *ctx, const char *name);
+
+static int tenant_from(header_lookup lookup, const void *ctx, const struct fg_strlist *headers,
+                       struct fg_profiles *batch, struct fg_err *err)
 {
     static const char *const fallback[] = {DEFAULT_TENANT_HEADER};
     const char *const *names = headers->n ? (const char *const *)headers->items : fallback;
     size_t n = headers->n ? headers->n : 1;
     batch->tenant[0] = '\0';
     for (size_t i = 0; i < n; i++) {
-        const char *v = fg_http_header(req, names[i]);
+        const char *v = lookup(ctx, names[i]);
         if (!v || !*v)
             continue;
         size_t len = strlen(v);
@@ -199,6 +203,22 @@ int fg__tenant_from_headers(const struct fg_http_request *req, const struct fg_s
         return 0;
     }
     return 0;
+}
+
+static const char *http_lookup(const void *ctx, const char *name)
+{
+    return fg_http_header(ctx, name);
+}
+
+static const char *grpc_lookup(const void *ctx, const char *name)
+{
+    return fg_grpc_metadata(ctx, name);
+}
+
+int fg__tenant_from_headers(const struct fg_http_request *req, const struct fg_strlist *headers,
+                            struct fg_profiles *batch, struct fg_err *err)
+{
+    return tenant_from(http_lookup, req, headers, batch, err);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -1128,8 +1148,9 @@ static void push_handle(void *ctx, const struct fg_http_request *req,
     } else if (media_type_is(req->content_type, "application/json")) {
         json = true;
     } else if (strncasecmp(req->content_type, "application/grpc", 16) == 0) {
-        fg__reply_error(resp, 415, "gRPC framing of push.v1.PusherService/Push needs HTTP/2: "
-                        "use the Connect protocol (application/proto or application/json)");
+        fg__reply_error(resp, 415, "gRPC needs HTTP/2 (h2c with prior knowledge); over "
+                        "HTTP/1.1 use the Connect protocol (application/proto or "
+                        "application/json)");
         return;
     } else {
         fg__reply_error(resp, 415, "Content-Type must be application/proto or "
@@ -1153,6 +1174,49 @@ static void push_handle(void *ctx, const struct fg_http_request *req,
     deliver(r, batch, resp, json);
     if (!json && resp->status == 200)
         snprintf(resp->content_type, sizeof(resp->content_type), "application/proto");
+}
+
+/* The gRPC form of Push (HTTP/2): the same decoding; statuses as Pyroscope's gRPC API. */
+static void push_grpc(void *ctx, const struct fg_grpc_request *req,
+                      struct fg_grpc_response *resp)
+{
+    struct pyroscope_receiver *r = ctx;
+    struct fg_profiles *batch = NULL;
+    struct fg_err err = {{0}};
+    int rc = fg_profiles_new(&batch);
+    if (rc == 0)
+        rc = tenant_from(grpc_lookup, req, &r->tenant_headers, batch, &err);
+    if (rc == 0)
+        rc = push_from_proto(r, req->message, req->message_len, batch, &err);
+    if (rc == 0 && batch->n_resources == 0) {
+        fg_profiles_unref(batch); /* nothing to pass on: a success */
+        return;
+    }
+    if (rc == 0)
+        rc = fg_consume(r->next, batch, &err); /* takes the batch */
+    else
+        fg_profiles_unref(batch);
+    if (rc == 0)
+        return; /* an empty PushResponse */
+    const char *msg = err.msg[0] ? err.msg : fg_strerror(rc);
+    fg_log(FG_LOG_DEBUG, r->head.id, "refusing gRPC push (%s): %s", fg_strerror(rc), msg);
+    snprintf(resp->message, sizeof(resp->message), "%s", msg);
+    switch (fg__consume_status(rc)) {
+    case 400:
+        resp->status = FG_GRPC_INVALID_ARGUMENT;
+        return;
+    case 429:
+        resp->status = FG_GRPC_RESOURCE_EXHAUSTED;
+        break;
+    case 503:
+        resp->status = FG_GRPC_UNAVAILABLE;
+        break;
+    default:
+        resp->status = FG_GRPC_INTERNAL;
+        return;
+    }
+    if (fg_grpc_status_details(resp->status, msg, RETRY_DELAY_NS, &resp->details) != 0)
+        fg_buf_free(&resp->details); /* the code alone still says "retry" */
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -1182,6 +1246,14 @@ static int pyroscope_start(struct fg_component *c, struct fg_err *err)
             fg_err_set(err, rc, "cannot register %s", routes[i].path);
             goto fail;
         }
+    }
+    struct fg_grpc_route groute = {.path = PUSH_PATH,
+                                   .handler = push_grpc,
+                                   .ctx = r,
+                                   .max_message = (size_t)r->max_body};
+    if ((rc = fg_grpc_server_route(r->http, &groute)) != 0) {
+        fg_err_set(err, rc, "cannot register gRPC %s", PUSH_PATH);
+        goto fail;
     }
     if ((rc = fg_http_server_start(r->http, err)) != 0)
         goto fail;

@@ -98,6 +98,26 @@ class PyroscopeExportTest(h.FgTestCase):
             self.assertEqual(r["body"][:2], b"\x1f\x8b")
         self.stop_clean(a)
 
+    def test_d_grpc_push_tenant_reaches_the_exporter(self):
+        import grpc
+        sink = Sink()
+        self.addCleanup(sink.close)
+        a, port = self.start_a(forward_config("http://127.0.0.1:%d" % sink.port, "push"))
+        from test_pyroscope_ingest import push_request
+        gz = h.read_file(h.corpus_file("pprof/go119.cpu.pb.gz"))
+        with grpc.insecure_channel("127.0.0.1:%d" % port) as ch:
+            ch.unary_unary("/push.v1.PusherService/Push")(
+                push_request([("service_name", "svc"), ("__name__", "process_cpu")], [gz]),
+                timeout=10, metadata=[("x-scope-orgid", "tenant-g")])
+        reqs = sink.wait(1)
+        self.assertEqual(len(reqs), 1, self.logs())
+        r = reqs[0]
+        self.assertEqual(r["path"], "/push.v1.PusherService/Push")
+        self.assertEqual(r["headers"].get("X-Scope-OrgID"), "tenant-g")
+        self.assertEqual(r["headers"].get("Content-Type"), "application/proto")
+        self.assertIn(b"process_cpu", r["body"])
+        self.stop_clean(a)
+
     def chain(self, api):
         rows = manifest()
         out = self.out_dir()

@@ -293,6 +293,34 @@ class PyroscopeIngestTest(h.FgTestCase):
         self.error(r, 400, "PushRequest")
         self.stop_clean(p)
 
+    def test_i_push_grpc(self):
+        """push.v1.PusherService/Push with gRPC framing over h2c (python3-grpcio)."""
+        try:
+            import grpc
+        except ImportError as e:
+            raise h.HarnessError("python3-grpcio missing: %s" % e)
+        rows = manifest()
+        p, port, out = self.fg()
+        gz = h.read_file(h.corpus_file("pprof/go119.goroutine.pb.gz"))
+        body = push_request([("service_name", "grpcsvc"), ("__name__", "goroutine")], [gz])
+        with grpc.insecure_channel("127.0.0.1:%d" % port) as ch:
+            push = ch.unary_unary("/push.v1.PusherService/Push")
+            resp = push(body, timeout=10, metadata=[("x-scope-orgid", "t-grpc")])
+            self.assertEqual(resp, b"")  # an empty PushResponse
+            with self.assertRaises(grpc.RpcError) as cm:
+                push(b"\xff\xff", timeout=10)
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+            self.assertIn("PushRequest", cm.exception.details())
+            legacy = h.read_file(h.corpus_file("pprof/pprof_cppbench.heap"))
+            with self.assertRaises(grpc.RpcError) as cm:
+                push(push_request([("service_name", "x")], [legacy]), timeout=10)
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+            self.assertIn("unsupported profile format", cm.exception.details())
+        samples = self.check_pprof_totals(out, 1, [rows["go119.goroutine.pb.gz"]])
+        self.assertEqual(samples[0][0], {"service.name": "grpcsvc",
+                                         "pyroscope.profile.family": "goroutine"})
+        self.stop_clean(p)
+
     def test_h_pprof_output_read_by_go(self):
         """Every ingest body kind through the file exporter's pprof format, read back by
         `go tool pprof -raw`: sample types, per-type totals, stacks and function names."""
