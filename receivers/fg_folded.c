@@ -196,7 +196,7 @@ int fg_folded_parse(const uint8_t *body, size_t len, const struct fg_folded_opts
                             (unsigned long long)line_no);
             goto fail;
         }
-        int32_t stack;
+        int32_t stack = 0;
         if ((rc = intern_stack(into, text + start, stack_end - start, locs, &stack, line_no,
                                err)) != 0)
             goto fail;
