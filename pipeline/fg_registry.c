@@ -7,6 +7,7 @@
 extern const struct fg_factory fg_otlp_receiver_factory;
 extern const struct fg_factory fg_batch_processor_factory;
 extern const struct fg_factory fg_otlphttp_exporter_factory;
+extern const struct fg_factory fg_otlp_exporter_factory;
 extern const struct fg_factory fg_file_exporter_factory;
 extern const struct fg_factory fg_debug_exporter_factory;
 
@@ -14,6 +15,7 @@ static const struct fg_factory *const registry[] = {
     &fg_otlp_receiver_factory,
     &fg_batch_processor_factory,
     &fg_otlphttp_exporter_factory,
+    &fg_otlp_exporter_factory,
     &fg_file_exporter_factory,
     &fg_debug_exporter_factory,
 };
