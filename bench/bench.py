@@ -290,7 +290,8 @@ def perf_profile(proto, tools, work, seconds, grpc_ok):
                     rows.append((float(m.group(1)), m.group(2)))
             return rows
         dsos = report("dso")
-        syms = [(p, re.sub(r"^\[[.k]\]\s+", "", s)) for p, s in report("symbol")]
+        syms = [(p, re.sub(r"\s+-$", "", re.sub(r"^\[[.k]\]\s+", "", s)))
+                for p, s in report("symbol")]
         if not dsos:
             return "perf report gave no rows"
         return {"dso": dsos, "symbol": syms}
