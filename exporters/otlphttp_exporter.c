@@ -291,7 +291,7 @@ static int otlphttp_send(void *ctx, struct fg_profiles *batch, int64_t *retry_af
     }
     const struct fg_buf *body = &payload;
     if (x->compression == COMPRESSION_GZIP) {
-        rc = fg_gzip(payload.data, payload.len, 6, &zipped);
+        rc = fg_gzip(payload.data, payload.len, FG_GZIP_LEVEL, &zipped);
         if (rc != 0) {
             rc = fg_err_set(err, FG_ERETRYABLE, "gzip: %s", fg_strerror(rc));
             goto fail;
