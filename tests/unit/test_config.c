@@ -296,7 +296,7 @@ static void test_unknown_type(void **state)
                  "(known receiver types: otlp)");
     expect_error(BASE "  kafka:\n" PIPE,
                  "t.yaml:6:3: error: exporters.kafka: unknown exporter type \"kafka\" (known "
-                 "exporter types: otlphttp, file, debug)");
+                 "exporter types: otlphttp, otlp, file, debug)");
     expect_error(BASE "extensions:\n  health_check:\n" PIPE,
                  "t.yaml:7:3: error: extensions.health_check: unknown extension type "
                  "\"health_check\" (no extension types are available)");
