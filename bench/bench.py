@@ -201,7 +201,8 @@ def run_protocol(proto, tools, work, seconds, grpc_ok):
         idle_kb = status_kb(a.pid, "VmRSS")
         why = probe(proto, port, work)
         if why:
-            return {"na": why}
+            return {"na": "receiver has no %s yet" % ("gRPC" if proto == "grpc" else proto),
+                    "detail": why}
         time.sleep(0.5)  # let the probe's batch leave
         before = sink_stats(sport)
         log = os.path.join(work, "lat-%s.tsv" % proto)
@@ -290,7 +291,7 @@ def perf_profile(proto, tools, work, seconds, grpc_ok):
                     rows.append((float(m.group(1)), m.group(2)))
             return rows
         dsos = report("dso")
-        syms = [(p, re.sub(r"\s+-$", "", re.sub(r"^\[[.k]\]\s+", "", s)))
+        syms = [(p, re.split(r"\s{2,}", re.sub(r"^\[[.k]\]\s+", "", s))[0])
                 for p, s in report("symbol")]
         if not dsos:
             return "perf report gave no rows"
@@ -362,11 +363,12 @@ def main():
                     grpc_ok = False
                 else:
                     raise
-            if proto == "h2c" and "na" in results[proto]:
-                results[proto]["na"] = "receiver has no h2c yet: " + results[proto]["na"]
             r = results[proto]
-            print("%-5s %s" % (proto, r.get("na") or "%.0f requests/s, %.0f samples/s"
-                               % (r["rps"], r["sps"])), flush=True)
+            if "na" in r:
+                print("%-5s n/a: %s %s" % (proto, r["na"], r.get("detail", "")), flush=True)
+            else:
+                print("%-5s %.0f requests/s, %.0f samples/s" % (proto, r["rps"], r["sps"]),
+                      flush=True)
 
         prof = None
         if not args.no_perf:
