@@ -6,7 +6,8 @@
 Per protocol, a fresh flamegate A and sink: idle RSS after start-up, then T seconds of
 h2load with 8 requests in flight (HTTP/1.1: 8 connections; h2c and gRPC: 2 connections x 4
 streams), then a wait until the sink has every sample. Reports requests/s and samples/s
-accepted by A, A's CPU seconds per million samples (utime+stime from /proc/PID/stat), peak
+accepted by A, A's CPU seconds per million samples (utime+stime from /proc/PID/stat, counted until the
+sink has every sample, so queued work is included), peak
 RSS (VmHWM), idle RSS (VmRSS before load), p50/p99 request latency (h2load --log-file),
 and upstream bytes per input byte (sink wire bytes / request bytes sent to A).
 Also the codec ceiling (bench/fg_codec_ceiling) and a perf profile of A when perf works.
@@ -29,6 +30,14 @@ PATH_HTTP = "/v1development/profiles"
 PATH_GRPC = "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export"
 LISTEN_RE = re.compile(r"listening on [^ ]*:(\d+) \(([^)]*)\)")
 SAMPLES_PER_REQUEST = 1000
+# (protocol into A, A's exporter)
+ROWS = (("http1", "otlphttp"), ("h2c", "otlphttp"), ("grpc", "otlphttp"), ("http1", "otlp"))
+
+
+def row_name(key):
+    proto, upstream = key
+    name = {"http1": "HTTP/1.1", "h2c": "h2c", "grpc": "gRPC"}[proto]
+    return "%s → %s" % (name, "OTLP/HTTP" if upstream == "otlphttp" else "OTLP/gRPC")
 
 
 class BenchError(Exception):
@@ -122,17 +131,18 @@ class Proc:
         self.t.join(2)
 
 
-def yaml_config(sink_port, grpc):
+def yaml_config(sink_port, grpc, upstream="otlphttp"):
     protocols = "      http:\n        endpoint: 127.0.0.1:0\n"
     if grpc:
         protocols += "      grpc:\n        endpoint: 127.0.0.1:0\n"
     return ("receivers:\n  otlp:\n    protocols:\n" + protocols +
             "processors:\n  batch:\n    timeout: 200ms\n    send_batch_size: 8192\n"
-            "exporters:\n  otlphttp:\n    endpoint: http://127.0.0.1:%d\n"
+            "exporters:\n  %s:\n    endpoint: http://127.0.0.1:%d\n"
             "    compression: gzip\n"
             "service:\n  telemetry:\n    logs:\n      level: info\n"
             "  pipelines:\n    profiles:\n      receivers: [otlp]\n"
-            "      processors: [batch]\n      exporters: [otlphttp]\n" % sink_port)
+            "      processors: [batch]\n      exporters: [%s]\n"
+            % (upstream, sink_port, upstream))
 
 
 def sink_stats(port):
@@ -183,15 +193,33 @@ def percentile(sorted_vals, q):
     return sorted_vals[i]
 
 
-def run_protocol(proto, tools, work, seconds, grpc_ok):
+class HttpSink:
+    """fg_sink in its own process."""
+
+    def __init__(self, tools, work):
+        self.proc = Proc([tools["fg_sink"]], "sink", work)
+        self.port = self.proc.wait_ports(["sink"])["sink"]
+
+    def stats(self):
+        return sink_stats(self.port)
+
+    def stop(self):
+        self.proc.stop()
+
+
+def run_protocol(proto, tools, work, seconds, grpc_ok, upstream="otlphttp"):
     """Returns a result dict, or {"na": reason}."""
-    sink = Proc([tools["fg_sink"]], "sink", work)
+    if upstream == "otlp":
+        import grpc_sink
+        sink = grpc_sink.GrpcSink()
+    else:
+        sink = HttpSink(tools, work)
     a = None
     try:
-        sport = sink.wait_ports(["sink"])["sink"]
-        cfg = os.path.join(work, "a-%s.yaml" % proto)
+        sport = sink.port
+        cfg = os.path.join(work, "a-%s-%s.yaml" % (proto, upstream))
         with open(cfg, "w") as f:
-            f.write(yaml_config(sport, grpc_ok))
+            f.write(yaml_config(sport, grpc_ok, upstream))
         a = Proc([tools["flamegate"], "--config", cfg], "A", work)
         ports = a.wait_ports(["HTTP"] + (["gRPC"] if grpc_ok else []))
         http_port = next(p for k, p in ports.items() if "HTTP" in k)
@@ -203,8 +231,12 @@ def run_protocol(proto, tools, work, seconds, grpc_ok):
         if why:
             return {"na": "receiver has no %s yet" % ("gRPC" if proto == "grpc" else proto),
                     "detail": why}
-        time.sleep(0.5)  # let the probe's batch leave
-        before = sink_stats(sport)
+        # The probe's samples must have left A before the counters are read.
+        deadline = time.monotonic() + 15
+        while (sink.stats()["samples"] < 8 * SAMPLES_PER_REQUEST and
+               time.monotonic() < deadline):
+            time.sleep(0.05)
+        before = sink.stats()
         log = os.path.join(work, "lat-%s.tsv" % proto)
         cpu0 = cpu_seconds(a.pid)
         t0 = time.monotonic()
@@ -212,8 +244,6 @@ def run_protocol(proto, tools, work, seconds, grpc_ok):
                            ["--log-file", log], capture_output=True, text=True,
                            timeout=seconds + 60)
         elapsed = time.monotonic() - t0
-        cpu = cpu_seconds(a.pid) - cpu0
-        hwm_kb = status_kb(a.pid, "VmHWM")
         lat, ok = [], 0
         with open(log) as f:
             for line in f:
@@ -223,14 +253,18 @@ def run_protocol(proto, tools, work, seconds, grpc_ok):
                     lat.append(int(parts[2]) / 1000.0)
         lat.sort()
         sent = ok * SAMPLES_PER_REQUEST
-        # Wait for the batches still in A's pipeline to reach the sink.
-        deadline = time.monotonic() + 20
+        # Wait for the batches still in A's pipeline to reach the sink: A's CPU is counted
+        # until then, so work deferred in the queue is not left out.
+        deadline = time.monotonic() + 45
         while True:
-            after = sink_stats(sport)
+            after = sink.stats()
             got = after["samples"] - before["samples"]
             if got >= sent or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
+        drain = time.monotonic() - t0 - elapsed
+        cpu = cpu_seconds(a.pid) - cpu0
+        hwm_kb = status_kb(a.pid, "VmHWM")
         in_bytes = ok * os.path.getsize(os.path.join(
             work, "payload.grpc" if proto == "grpc" else "payload.pb"))
         res = {
@@ -244,7 +278,7 @@ def run_protocol(proto, tools, work, seconds, grpc_ok):
             "up_requests": after["requests"] - before["requests"],
             "delivered": got / sent if sent else float("nan"),
             "h2load_rc": r.returncode,
-            "cpu_share": cpu / elapsed,
+            "cpu_share": cpu / (elapsed + drain), "drain": drain,
         }
         if r.returncode != 0:
             res["note"] = "h2load exit %d" % r.returncode
@@ -350,44 +384,47 @@ def main():
                            capture_output=True, text=True, timeout=30)
         grpc_ok = v.returncode == 0
         results = {}
-        for proto in ("http1", "h2c", "grpc"):
+        for key in ROWS:
+            proto, upstream = key
             if proto == "grpc" and not grpc_ok:
-                results[proto] = {"na": "receiver has no gRPC yet"}
+                results[key] = {"na": "receiver has no gRPC yet"}
                 continue
             try:
-                results[proto] = run_protocol(proto, tools, work, args.seconds, grpc_ok)
+                results[key] = run_protocol(proto, tools, work, args.seconds, grpc_ok,
+                                            upstream)
             except BenchError as e:
-                if proto == "grpc":
-                    results[proto] = {"na": "receiver has no gRPC yet (%s)"
-                                      % str(e).splitlines()[0][:80]}
-                    grpc_ok = False
-                else:
+                if proto != "grpc":
                     raise
-            r = results[proto]
+                results[key] = {"na": "receiver has no gRPC yet (%s)"
+                                % str(e).splitlines()[0][:80]}
+                grpc_ok = False
+            r = results[key]
             if "na" in r:
-                print("%-5s n/a: %s %s" % (proto, r["na"], r.get("detail", "")), flush=True)
-            else:
-                print("%-5s %.0f requests/s, %.0f samples/s" % (proto, r["rps"], r["sps"]),
+                print("%-22s n/a: %s %s" % (row_name(key), r["na"], r.get("detail", "")),
                       flush=True)
+            else:
+                print("%-22s %.0f requests/s, %.0f samples/s" % (row_name(key), r["rps"],
+                                                                 r["sps"]), flush=True)
 
         prof = None
         if not args.no_perf:
-            pp = "grpc" if "na" not in results.get("grpc", {"na": 1}) else "http1"
+            pp = "grpc" if "na" not in results[("grpc", "otlphttp")] else "http1"
             prof = (pp, perf_profile(pp, tools, work, min(args.seconds, 5), grpc_ok))
         m1 = machine()
 
         names = {"http1": "HTTP/1.1", "h2c": "h2c", "grpc": "gRPC"}
         print()
-        print("| protocol | requests/s | samples/s | CPU s / M samples | peak RSS MiB | "
-              "idle RSS MiB | p50 ms | p99 ms | upstream B / input B | delivered |")
+        print("| protocol in → out | requests/s | samples/s | CPU s / M samples | "
+              "peak RSS MiB | idle RSS MiB | p50 ms | p99 ms | upstream B / input B | "
+              "delivered |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-        for proto in ("http1", "h2c", "grpc"):
-            r = results[proto]
+        for key in ROWS:
+            r = results[key]
             if "na" in r:
-                print("| %s | n/a: %s | | | | | | | | |" % (names[proto], r["na"]))
+                print("| %s | n/a: %s | | | | | | | | |" % (row_name(key), r["na"]))
                 continue
             print("| %s | %.0f | %.0f | %.2f | %.1f | %.1f | %.1f | %.1f | %.3f | %.1f%% |"
-                  % (names[proto], r["rps"], r["sps"], r["cpu_per_m"], r["hwm_mb"],
+                  % (row_name(key), r["rps"], r["sps"], r["cpu_per_m"], r["hwm_mb"],
                      r["idle_mb"], r["p50"], r["p99"], r["up_ratio"], 100 * r["delivered"]))
         best = max((r["sps"] for r in results.values() if "na" not in r), default=0)
         fc = ceilings.get("flamegate decode+encode")
@@ -397,16 +434,18 @@ def main():
               "flamegate decode+encode %.0f; + gzip %.0f"
               % (pc or 0, fc or 0, ceilings.get("flamegate decode+encode+gzip", 0)))
         if pc:
-            g = results.get("grpc", {})
+            g = results[("grpc", "otlphttp")]
             if "na" not in g:
                 print("gRPC end to end: %.0f%% of the protobuf-c ceiling (target >= 50%%)"
                       % (100 * g["sps"] / pc))
             print("best end to end: %.0f%% of the protobuf-c ceiling" % (100 * best / pc))
-        for proto in ("http1", "h2c", "grpc"):
-            r = results[proto]
+        for key in ROWS:
+            r = results[key]
             if "na" not in r:
-                print("%s: A used %.0f%% of one core; %d upstream requests for %d inputs"
-                      % (names[proto], 100 * r["cpu_share"], r["up_requests"], r["requests"]))
+                print("%s: A used %.0f%% of one core; %d upstream requests for %d inputs; "
+                      "the sink had everything %.1f s after the load ended"
+                      % (row_name(key), 100 * r["cpu_share"], r["up_requests"],
+                         r["requests"], r["drain"]))
         if prof:
             pp, rows = prof
             print()
@@ -420,7 +459,8 @@ def main():
                     print("  %5.1f%%  %s" % (pct, sym[:70]))
         print()
         print("load: 8 requests in flight (HTTP/1.1: 8 connections; h2c/gRPC: 2 x 4 streams), "
-              "%d s per protocol, A = otlp -> batch -> otlphttp(gzip) -> fg_sink" % args.seconds)
+              "%d s per row; A = otlp -> batch -> otlphttp (gzip) -> fg_sink, or -> otlp "
+              "(gRPC, gzip) -> grpcio sink for the last row" % args.seconds)
         print("load average after: %s; total bench time %.0f s"
               % (m1["loadavg"], time.monotonic() - t_start))
     finally:
