@@ -16,6 +16,7 @@
 #include "fg_log.h"
 #include "fg_otlp.h"
 #include "fg_otlp_pb.h"
+#include "fg_pprof.h"
 
 #define EXPORT_PATH "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export"
 #define POOL_MAX 64                      /* idle easy handles kept: one per worker */
@@ -38,6 +39,10 @@ static const struct fg_option otlp_options[] = {
     FG_OPT_CHOICE("compression", struct otlp_config, compression, "gzip", compression_names,
                   "gzip or none (grpc-encoding)"),
     FG_OPT_MAP("headers", struct otlp_config, headers, "gRPC metadata sent with every call"),
+    FG_OPT_BOOLEAN("include_original_payload", struct otlp_config, include_original_payload,
+                   "false",
+                   "put each profile's pprof encoding (gzip) into original_payload, with "
+                   "original_payload_format \"pprof\""),
     FG_EXPORTER_SETTINGS_OPTIONS(struct otlp_config, exporter),
     FG_OPT_END,
 };
@@ -329,6 +334,7 @@ struct otlp_exporter {
     bool tls;
     long http_version;        /* CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE or _2TLS */
     int compression;
+    bool include_original_payload;
     int64_t timeout_ns;
     struct curl_slist *headers; /* gRPC headers and the user's metadata, built once */
     char user_agent[64];
@@ -526,6 +532,7 @@ static int otlp_send(void *ctx, struct fg_profiles *batch, int64_t *retry_after_
     struct fg_buf body;
     struct response resp;
     struct conn c = {NULL, false};
+    struct fg_profiles *with_payload = NULL;
     char curl_err[CURL_ERROR_SIZE];
     int rc;
 
@@ -533,6 +540,16 @@ static int otlp_send(void *ctx, struct fg_profiles *batch, int64_t *retry_after_
     memset(&resp, 0, sizeof(resp));
     fg_buf_init(&resp.body, RESPONSE_LIMIT);
 
+    if (x->include_original_payload) {
+        /* The queued batch may be shared with other exporters: attach to a copy, redone on
+         * a retry, so the queue keeps the smaller form. */
+        rc = fg_pprof_copy_with_original_payload(batch, &with_payload, err);
+        if (rc != 0) {
+            rc = rc == FG_ENOMEM ? FG_ERETRYABLE : FG_EPERMANENT;
+            goto fail;
+        }
+        batch = with_payload;
+    }
     rc = build_body(x, batch, &body, err);
     if (rc != 0)
         goto fail;
@@ -608,6 +625,7 @@ static int otlp_send(void *ctx, struct fg_profiles *batch, int64_t *retry_after_
 fail:
     if (c.h)
         pool_give(x, &c);
+    fg_profiles_unref(with_payload);
     fg_buf_free(&resp.body);
     fg_buf_free(&body);
     return rc;
@@ -764,6 +782,7 @@ static int otlp_create(const struct fg_create_args *args, struct fg_component **
     snprintf(x->base.id, sizeof(x->base.id), "%s", args->id ? args->id : "otlp");
     x->base.consumer.consume = otlp_consume;
     x->compression = cfg->compression;
+    x->include_original_payload = cfg->include_original_payload;
     x->timeout_ns = cfg->exporter.timeout_ns;
     x->tls = tls;
     x->http_version = tls ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE;

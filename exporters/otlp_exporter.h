@@ -24,6 +24,7 @@ struct otlp_config {
     struct otlp_tls_config tls;
     int compression; /* enum otlp_compression */
     struct fg_strmap headers; /* gRPC metadata */
+    bool include_original_payload; /* each profile's pprof in original_payload */
     struct fg_exporter_settings exporter; /* timeout, retry_on_failure, sending_queue */
 };
 

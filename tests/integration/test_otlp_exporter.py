@@ -208,7 +208,7 @@ class WireTap:
 
 
 def exporter_config(port, compression="gzip", headers=None, timeout="7s", consumers=2,
-                    scheme="http://", insecure=None, log_level="info"):
+                    scheme="http://", insecure=None, log_level="info", extra=None):
     exp = {"endpoint": "%s127.0.0.1:%d" % (scheme, port), "compression": compression,
            "timeout": timeout,
            "retry_on_failure": {"initial_interval": "100ms", "max_interval": "200ms",
@@ -218,6 +218,7 @@ def exporter_config(port, compression="gzip", headers=None, timeout="7s", consum
         exp["headers"] = headers
     if insecure is not None:
         exp["tls"] = {"insecure": insecure}
+    exp.update(extra or {})
     return h.config({"otlp": h.otlp_receiver()}, {"otlp": exp}, log_level=log_level)
 
 
@@ -414,6 +415,28 @@ class OtlpExporterTest(h.FgTestCase):
         log = a.log_text()
         self.assertNotIn("send failed", log, "a failed attempt after the restart")
         self.assertIn("connection gone", log, "the reconnect path was not taken")
+        self.stop_clean(a)
+
+    def test_h3_include_original_payload(self):
+        up = self.upstream()
+        a = self.start(exporter_config(up.port, extra={"include_original_payload": True}), "A")
+        r = h.synthetic_request(91)
+        self.post(a, r)
+        want = h.canonical(r)
+        calls = up.wait_calls(1)
+        self.assertEqual(len(calls), 1)
+        got = h.parse_request(calls[0]["body"])
+        n = 0
+        for rp in got.resource_profiles:
+            for sp in rp.scope_profiles:
+                for p in sp.profiles:
+                    n += len(p.samples)
+                    self.assertEqual(p.original_payload_format, "pprof")
+                    self.assertEqual(p.original_payload[:2], b"\x1f\x8b", "pprof not gzip")
+                    p.original_payload_format = ""
+                    p.ClearField("original_payload")
+        self.assertEqual(n, h.sample_count(want))
+        self.assertSameData(want, h.canonical(got), "data beside the pprof payloads")
         self.stop_clean(a)
 
     def test_i_bad_config(self):
