@@ -207,9 +207,46 @@ class HttpSink:
         self.proc.stop()
 
 
+class FlamegateGrpcSink:
+    """Flamegate B (OTLP/gRPC receiver -> debug exporter) as the gRPC upstream: samples come
+    from its "batch: ... N samples" log lines, wire bytes from a counting pass-through."""
+
+    BATCH_RE = re.compile(r"debug: batch: \d+ resources, \d+ profiles, (\d+) samples")
+
+    def __init__(self, tools, work):
+        cfg = os.path.join(work, "b.yaml")
+        with open(cfg, "w") as f:
+            f.write("receivers:\n  otlp:\n    protocols:\n      grpc:\n"
+                    "        endpoint: 127.0.0.1:0\n        max_recv_msg_size_mib: 64\n"
+                    "exporters:\n  debug:\n    verbosity: basic\n"
+                    "service:\n  pipelines:\n    profiles:\n      receivers: [otlp]\n"
+                    "      exporters: [debug]\n")
+        self.proc = Proc([tools["flamegate"], "--config", cfg], "B", work)
+        import grpc_sink
+        self.proxy = grpc_sink.CountingProxy(self.proc.wait_ports(["gRPC"])["OTLP/gRPC"])
+        self.port = self.proxy.port
+
+    def stats(self):
+        with self.proc.lock:
+            lines = list(self.proc.lines)
+        samples = requests = 0
+        for line in lines:
+            m = self.BATCH_RE.search(line)
+            if m:
+                requests += 1
+                samples += int(m.group(1))
+        return {"requests": requests, "samples": samples, "wire_bytes": self.proxy.bytes_in()}
+
+    def stop(self):
+        self.proxy.stop()
+        self.proc.stop()
+
+
 def run_protocol(proto, tools, work, seconds, grpc_ok, upstream="otlphttp"):
     """Returns a result dict, or {"na": reason}."""
-    if upstream == "otlp":
+    if upstream == "otlp" and grpc_ok:
+        sink = FlamegateGrpcSink(tools, work)
+    elif upstream == "otlp":
         import grpc_sink
         sink = grpc_sink.GrpcSink()
     else:
@@ -282,6 +319,10 @@ def run_protocol(proto, tools, work, seconds, grpc_ok, upstream="otlphttp"):
         }
         if r.returncode != 0:
             res["note"] = "h2load exit %d" % r.returncode
+        with a.lock:
+            warns = [ln.strip() for ln in a.lines if " warn " in ln or " error " in ln]
+        if warns:
+            res["warnings"] = (len(warns), warns[0][:300])
         return res
     finally:
         if a:
@@ -453,6 +494,8 @@ def main():
                 print("%s: A used %.0f%% of one core; %d upstream requests for %d inputs; %s"
                       % (row_name(key), 100 * r["cpu_share"], r["up_requests"],
                          r["requests"], tail))
+                if "warnings" in r:
+                    print("  A logged %d warnings/errors, the first: %s" % r["warnings"])
         if prof:
             pp, rows = prof
             print()
@@ -467,7 +510,9 @@ def main():
         print()
         print("load: 8 requests in flight (HTTP/1.1: 8 connections; h2c/gRPC: 2 x 4 streams), "
               "%d s per row; A = otlp -> batch -> otlphttp (gzip) -> fg_sink, or -> otlp "
-              "(gRPC, gzip) -> grpcio sink for the last row" % args.seconds)
+              "(gRPC, gzip) -> %s for the last row"
+              % (args.seconds, "flamegate B (gRPC receiver -> debug)" if grpc_ok
+                 else "grpcio sink"))
         print("load average after: %s; total bench time %.0f s"
               % (m1["loadavg"], time.monotonic() - t_start))
     finally:

@@ -19,8 +19,7 @@ class GrpcSink:
         import grpc  # python3-grpcio
         self.req_cls = h.pb().req
         self.lock = threading.Lock()
-        self.counts = {"requests": 0, "wire_bytes": 0, "plain_bytes": 0, "samples": 0,
-                       "bad": 0}
+        self.counts = {"requests": 0, "plain_bytes": 0, "samples": 0, "bad": 0}
         handler = grpc.method_handlers_generic_handler(SERVICE, {
             "Export": grpc.unary_unary_rpc_method_handler(self._export)})
         self.server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=8),
@@ -28,11 +27,8 @@ class GrpcSink:
         self.server.add_generic_rpc_handlers((handler,))
         self.grpc_port = self.server.add_insecure_port("127.0.0.1:0")
         self.server.start()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.proxy = CountingProxy(self.grpc_port)
+        self.port = self.proxy.port
 
     def _export(self, raw, context):
         # raw: the request message bytes (grpcio has already undone grpc-encoding)
@@ -50,13 +46,41 @@ class GrpcSink:
             self.counts["bad"] += bad
         return b""  # an empty ExportProfilesServiceResponse: full success
 
+    def stats(self):
+        with self.lock:
+            c = dict(self.counts)
+        c["wire_bytes"] = self.proxy.bytes_in()
+        return c
+
+    def stop(self):
+        self.proxy.stop()
+        self.server.stop(0)
+
+
+class CountingProxy:
+    """TCP pass-through to 127.0.0.1:upstream_port counting the client's bytes."""
+
+    def __init__(self, upstream_port):
+        self.upstream_port = upstream_port
+        self.lock = threading.Lock()
+        self.count = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def bytes_in(self):
+        with self.lock:
+            return self.count
+
     def _accept(self):
         while True:
             try:
                 c, _ = self.sock.accept()
             except OSError:
                 return
-            u = socket.create_connection(("127.0.0.1", self.grpc_port))
+            u = socket.create_connection(("127.0.0.1", self.upstream_port))
             threading.Thread(target=self._pump, args=(c, u, True), daemon=True).start()
             threading.Thread(target=self._pump, args=(u, c, False), daemon=True).start()
 
@@ -68,7 +92,7 @@ class GrpcSink:
                     break
                 if count:
                     with self.lock:
-                        self.counts["wire_bytes"] += len(data)
+                        self.count += len(data)
                 dst.sendall(data)
         except OSError:
             pass
@@ -78,10 +102,5 @@ class GrpcSink:
             except OSError:
                 pass
 
-    def stats(self):
-        with self.lock:
-            return dict(self.counts)
-
     def stop(self):
         self.sock.close()
-        self.server.stop(0)
