@@ -208,8 +208,9 @@ class HttpSink:
 
 
 class FlamegateGrpcSink:
-    """Flamegate B (OTLP/gRPC receiver -> debug exporter) as the gRPC upstream: samples come
-    from its "batch: ... N samples" log lines, wire bytes from a counting pass-through."""
+    """Flamegate B (OTLP/gRPC receiver -> debug exporter) as the gRPC upstream. Nothing
+    slow sits in the data path: B logs to a file, samples come from its "batch: ... N
+    samples" lines, wire bytes from the kernel's per-socket counters (ss -ti)."""
 
     BATCH_RE = re.compile(r"debug: batch: \d+ resources, \d+ profiles, (\d+) samples")
 
@@ -221,25 +222,56 @@ class FlamegateGrpcSink:
                     "exporters:\n  debug:\n    verbosity: basic\n"
                     "service:\n  pipelines:\n    profiles:\n      receivers: [otlp]\n"
                     "      exporters: [debug]\n")
-        self.proc = Proc([tools["flamegate"], "--config", cfg], "B", work)
-        import grpc_sink
-        self.proxy = grpc_sink.CountingProxy(self.proc.wait_ports(["gRPC"])["OTLP/gRPC"])
-        self.port = self.proxy.port
+        self.log_path = os.path.join(work, "b.log")
+        self.log = open(self.log_path, "w")
+        self.p = subprocess.Popen([tools["flamegate"], "--config", cfg], cwd=work,
+                                  stdin=subprocess.DEVNULL, stdout=self.log,
+                                  stderr=subprocess.STDOUT)
+        self.pid = self.p.pid
+        self.port = None
+        deadline = time.monotonic() + 10
+        while self.port is None and time.monotonic() < deadline and self.p.poll() is None:
+            with open(self.log_path) as f:
+                for m in LISTEN_RE.finditer(f.read()):
+                    if "gRPC" in m.group(2):
+                        self.port = int(m.group(1))
+            time.sleep(0.02)
+        if self.port is None:
+            self.stop()
+            raise BenchError("flamegate B: no gRPC listener:\n" + open(self.log_path).read())
+        self.proxy = None
+        if shutil.which("ss") is None:  # iproute2 missing: count in a pass-through
+            import grpc_sink
+            self.proxy = grpc_sink.CountingProxy(self.port)
+            self.port = self.proxy.port
+        self.b_port = self.port if not self.proxy else self.proxy.upstream_port
+
+    def wire_bytes(self):
+        if self.proxy:
+            return self.proxy.bytes_in()
+        r = subprocess.run(["ss", "-tinH", "state", "established",
+                            "( sport = :%d )" % self.b_port], capture_output=True, text=True)
+        return sum(int(m) for m in re.findall(r"bytes_received:(\d+)", r.stdout))
 
     def stats(self):
-        with self.proc.lock:
-            lines = list(self.proc.lines)
         samples = requests = 0
-        for line in lines:
-            m = self.BATCH_RE.search(line)
-            if m:
+        with open(self.log_path, errors="replace") as f:
+            for m in self.BATCH_RE.finditer(f.read()):
                 requests += 1
                 samples += int(m.group(1))
-        return {"requests": requests, "samples": samples, "wire_bytes": self.proxy.bytes_in()}
+        return {"requests": requests, "samples": samples, "wire_bytes": self.wire_bytes()}
 
     def stop(self):
-        self.proxy.stop()
-        self.proc.stop()
+        if self.proxy:
+            self.proxy.stop()
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(30)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self.log.close()
 
 
 def run_protocol(proto, tools, work, seconds, grpc_ok, upstream="otlphttp"):
