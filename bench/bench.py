@@ -306,7 +306,10 @@ def run_protocol(proto, tools, work, seconds, grpc_ok, upstream="otlphttp"):
                time.monotonic() < deadline):
             time.sleep(0.05)
         before = sink.stats()
-        log = os.path.join(work, "lat-%s.tsv" % proto)
+        # One file per row: h2load appends to an existing log file.
+        log = os.path.join(work, "lat-%s-%s.tsv" % (proto, upstream))
+        if os.path.exists(log):
+            os.unlink(log)
         cpu0 = cpu_seconds(a.pid)
         t0 = time.monotonic()
         r = subprocess.run(h2load_argv(proto, port, work, seconds=seconds) +
