@@ -524,7 +524,7 @@ def main():
                     tail = "the sink had everything %.1f s after the load ended" % r["drain"]
                 else:
                     tail = ("the sink had only %.0f%% of the samples %.0f s after the load "
-                            "ended: the upstream, not A, was the limit"
+                            "ended: the upstream was slower than A's intake"
                             % (100 * r["delivered"], r["drain"]))
                 print("%s: A used %.0f%% of one core; %d upstream requests for %d inputs; %s"
                       % (row_name(key), 100 * r["cpu_share"], r["up_requests"],
