@@ -299,7 +299,7 @@ static void test_unknown_type(void **state)
                  "exporter types: otlphttp, otlp, file, debug)");
     expect_error(BASE "extensions:\n  health_check:\n" PIPE,
                  "t.yaml:7:3: error: extensions.health_check: unknown extension type "
-                 "\"health_check\" (no extension types are available)");
+                 "\"health_check\" (known extension types: file_storage)");
     expect_error(BASE "processors:\n  /x:\n" PIPE,
                  "t.yaml:7:3: error: processors./x: invalid component id");
     expect_error(BASE "processors:\n  batch/:\n" PIPE,
@@ -320,9 +320,9 @@ static void test_unknown_key(void **state)
     expect_error(BASE "    verbose: true\n" PIPE,
                  "t.yaml:6:5: error: exporters.debug.verbose: unknown key (valid keys: "
                  "verbosity)");
-    expect_error("receivers:\n  otlp:\n    protocols:\n      grpc:\n" "exporters:\n  debug:\n" PIPE,
-                 "t.yaml:4:7: error: receivers.otlp.protocols.grpc: unknown key (valid keys: "
-                 "http)");
+    expect_error("receivers:\n  otlp:\n    protocols:\n      thrift:\n" "exporters:\n  debug:\n" PIPE,
+                 "t.yaml:4:7: error: receivers.otlp.protocols.thrift: unknown key (valid keys: "
+                 "http, grpc)");
     expect_error(BASE "connectors:\n  forward:\n" PIPE,
                  "t.yaml:6:1: error: connectors are not supported");
     expect_error(BASE "recievers:\n" PIPE,
@@ -330,7 +330,7 @@ static void test_unknown_key(void **state)
                  "processors, exporters, extensions, service)");
     expect_error(BASE PIPE "  foo: 1\n",
                  "t.yaml:11:3: error: service.foo: unknown key (valid keys: extensions, "
-                 "pipelines, telemetry)");
+                 "pipelines, shutdown_timeout, telemetry)");
     expect_error(BASE PIPE "      procesors: [batch]\n",
                  "t.yaml:11:7: error: service.pipelines.profiles.procesors: unknown key (valid "
                  "keys: receivers, processors, exporters)");
@@ -397,7 +397,7 @@ static void test_validate_hook(void **state)
     /* protocols present but no protocol enabled: the receiver's own check, at its id */
     expect_error("receivers:\n  otlp:\n    protocols:\nexporters:\n  debug:\n" PIPE,
                  "t.yaml:2:3: error: receivers.otlp: protocols: at least one protocol must be "
-                 "enabled (http)");
+                 "enabled (grpc, http)");
     expect_error("receivers:\n  otlp:\nexporters:\n  debug:\n" PIPE,
                  "t.yaml:2:3: error: receivers.otlp: protocols: at least one protocol");
     expect_error(BASE "  otlphttp:\n" PIPE,
