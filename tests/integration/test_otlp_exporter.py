@@ -12,6 +12,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fgharness as h  # noqa: E402
+import grpcutil as g  # noqa: E402
 
 EBPF_PB = "pprof/pyroscope_otel_ebpf_v1.10.otlp.pb"
 SERVICE = "opentelemetry.proto.collector.profiles.v1development.ProfilesService"
@@ -438,6 +439,36 @@ class OtlpExporterTest(h.FgTestCase):
         self.assertEqual(n, h.sample_count(want))
         self.assertSameData(want, h.canonical(got), "data beside the pprof payloads")
         self.stop_clean(a)
+
+    def test_h4_flamegate_to_flamegate(self):
+        # Our own gRPC server as the upstream: flamegate A (HTTP in, otlp out, gzip) to
+        # flamegate B (OTLP/gRPC in, file out); B restarts on its port in between, so A's
+        # warm connection dies and the reconnect meets B's preface-sniffing listener.
+        port = h.free_port()
+        out = self.out_dir()
+        b = g.start_grpc(self, g.grpc_sink_config(out, endpoint="127.0.0.1:%d" % port), "B")
+        a = self.start(exporter_config(port, consumers=1, log_level="debug"), "A")
+        reqs = [h.synthetic_request(100 + i, nsamples=3) for i in range(4)]
+        for r in reqs[:2]:
+            self.post(a, r)
+        want = h.canonical_sum(reqs[:2])
+        got, _ = h.collect_dir(out, h.sample_count(want))
+        self.assertSameData(want, got, "B's files before the restart")
+        self.stop_clean(b)
+        b2 = g.start_grpc(self, g.grpc_sink_config(out, endpoint="127.0.0.1:%d" % port), "B2")
+        if h.corpus_dir() is not None:
+            reqs.append(h.read_file(h.corpus_file(EBPF_PB)))
+        for r in reqs[2:]:
+            self.post(a, r)
+        want = h.canonical_sum(reqs)
+        got, files = h.collect_dir(out, h.sample_count(want))
+        self.assertSameData(want, got, "B's files after the restart")
+        self.assertFilesObeyRules(files)
+        log = a.log_text()
+        self.assertNotIn("send failed", log, "a failed attempt" + self.logs())
+        self.assertIn("connection gone", log, "the reconnect path was not taken")
+        self.stop_clean(a)
+        self.stop_clean(b2)
 
     def test_i_bad_config(self):
         for exp, what in (({"endpoint": "ftp://x:1"}, "scheme"),
