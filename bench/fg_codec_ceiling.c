@@ -74,20 +74,30 @@ int main(int argc, char **argv)
     static const char *const names[] = {"protobuf-c unpack+pack", "flamegate decode+encode",
                                         "flamegate decode+encode+gzip"};
     printf("payload %zu bytes, %d samples\n", req.len, FGB_SAMPLES);
+    /* The machine is shared: the best 0.25 s window says what one core can do, the mean
+     * what it did. */
     for (int m = PROTOBUF_C; m <= FLAMEGATE_GZIP; m++) {
-        double t0 = now_s(), t;
+        double t0 = now_s(), t = 0, best = 0;
         long iters = 0;
         do {
-            rc = once((enum mode)m, &req, &out);
-            if (rc != 0) {
-                fprintf(stderr, "%s: %s\n", names[m], fg_strerror(rc));
-                return 1;
-            }
-            iters++;
+            double w0 = now_s(), w;
+            long n = 0;
+            do {
+                rc = once((enum mode)m, &req, &out);
+                if (rc != 0) {
+                    fprintf(stderr, "%s: %s\n", names[m], fg_strerror(rc));
+                    return 1;
+                }
+                n++;
+                w = now_s() - w0;
+            } while (w < 0.25);
+            if (n / w > best)
+                best = n / w;
+            iters += n;
             t = now_s() - t0;
         } while (t < seconds);
-        printf("ceiling %-30s %8.0f requests/s %10.0f samples/s (out %zu bytes)\n", names[m],
-               iters / t, iters * (double)FGB_SAMPLES / t, out.len);
+        printf("ceiling %-30s %8.0f requests/s %10.0f samples/s (mean %.0f; out %zu bytes)\n",
+               names[m], best, best * FGB_SAMPLES, iters * (double)FGB_SAMPLES / t, out.len);
     }
     fg_buf_free(&req);
     fg_buf_free(&out);
