@@ -327,7 +327,7 @@ def run_protocol(proto, tools, work, seconds, grpc_ok, upstream="otlphttp"):
         sent = ok * SAMPLES_PER_REQUEST
         # Wait for the batches still in A's pipeline to reach the sink: A's CPU is counted
         # until then, so work deferred in the queue is not left out.
-        deadline = time.monotonic() + 45
+        deadline = time.monotonic() + 30
         while True:
             after = sink.stats()
             got = after["samples"] - before["samples"]
