@@ -496,7 +496,8 @@ static void response_reset(struct response *r)
     memset(&r->grpc, 0, sizeof(r->grpc));
 }
 
-/* One POST on c. Returns the curl code; *version is what the connection spoke. */
+/* One POST on h. Returns the curl code; *version is the HTTP version the answer came in,
+ * *new_conns the number of connections curl had to open for it. */
 static CURLcode perform(struct otlp_exporter *x, CURL *h, long want_version,
                         const struct fg_buf *body, struct response *resp, char *curl_err,
                         long *version, long *new_conns)
