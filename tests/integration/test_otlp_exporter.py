@@ -2,10 +2,8 @@
 # ProfilesService/Export (stubs compiled at test time with python3-grpc-tools), behind a
 # TCP pass-through that records the HTTP/2 bytes so the test can see the message framing.
 import concurrent.futures
-import importlib.util
 import os
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -22,31 +20,9 @@ try:
 except ImportError as e:  # a missing test dependency is an error, not a skip
     raise h.HarnessError("python3-grpcio missing (scripts/install-deps.sh --test): %s" % e)
 
-_STUBS = None
-
-
 def stubs():
-    """The generated ProfilesService servicer module (grpc_tools.protoc, cached per run)."""
-    global _STUBS
-    if _STUBS is not None:
-        return _STUBS
-    m = h.pb()  # the message classes come from the harness; the stubs import them
-    proto_root = os.path.join(h.source_dir(), "pipeline", "proto")
-    out = os.path.join(h.build_dir() or "/tmp", "fg-integ-grpc-%d" % os.getpid())
-    os.makedirs(out, exist_ok=True)
-    rel = "opentelemetry/proto/collector/profiles/v1development/profiles_service.proto"
-    r = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", proto_root,
-                        "--grpc_python_out=" + out, rel], capture_output=True, text=True)
-    if r.returncode != 0:
-        raise h.HarnessError("grpc_tools.protoc failed (python3-grpc-tools): %s" % r.stderr)
-    path = os.path.join(out, rel.replace(".proto", "_pb2_grpc.py"))
-    spec = importlib.util.spec_from_file_location("fg_profiles_service_pb2_grpc", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    import shutil
-    shutil.rmtree(out, ignore_errors=True)
-    _STUBS = (m, mod)
-    return _STUBS
+    """(message classes, generated ProfilesService servicer module)."""
+    return h.pb(), g.stubs()
 
 
 def status_details(code, message, retry_delay=None):
