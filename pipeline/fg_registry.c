@@ -16,6 +16,7 @@ extern const struct fg_factory fg_resourcedetection_processor_factory;
 extern const struct fg_factory fg_sampling_processor_factory;
 extern const struct fg_factory fg_aggregate_processor_factory;
 extern const struct fg_factory fg_otlphttp_exporter_factory;
+extern const struct fg_factory fg_otlp_exporter_factory;
 extern const struct fg_factory fg_pyroscope_exporter_factory;
 extern const struct fg_factory fg_file_exporter_factory;
 extern const struct fg_factory fg_debug_exporter_factory;
@@ -35,6 +36,7 @@ static const struct fg_factory *const registry[] = {
     &fg_sampling_processor_factory,
     &fg_aggregate_processor_factory,
     &fg_otlphttp_exporter_factory,
+    &fg_otlp_exporter_factory,
     &fg_pyroscope_exporter_factory,
     &fg_file_exporter_factory,
     &fg_debug_exporter_factory,

@@ -296,7 +296,7 @@ static void test_unknown_type(void **state)
                  "(known receiver types: otlp, pyroscope, samples)");
     expect_error(BASE "  kafka:\n" PIPE,
                  "t.yaml:6:3: error: exporters.kafka: unknown exporter type \"kafka\" (known "
-                 "exporter types: otlphttp, pyroscope, file, debug)");
+                 "exporter types: otlphttp, otlp, pyroscope, file, debug)");
     expect_error(BASE "extensions:\n  health_check:\n" PIPE,
                  "t.yaml:7:3: error: extensions.health_check: unknown extension type "
                  "\"health_check\" (known extension types: file_storage)");
