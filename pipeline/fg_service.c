@@ -1,4 +1,5 @@
-/* Building, starting and stopping the component graph (extensions first and last). */
+/* Building, starting and stopping the component graph (extensions first and last;
+ * pipelines joined by connectors built and started downstream first). */
 #include "fg_service.h"
 
 #include <stdio.h>
@@ -51,11 +52,14 @@ struct instance {
 
 struct fg_service {
     const struct fg_config *cfg;
-    /* start order: exporters, processors (last of each pipeline first), receivers */
+    /* start order: extensions, exporters, pipelines downstream first (last processor
+     * first; a connector after the pipelines it feeds), receivers */
     struct instance *instances;
     size_t n_instances;
     struct fanout **fanouts;
     size_t n_fanouts;
+    void **kept; /* arrays the service owns for its components (a connector's pipelines) */
+    size_t n_kept;
 };
 
 static int add_instance(struct fg_service *s, struct fg_component *c)
@@ -66,6 +70,17 @@ static int add_instance(struct fg_service *s, struct fg_component *c)
         return FG_ENOMEM;
     s->instances = bigger;
     s->instances[s->n_instances++] = (struct instance){c, false};
+    return 0;
+}
+
+/* Takes ownership of p (freed with the service) unless it fails. */
+static int keep(struct fg_service *s, void *p)
+{
+    void **bigger = fg_realloc(s->kept, (s->n_kept + 1) * sizeof(*s->kept));
+    if (!bigger)
+        return FG_ENOMEM;
+    s->kept = bigger;
+    s->kept[s->n_kept++] = p;
     return 0;
 }
 
@@ -130,6 +145,140 @@ static int create_component(struct fg_service *s, enum fg_kind kind, const char 
     return 0;
 }
 
+static bool is_connector(const struct fg_config *cfg, const char *id)
+{
+    return fg_config_find(cfg, FG_KIND_CONNECTOR, id) != NULL;
+}
+
+/* Builds pipeline p: a fan-out to its exporters and connectors, and its own processor
+ * instances chained in front of it; heads[p] is where its data goes in. */
+static int build_pipeline(struct fg_service *s, size_t p, struct fg_consumer **heads,
+                          struct fg_err *err)
+{
+    const struct fg_config_pipeline *pl = &s->cfg->pipelines[p];
+    struct fanout *f = new_fanout(s, pl->n_exporters);
+    if (!f)
+        return fg_err_set(err, FG_ENOMEM, "out of memory");
+    for (size_t e = 0; e < pl->n_exporters; e++) {
+        const char *id = pl->exporters[e];
+        enum fg_kind kind = is_connector(s->cfg, id) ? FG_KIND_CONNECTOR : FG_KIND_EXPORTER;
+        f->targets[f->n++] = &find_instance(s, id, kind)->consumer;
+    }
+    struct fg_consumer *next = &f->consumer;
+    for (size_t k = pl->n_processors; k-- > 0;) {
+        struct fg_component *c;
+        int rc = create_component(s, FG_KIND_PROCESSOR, pl->processors[k], next, &c, err);
+        if (rc) {
+            fg_err_prefix(err, "pipeline %s", pl->name);
+            return rc;
+        }
+        next = &c->consumer;
+    }
+    heads[p] = next;
+    return 0;
+}
+
+/* Creates connector id, which feeds every pipeline listing it as a receiver (all built). */
+static int build_connector(struct fg_service *s, const char *id, struct fg_consumer **heads,
+                           struct fg_err *err)
+{
+    const struct fg_config *cfg = s->cfg;
+    const struct fg_config_component *cc = fg_config_find(cfg, FG_KIND_CONNECTOR, id);
+    size_t n = 0, cap = cfg->n_pipelines ? cfg->n_pipelines : 1;
+    int rc;
+    /* the connector keeps pointers into these for its lifetime: the service owns them */
+    const char **names = fg_calloc(cap, sizeof(*names));
+    if (!names || keep(s, names) != 0) {
+        fg_free(names);
+        return fg_err_set(err, FG_ENOMEM, "out of memory");
+    }
+    struct fg_consumer **down = fg_calloc(cap, sizeof(*down));
+    if (!down || keep(s, down) != 0) {
+        fg_free(down);
+        return fg_err_set(err, FG_ENOMEM, "out of memory");
+    }
+    for (size_t q = 0; q < cfg->n_pipelines; q++)
+        for (size_t k = 0; k < cfg->pipelines[q].n_receivers; k++)
+            if (strcmp(cfg->pipelines[q].receivers[k], id) == 0) {
+                names[n] = cfg->pipelines[q].name;
+                down[n++] = heads[q];
+            }
+    struct fg_create_args args = {.id = id,
+                                  .config = cc->config,
+                                  .find_extension = find_extension,
+                                  .find_ctx = s,
+                                  .pipelines = names,
+                                  .pipeline_heads = down,
+                                  .n_pipelines = n};
+    struct fg_component *c = NULL;
+    fg_create_args_set_current(&args);
+    rc = cc->factory->create(&args, &c, err);
+    fg_create_args_set_current(NULL);
+    if (rc) {
+        fg_err_prefix(err, "connector %s", id);
+        return rc;
+    }
+    c->factory = cc->factory;
+    snprintf(c->id, sizeof(c->id), "%s", id);
+    if ((rc = add_instance(s, c)) != 0) {
+        c->ops->destroy(c);
+        return fg_err_set(err, rc, "out of memory");
+    }
+    return 0;
+}
+
+/* Pipelines and connectors, downstream first: a pipeline is built once every connector it
+ * exports to exists, a connector once every pipeline it feeds is built. Creation order is
+ * start order (and its reverse the stop order), so a connector starts after the pipelines
+ * it feeds and stops after the pipelines that feed it. */
+static int build_graph(struct fg_service *s, struct fg_consumer **heads, struct fg_err *err)
+{
+    const struct fg_config *cfg = s->cfg;
+    size_t n_conn = cfg->n_components[FG_KIND_CONNECTOR];
+    bool *built = fg_calloc(cfg->n_pipelines + n_conn + 1, sizeof(*built));
+    bool *made = built ? built + cfg->n_pipelines : NULL;
+    size_t left = cfg->n_pipelines;
+    int rc = 0;
+    if (!built)
+        return fg_err_set(err, FG_ENOMEM, "out of memory");
+    for (bool progress = true; left && progress && !rc;) {
+        progress = false;
+        for (size_t c = 0; c < n_conn && !rc; c++) {
+            const char *id = cfg->components[FG_KIND_CONNECTOR][c].id;
+            bool ready = !made[c], used = false;
+            for (size_t q = 0; q < cfg->n_pipelines && ready; q++)
+                for (size_t k = 0; k < cfg->pipelines[q].n_receivers; k++)
+                    if (strcmp(cfg->pipelines[q].receivers[k], id) == 0)
+                        ready = built[q], used = true;
+            for (size_t q = 0; q < cfg->n_pipelines && !used; q++)
+                for (size_t k = 0; k < cfg->pipelines[q].n_exporters; k++)
+                    used = used || strcmp(cfg->pipelines[q].exporters[k], id) == 0;
+            if (!ready || !used)
+                continue;
+            if ((rc = build_connector(s, id, heads, err)) != 0)
+                break;
+            made[c] = progress = true;
+        }
+        for (size_t p = 0; p < cfg->n_pipelines && !rc; p++) {
+            const struct fg_config_pipeline *pl = &cfg->pipelines[p];
+            bool ready = !built[p];
+            for (size_t e = 0; e < pl->n_exporters && ready; e++)
+                if (is_connector(cfg, pl->exporters[e]))
+                    ready = find_instance(s, pl->exporters[e], FG_KIND_CONNECTOR) != NULL;
+            if (!ready)
+                continue;
+            if ((rc = build_pipeline(s, p, heads, err)) != 0)
+                break;
+            built[p] = progress = true;
+            left--;
+        }
+    }
+    if (!rc && left)
+        rc = fg_err_set(err, FG_EINVAL, "the pipelines form a cycle through connectors");
+    fg_free(built);
+    return rc;
+}
+
 int fg_service_build(const struct fg_config *cfg, struct fg_service **out, struct fg_err *err)
 {
     struct fg_service *s = fg_calloc(1, sizeof(*s));
@@ -150,43 +299,23 @@ int fg_service_build(const struct fg_config *cfg, struct fg_service **out, struc
         for (size_t e = 0; e < cfg->pipelines[p].n_exporters; e++) {
             const char *id = cfg->pipelines[p].exporters[e];
             struct fg_component *c;
-            if (!find_instance(s, id, FG_KIND_EXPORTER) &&
+            if (!is_connector(cfg, id) && !find_instance(s, id, FG_KIND_EXPORTER) &&
                 (rc = create_component(s, FG_KIND_EXPORTER, id, NULL, &c, err)))
                 goto fail;
         }
-    /* each pipeline: its own processor instances, chained, ending in a fan-out */
+    /* each pipeline: its own processor instances, chained, ending in a fan-out to its
+     * exporters and connectors */
     struct fg_consumer **heads = fg_calloc(cfg->n_pipelines ? cfg->n_pipelines : 1, sizeof(*heads));
     if (!heads) {
         rc = fg_err_set(err, FG_ENOMEM, "out of memory");
         goto fail;
     }
-    for (size_t p = 0; p < cfg->n_pipelines; p++) {
-        const struct fg_config_pipeline *pl = &cfg->pipelines[p];
-        struct fanout *f = new_fanout(s, pl->n_exporters);
-        if (!f) {
-            rc = fg_err_set(err, FG_ENOMEM, "out of memory");
-            break;
-        }
-        for (size_t e = 0; e < pl->n_exporters; e++)
-            f->targets[f->n++] = &find_instance(s, pl->exporters[e], FG_KIND_EXPORTER)->consumer;
-        struct fg_consumer *next = &f->consumer;
-        for (size_t k = pl->n_processors; k-- > 0;) {
-            struct fg_component *c;
-            if ((rc = create_component(s, FG_KIND_PROCESSOR, pl->processors[k], next, &c, err))) {
-                fg_err_prefix(err, "pipeline %s", pl->name);
-                break;
-            }
-            next = &c->consumer;
-        }
-        if (rc)
-            break;
-        heads[p] = next;
-    }
+    rc = build_graph(s, heads, err);
     /* receivers: one instance per id, fanning in to every pipeline that names it */
     for (size_t p = 0; p < cfg->n_pipelines && !rc; p++)
         for (size_t r = 0; r < cfg->pipelines[p].n_receivers && !rc; r++) {
             const char *id = cfg->pipelines[p].receivers[r];
-            if (find_instance(s, id, FG_KIND_RECEIVER))
+            if (is_connector(cfg, id) || find_instance(s, id, FG_KIND_RECEIVER))
                 continue;
             size_t n = 0;
             for (size_t q = 0; q < cfg->n_pipelines; q++)
@@ -223,8 +352,8 @@ static const char *kind_order_name(const struct fg_component *c)
 
 int fg_service_start(struct fg_service *s, struct fg_err *err)
 {
-    /* instances were created extensions → exporters → processors (back to front) →
-     * receivers */
+    /* instances were created extensions → exporters → pipelines downstream first (each
+     * one's processors back to front, then the connectors feeding them) → receivers */
     for (size_t i = 0; i < s->n_instances; i++) {
         struct fg_component *c = s->instances[i].c;
         int rc = c->ops->start ? c->ops->start(c, err) : 0;
@@ -255,7 +384,7 @@ static void stop_some(struct fg_service *s, int64_t deadline, bool (*pick)(enum 
 
 static bool is_intake(enum fg_kind k)
 {
-    return k == FG_KIND_RECEIVER || k == FG_KIND_PROCESSOR;
+    return k == FG_KIND_RECEIVER || k == FG_KIND_PROCESSOR || k == FG_KIND_CONNECTOR;
 }
 
 static bool any_kind(enum fg_kind k)
@@ -270,7 +399,8 @@ void fg_service_stop_intake(struct fg_service *s, int64_t timeout_ns)
 
 void fg_service_shutdown(struct fg_service *s, int64_t timeout_ns)
 {
-    /* reverse creation order: receivers, processors front to back, exporters, extensions */
+    /* reverse creation order: receivers, pipelines upstream first (processors front to
+     * back, connectors between), exporters, extensions */
     stop_some(s, fg_now_ns() + timeout_ns, any_kind);
 }
 
@@ -286,5 +416,8 @@ void fg_service_free(struct fg_service *s)
         fg_free(s->fanouts[i]);
     }
     fg_free(s->fanouts);
+    for (size_t i = 0; i < s->n_kept; i++)
+        fg_free(s->kept[i]);
+    fg_free(s->kept);
     fg_free(s);
 }
