@@ -227,55 +227,132 @@ static int build_connector(struct fg_service *s, const char *id, struct fg_consu
     return 0;
 }
 
-/* Pipelines and connectors, downstream first: a pipeline is built once every connector it
- * exports to exists, a connector once every pipeline it feeds is built. Creation order is
- * start order (and its reverse the stop order), so a connector starts after the pipelines
- * it feeds and stops after the pipelines that feed it. */
+static long connector_index(const struct fg_config *cfg, const char *id)
+{
+    for (size_t i = 0; i < cfg->n_components[FG_KIND_CONNECTOR]; i++)
+        if (strcmp(cfg->components[FG_KIND_CONNECTOR][i].id, id) == 0)
+            return (long)i;
+    return -1;
+}
+
+/* The graph of pipelines (nodes 0..P-1) and connectors (P..P+C-1) in compressed rows:
+ * a pipeline's successors are the connectors among its exporters, a connector's the
+ * pipelines listing it among their receivers. */
+struct graph {
+    size_t n;
+    size_t *first; /* successors of v: succ[first[v]] .. succ[first[v + 1] - 1] */
+    size_t *succ;
+};
+
+static int graph_build(const struct fg_config *cfg, struct graph *g)
+{
+    size_t P = cfg->n_pipelines, C = cfg->n_components[FG_KIND_CONNECTOR], n_edges = 0;
+    g->n = P + C;
+    g->first = fg_calloc(g->n + 2, sizeof(*g->first));
+    if (!g->first)
+        return FG_ENOMEM;
+    /* count (shifted by one), then prefix sums, then fill */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t p = 0; p < P; p++) {
+            const struct fg_config_pipeline *pl = &cfg->pipelines[p];
+            for (size_t e = 0; e < pl->n_exporters; e++) {
+                long c = connector_index(cfg, pl->exporters[e]);
+                if (c < 0)
+                    continue;
+                if (pass == 0)
+                    g->first[p + 2]++;
+                else
+                    g->succ[g->first[p + 1]++] = P + (size_t)c;
+            }
+            for (size_t r = 0; r < pl->n_receivers; r++) {
+                long c = connector_index(cfg, pl->receivers[r]);
+                if (c < 0)
+                    continue;
+                if (pass == 0)
+                    g->first[P + (size_t)c + 2]++;
+                else
+                    g->succ[g->first[P + (size_t)c + 1]++] = p;
+            }
+        }
+        if (pass == 0) {
+            for (size_t v = 0; v < g->n; v++)
+                g->first[v + 2] += g->first[v + 1];
+            n_edges = g->first[g->n + 1];
+            g->succ = fg_calloc(n_edges ? n_edges : 1, sizeof(*g->succ));
+            if (!g->succ)
+                return FG_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* Pipelines and connectors, downstream first (a depth-first post-order, without recursion):
+ * a pipeline is built after every connector it exports to, a connector after every
+ * pipeline it feeds. Creation order is start order (and its reverse the stop order), so a
+ * connector starts after the pipelines it feeds and stops after the pipelines feeding it. */
 static int build_graph(struct fg_service *s, struct fg_consumer **heads, struct fg_err *err)
 {
     const struct fg_config *cfg = s->cfg;
-    size_t n_conn = cfg->n_components[FG_KIND_CONNECTOR];
-    bool *built = fg_calloc(cfg->n_pipelines + n_conn + 1, sizeof(*built));
-    bool *made = built ? built + cfg->n_pipelines : NULL;
-    size_t left = cfg->n_pipelines;
-    int rc = 0;
-    if (!built)
-        return fg_err_set(err, FG_ENOMEM, "out of memory");
-    for (bool progress = true; left && progress && !rc;) {
-        progress = false;
-        for (size_t c = 0; c < n_conn && !rc; c++) {
-            const char *id = cfg->components[FG_KIND_CONNECTOR][c].id;
-            bool ready = !made[c], used = false;
-            for (size_t q = 0; q < cfg->n_pipelines && ready; q++)
-                for (size_t k = 0; k < cfg->pipelines[q].n_receivers; k++)
-                    if (strcmp(cfg->pipelines[q].receivers[k], id) == 0)
-                        ready = built[q], used = true;
-            for (size_t q = 0; q < cfg->n_pipelines && !used; q++)
-                for (size_t k = 0; k < cfg->pipelines[q].n_exporters; k++)
-                    used = used || strcmp(cfg->pipelines[q].exporters[k], id) == 0;
-            if (!ready || !used)
+    const size_t P = cfg->n_pipelines;
+    struct graph g = {0, NULL, NULL};
+    uint8_t *color = NULL; /* 0 new, 1 on the stack, 2 built */
+    uint8_t *used = NULL;  /* a connector some pipeline exports to or receives from */
+    size_t *stack = NULL, *next = NULL;
+    int rc = graph_build(cfg, &g);
+    if (rc)
+        goto nomem;
+    color = fg_calloc(g.n ? g.n : 1, 1);
+    used = fg_calloc(g.n ? g.n : 1, 1);
+    stack = fg_calloc(g.n ? g.n : 1, sizeof(*stack));
+    next = fg_calloc(g.n ? g.n : 1, sizeof(*next));
+    if (!color || !used || !stack || !next)
+        goto nomem;
+    for (size_t v = 0; v < P; v++)
+        for (size_t k = g.first[v]; k < g.first[v + 1]; k++)
+            used[g.succ[k]] = 1;
+    for (size_t v = P; v < g.n; v++)
+        used[v] |= g.first[v] < g.first[v + 1];
+    for (size_t root = 0; root < g.n && !rc; root++) {
+        if (color[root])
+            continue;
+        size_t depth = 0;
+        stack[depth++] = root;
+        color[root] = 1;
+        next[root] = g.first[root];
+        while (depth && !rc) {
+            size_t v = stack[depth - 1];
+            if (next[v] < g.first[v + 1]) {
+                size_t w = g.succ[next[v]++];
+                if (color[w] == 1) {
+                    rc = fg_err_set(err, FG_EINVAL, "pipeline %s: the pipelines form a cycle "
+                                                    "through connectors",
+                                    cfg->pipelines[v < P ? v : w].name);
+                } else if (color[w] == 0) {
+                    color[w] = 1;
+                    next[w] = g.first[w];
+                    stack[depth++] = w;
+                }
                 continue;
-            if ((rc = build_connector(s, id, heads, err)) != 0)
-                break;
-            made[c] = progress = true;
-        }
-        for (size_t p = 0; p < cfg->n_pipelines && !rc; p++) {
-            const struct fg_config_pipeline *pl = &cfg->pipelines[p];
-            bool ready = !built[p];
-            for (size_t e = 0; e < pl->n_exporters && ready; e++)
-                if (is_connector(cfg, pl->exporters[e]))
-                    ready = find_instance(s, pl->exporters[e], FG_KIND_CONNECTOR) != NULL;
-            if (!ready)
-                continue;
-            if ((rc = build_pipeline(s, p, heads, err)) != 0)
-                break;
-            built[p] = progress = true;
-            left--;
+            }
+            depth--;
+            color[v] = 2;
+            if (v < P)
+                rc = build_pipeline(s, v, heads, err);
+            else if (used[v])
+                rc = build_connector(s, cfg->components[FG_KIND_CONNECTOR][v - P].id, heads,
+                                     err);
         }
     }
-    if (!rc && left)
-        rc = fg_err_set(err, FG_EINVAL, "the pipelines form a cycle through connectors");
-    fg_free(built);
+    goto done;
+nomem:
+    rc = fg_err_set(err, FG_ENOMEM, "out of memory");
+done:
+    fg_free(g.first);
+    fg_free(g.succ);
+    fg_free(color);
+    fg_free(used);
+    fg_free(stack);
+    fg_free(next);
     return rc;
 }
 

@@ -593,6 +593,49 @@ static void test_service_build_alloc_failures(void **state)
     fg_config_free(cfg);
 }
 
+/* A chain of pipelines listed upstream first, joined by forward connectors: the service
+ * orders it downstream first without recursion (2000 deep), every pipeline built once. */
+static void test_service_long_chain(void **state)
+{
+    const int n = 2000;
+    struct fg_buf b;
+    fg_buf_init(&b, 0);
+    assert_int_equal(fg_buf_printf(&b, "receivers:\n  otlp:\n    protocols: {http: {endpoint: "
+                                       "'127.0.0.1:0'}}\nexporters:\n  debug:\nconnectors:\n"),
+                     0);
+    for (int i = 0; i < n - 1; i++)
+        assert_int_equal(fg_buf_printf(&b, "  forward/%d:\n", i), 0);
+    assert_int_equal(fg_buf_printf(&b, "service:\n  pipelines:\n"), 0);
+    for (int i = 0; i < n; i++) {
+        char recv[32], exp[32];
+        if (i == 0)
+            snprintf(recv, sizeof(recv), "otlp");
+        else
+            snprintf(recv, sizeof(recv), "forward/%d", i - 1);
+        if (i < n - 1)
+            snprintf(exp, sizeof(exp), "forward/%d", i);
+        else
+            snprintf(exp, sizeof(exp), "debug");
+        assert_int_equal(fg_buf_printf(&b, "    profiles/%d:\n      receivers: [%s]\n"
+                                           "      exporters: [%s]\n",
+                                       i, recv, exp),
+                         0);
+    }
+    struct fg_config *cfg = NULL;
+    struct fg_diag d;
+    fg_diag_init(&d);
+    if (fg_config_load_string("t.yaml", (const char *)b.data, b.len, &cfg, &d) != 0)
+        fail_msg("%.300s", (char *)d.text.data);
+    fg_diag_free(&d);
+    fg_buf_free(&b);
+    struct fg_service *s = NULL;
+    struct fg_err err = {{0}};
+    if (fg_service_build(cfg, &s, &err) != 0)
+        fail_msg("build: %s", err.msg);
+    fg_service_free(s);
+    fg_config_free(cfg);
+}
+
 int main(void)
 {
     fg_log_set_level(FG_LOG_WARN);
@@ -608,6 +651,7 @@ int main(void)
         cmocka_unit_test(test_routing_alloc_failures),
         cmocka_unit_test(test_service_start_order),
         cmocka_unit_test(test_service_build_alloc_failures),
+        cmocka_unit_test(test_service_long_chain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
