@@ -16,8 +16,8 @@
 #define MAX_CONFIG_FILE (16u << 20)
 #define PATH_LEN 512
 
-static const char *const section_names[FG_CONFIG_KINDS] = {"receivers", "processors", "exporters",
-                                                             "extensions", "connectors"};
+static const char *const section_names[FG_CONFIG_KINDS] = {
+    "receivers", "processors", "exporters", "extensions", "connectors"};
 
 /* ---- diagnostics ---- */
 
@@ -988,8 +988,8 @@ static void describe_cycle(const struct fg_config *cfg, const struct dfs_frame *
     out[0] = '\0';
     for (size_t i = start; i < depth; i++) {
         const struct edge *step = i + 1 < depth ? &edges[stack[i].edge_taken] : e;
-        int n = snprintf(out + used, size - used, "%s -> %s -> ", cfg->pipelines[stack[i].node].name,
-                         step->use->connector);
+        int n = snprintf(out + used, size - used, "%s -> %s -> ",
+                         cfg->pipelines[stack[i].node].name, step->use->connector);
         if (n < 0 || (size_t)n >= size - used)
             return;
         used += (size_t)n;

@@ -238,7 +238,8 @@ static void test_route_by_regex_and_int(void **state)
 {
     struct rig g;
     rig_init(&g, routing_yaml("    routes:\n"
-                              "      - match: {resource_attribute: service.name, regex: '^svc-[ab]$'}\n"
+                              "      - match: {resource_attribute: service.name, "
+                              "regex: '^svc-[ab]$'}\n"
                               "        pipelines: [profiles/a]\n"
                               "      - match: {resource_attribute: service.name, regex: '-c'}\n"
                               "        pipelines: [profiles/b]\n"
