@@ -143,6 +143,67 @@ connectors:
         self.stop_clean(fg)
 
 
+    def test_f_shutdown_flushes_through_connectors(self):
+        # Batches held upstream (intake batch) and downstream (a's batch) with long timeouts:
+        # only a stop that goes upstream first delivers them, through the connectors, into
+        # exporters still running.
+        dirs = {k: self.out_dir(k) for k in ("a", "d", "f")}
+        cfg = """\
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:0
+processors:
+  batch/in:
+    timeout: 60s
+  batch/a:
+    timeout: 60s
+exporters:
+  file/a: {path: %(a)s, format: otlp_proto}
+  file/d: {path: %(d)s, format: otlp_proto}
+  file/f: {path: %(f)s, format: otlp_proto}
+connectors:
+  forward:
+  routing:
+    default_pipelines: [profiles/d]
+    routes:
+      - match: {resource_attribute: service.name, value: svc-1}
+        pipelines: [profiles/a]
+service:
+  pipelines:
+    profiles/in:
+      receivers: [otlp]
+      processors: [batch/in]
+      exporters: [routing]
+    profiles/a:
+      receivers: [routing]
+      processors: [batch/a]
+      exporters: [file/a, forward]
+    profiles/d:
+      receivers: [routing]
+      exporters: [file/d]
+    profiles/f:
+      receivers: [forward]
+      exporters: [file/f]
+""" % dirs
+        fg = self.start(cfg, "held")
+        reqs = [h.synthetic_request(s) for s in range(8)]
+        for r in reqs:
+            self.assertOk(h.post(fg.port, r.SerializeToString(), CT_PROTO))
+        time.sleep(0.3)
+        for d in dirs.values():
+            self.assertEqual(h.output_files(d), [], "nothing is written before the stop")
+        self.stop_clean(fg)
+        everything = h.canonical_sum(reqs)
+        want_a = select(everything, lambda r: service_of(r) == "svc-1")
+        want_d = select(everything, lambda r: service_of(r) != "svc-1")
+        self.assertTrue(want_a and want_d)
+        for k, want in (("a", want_a), ("d", want_d), ("f", want_a)):
+            got, _ = h.collect_dir(dirs[k], 0, timeout=0.0, settle=0.0)
+            self.assertSameData(want, got, "pipeline profiles/%s after the stop" % k)
+
+
 BASE = """\
 receivers:
   otlp:
