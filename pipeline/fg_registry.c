@@ -22,6 +22,8 @@ extern const struct fg_factory fg_file_exporter_factory;
 extern const struct fg_factory fg_debug_exporter_factory;
 extern const struct fg_factory fg_memory_limiter_processor_factory;
 extern const struct fg_factory fg_file_storage_factory;
+extern const struct fg_factory fg_forward_connector_factory;
+extern const struct fg_factory fg_routing_connector_factory;
 
 static const struct fg_factory *const registry[] = {
     &fg_otlp_receiver_factory,
@@ -42,6 +44,8 @@ static const struct fg_factory *const registry[] = {
     &fg_debug_exporter_factory,
     &fg_memory_limiter_processor_factory,
     &fg_file_storage_factory,
+    &fg_forward_connector_factory,
+    &fg_routing_connector_factory,
 };
 
 static _Thread_local const struct fg_create_args *current_args;
@@ -72,6 +76,7 @@ const struct fg_factory *const *fg_factories(size_t *count)
 
 const char *fg_kind_name(enum fg_kind kind)
 {
-    static const char *const names[] = {"receiver", "processor", "exporter", "extension"};
+    static const char *const names[] = {"receiver", "processor", "exporter", "extension",
+                                         "connector"};
     return (unsigned)kind < FG_ARRAY_LEN(names) ? names[kind] : "component";
 }
