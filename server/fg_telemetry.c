@@ -340,7 +340,7 @@ int fg_telemetry_register_secrets(const struct fg_config *cfg)
         n_known = 0;
         return rc;
     }
-    for (int kind = 0; kind < 4; kind++)
+    for (size_t kind = 0; kind < FG_ARRAY_LEN(cfg->components); kind++)
         for (size_t i = 0; i < cfg->n_components[kind]; i++) {
             const struct fg_config_component *c = &cfg->components[kind][i];
             if (c->factory && c->config)
