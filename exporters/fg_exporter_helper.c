@@ -95,33 +95,37 @@ unsigned fg_exporter_helper_created(void)
     return helpers_created;
 }
 
-static void make_metrics(struct fg_exporter *e)
+static int make_metrics(struct fg_exporter *e)
 {
     char l[200];
+    int rc = 0;
     fg_metrics_labels(l, sizeof(l), "exporter", e->id, NULL);
-    fg_metrics_counter("otelcol_exporter_sent_profile_samples",
-                       "Samples successfully sent (or written) by the exporter.", l, &e->m_sent);
-    fg_metrics_counter("otelcol_exporter_send_failed_profile_samples",
-                       "Samples the exporter failed to send (after retries).", l, &e->m_failed);
-    fg_metrics_counter("otelcol_exporter_enqueue_failed_profile_samples",
-                       "Samples refused because the sending queue was full.", l,
-                       &e->m_enqueue_failed);
-    fg_metrics_gauge("otelcol_exporter_queue_size", "Batches in the sending queue.", l,
-                     &e->m_queue_size);
-    fg_metrics_gauge("otelcol_exporter_queue_capacity",
-                     "Capacity of the sending queue (in its sizer's units).", l,
-                     &e->m_queue_capacity);
-    fg_metrics_gauge("otelcol_exporter_in_flight_requests", "Requests being sent right now.", l,
-                     &e->m_in_flight);
-    fg_metrics_gauge("flamegate_exporter_failing_since_seconds",
-                     "Unix time of the first failed attempt since the last success; 0 while "
-                     "sending works.",
-                     l, &e->m_failing_since);
-    fg_metrics_gauge("flamegate_exporter_persistent_queue_bytes",
-                     "Bytes in the exporter's persistent queue on disk.", l, &e->m_pq_bytes);
-    fg_metrics_histogram("flamegate_exporter_send_duration_seconds",
-                         "Time of one send attempt.", l, &e->m_latency);
+    rc |= fg_metrics_counter("otelcol_exporter_sent_profile_samples",
+                             "Samples successfully sent (or written) by the exporter.", l,
+                             &e->m_sent);
+    rc |= fg_metrics_counter("otelcol_exporter_send_failed_profile_samples",
+                             "Samples the exporter failed to send (after retries).", l,
+                             &e->m_failed);
+    rc |= fg_metrics_counter("otelcol_exporter_enqueue_failed_profile_samples",
+                             "Samples refused because the sending queue was full.", l,
+                             &e->m_enqueue_failed);
+    rc |= fg_metrics_gauge("otelcol_exporter_queue_size", "Batches in the sending queue.", l,
+                           &e->m_queue_size);
+    rc |= fg_metrics_gauge("otelcol_exporter_queue_capacity",
+                           "Capacity of the sending queue (in its sizer's units).", l,
+                           &e->m_queue_capacity);
+    rc |= fg_metrics_gauge("otelcol_exporter_in_flight_requests",
+                           "Requests being sent right now.", l, &e->m_in_flight);
+    rc |= fg_metrics_gauge("flamegate_exporter_failing_since_seconds",
+                           "Unix time of the first failed attempt since the last success; 0 "
+                           "while sending works.",
+                           l, &e->m_failing_since);
+    rc |= fg_metrics_gauge("flamegate_exporter_persistent_queue_bytes",
+                           "Bytes in the exporter's persistent queue on disk.", l, &e->m_pq_bytes);
+    rc |= fg_metrics_histogram("flamegate_exporter_send_duration_seconds",
+                               "Time of one send attempt.", l, &e->m_latency);
     fg_gauge_set(e->m_queue_capacity, e->settings.queue.enabled ? e->settings.queue.queue_size : 0);
+    return rc ? FG_ENOMEM : 0;
 }
 
 /* Queue gauges of a persistent queue, after it changed. */
@@ -489,6 +493,10 @@ int fg_exporter_new(const char *id, const struct fg_exporter_settings *settings,
             e->storage = x;
         }
     }
+    if (make_metrics(e) != 0) {
+        rc = FG_ENOMEM;
+        goto fail;
+    }
     if (pthread_mutex_init(&e->mu, NULL) != 0)
         goto fail;
     mu_ok = true;
@@ -506,7 +514,6 @@ int fg_exporter_new(const char *id, const struct fg_exporter_settings *settings,
     if (pthread_cond_init(&e->space, &attr) != 0)
         goto fail;
     pthread_condattr_destroy(&attr);
-    make_metrics(e);
     helpers_created++;
     *out = e;
     return 0;

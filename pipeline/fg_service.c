@@ -158,7 +158,7 @@ struct fg_service {
     size_t n_kept;
 };
 
-/* A counting consumer in front of next; NULL when out of memory (then none is used). */
+/* A counting consumer in front of next, with its series; NULL when out of memory. */
 static struct tap *new_tap(struct fg_service *s, enum tap_role role, const char *id,
                            struct fg_consumer *next)
 {
@@ -169,44 +169,50 @@ static struct tap *new_tap(struct fg_service *s, enum tap_role role, const char 
     struct tap *t = fg_calloc(1, sizeof(*t));
     if (!t)
         return NULL;
+    s->taps[s->n_taps++] = t; /* freed with the service from here on */
     pthread_mutex_init(&t->mu, NULL);
     t->consumer.consume = tap_consume;
     t->next = next;
     t->role = role;
     snprintf(t->id, sizeof(t->id), "%s", id);
     char l[256];
+    int rc;
     if (role == TAP_RECEIVER) {
         fg_metrics_labels(l, sizeof(l), "receiver", id, NULL);
-        fg_metrics_histogram("flamegate_receiver_request_duration_seconds",
+        rc = fg_metrics_histogram("flamegate_receiver_request_duration_seconds",
                              "Time a request's batch took through the pipeline to the "
                              "exporters' queues.",
                              l, &t->latency);
     } else if (role == TAP_EXPORTER) {
         fg_metrics_labels(l, sizeof(l), "exporter", id, NULL);
-        fg_metrics_counter("otelcol_exporter_sent_profile_samples",
-                           "Samples successfully sent (or written) by the exporter.", l, &t->ok);
-        fg_metrics_counter("otelcol_exporter_send_failed_profile_samples",
-                           "Samples the exporter failed to send (after retries).", l, &t->bad);
+        rc = fg_metrics_counter("otelcol_exporter_sent_profile_samples",
+                                "Samples successfully sent (or written) by the exporter.", l,
+                                &t->ok);
+        if (rc == 0)
+            rc = fg_metrics_counter("otelcol_exporter_send_failed_profile_samples",
+                                    "Samples the exporter failed to send (after retries).", l,
+                                    &t->bad);
     } else {
         fg_metrics_labels(l, sizeof(l), "processor", id, "otel_signal", "profiles", NULL);
         if (role == TAP_PROC_IN)
-            fg_metrics_counter("otelcol_processor_incoming_items",
-                               "Samples passed to the processor.", l, &t->ok);
+            rc = fg_metrics_counter("otelcol_processor_incoming_items",
+                                    "Samples passed to the processor.", l, &t->ok);
         else
-            fg_metrics_counter("otelcol_processor_outgoing_items",
-                               "Samples the processor passed on.", l, &t->ok);
+            rc = fg_metrics_counter("otelcol_processor_outgoing_items",
+                                    "Samples the processor passed on.", l, &t->ok);
     }
-    s->taps[s->n_taps++] = t;
-    return t;
+    return rc == 0 ? t : NULL;
 }
 
 /* Puts a tap of role in front of the last instance's consumer (processors, exporters). */
-static void tap_last_instance(struct fg_service *s, enum tap_role role)
+static int tap_last_instance(struct fg_service *s, enum tap_role role)
 {
     struct instance *in = &s->instances[s->n_instances - 1];
     struct tap *t = new_tap(s, role, in->c->id, &in->c->consumer);
-    if (t)
-        in->input = &t->consumer;
+    if (!t)
+        return FG_ENOMEM;
+    in->input = &t->consumer;
+    return 0;
 }
 
 /* The consumer upstream components hand batches to for instance c. */
@@ -279,8 +285,9 @@ static int create_component(struct fg_service *s, enum fg_kind kind, const char 
     if (!cc)
         return fg_err_set(err, FG_EINVAL, "%s %s: not defined", fg_kind_name(kind), id);
     struct tap *t = NULL;
-    if (next && (kind == FG_KIND_RECEIVER || kind == FG_KIND_PROCESSOR))
-        t = new_tap(s, kind == FG_KIND_RECEIVER ? TAP_RECEIVER : TAP_PROC_OUT, id, next);
+    if (next && (kind == FG_KIND_RECEIVER || kind == FG_KIND_PROCESSOR) &&
+        !(t = new_tap(s, kind == FG_KIND_RECEIVER ? TAP_RECEIVER : TAP_PROC_OUT, id, next)))
+        return fg_err_set(err, FG_ENOMEM, "out of memory");
     unsigned helpers = fg_exporter_helper_created();
     struct fg_create_args args = {.id = id,
                                   .config = cc->config,
@@ -302,9 +309,11 @@ static int create_component(struct fg_service *s, enum fg_kind kind, const char 
         return fg_err_set(err, rc, "out of memory");
     }
     if (kind == FG_KIND_PROCESSOR)
-        tap_last_instance(s, TAP_PROC_IN);
+        rc = tap_last_instance(s, TAP_PROC_IN);
     else if (kind == FG_KIND_EXPORTER && fg_exporter_helper_created() == helpers)
-        tap_last_instance(s, TAP_EXPORTER); /* file, debug: consume returns when written */
+        rc = tap_last_instance(s, TAP_EXPORTER); /* file, debug: consume returns when written */
+    if (rc)
+        return fg_err_set(err, rc, "out of memory");
     *out = c;
     return 0;
 }

@@ -45,7 +45,7 @@ def parse_text(text):
             cur = out.setdefault((m.group(1), m.group(2)), {})
             continue
         m = re.match(r"^  (\S+)\s+(.*?)(?:\s+default: (.*))?$", ln)
-        if m and cur is not None:
+        if m and cur is not None and ln.strip() != "(no options)":
             cur[m.group(1)] = m.group(3)
     return out
 
