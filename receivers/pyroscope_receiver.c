@@ -14,6 +14,7 @@
 #include "fg_grpc.h"
 #include "fg_gzip.h"
 #include "fg_log.h"
+#include "fg_metrics.h"
 #include "fg_model.h"
 #include "fg_multipart.h"
 #include "fg_pprof.h"
@@ -510,6 +511,7 @@ static void deliver(struct pyroscope_receiver *r, struct fg_profiles *batch,
         fg_profiles_unref(batch);
         goto ok;
     }
+    fg_metrics_set_request("http", 0); /* labels the service's counters */
     int rc = fg_consume(r->next, batch, &err);
     if (rc != 0) {
         int status = fg__consume_status(rc);
@@ -1192,10 +1194,12 @@ static void push_grpc(void *ctx, const struct fg_grpc_request *req,
         fg_profiles_unref(batch); /* nothing to pass on: a success */
         return;
     }
-    if (rc == 0)
+    if (rc == 0) {
+        fg_metrics_set_request("grpc", req->message_len);
         rc = fg_consume(r->next, batch, &err); /* takes the batch */
-    else
+    } else {
         fg_profiles_unref(batch);
+    }
     if (rc == 0)
         return; /* an empty PushResponse */
     const char *msg = err.msg[0] ? err.msg : fg_strerror(rc);

@@ -14,6 +14,7 @@
 #include "fg_gzip.h"
 #include "fg_http.h"
 #include "fg_log.h"
+#include "fg_metrics.h"
 #include "fg_model.h"
 #include "pyroscope_receiver.h"
 
@@ -599,6 +600,7 @@ static void samples_handle(void *ctx, const struct fg_http_request *req,
         return;
     }
     uint64_t n = batch->n_samples;
+    fg_metrics_set_request("http", req->body_len); /* labels the service's counters */
     rc = fg_consume(r->next, batch, &err);
     if (rc != 0) {
         fg__reply_error(resp, fg__consume_status(rc), err.msg[0] ? err.msg : fg_strerror(rc));
