@@ -69,18 +69,35 @@ int fg_log_set_secrets(const char *const *values, size_t n)
     return 0;
 }
 
-/* Replaces every secret in text[0..*len) by "***" (never longer than a secret). */
+/* Replaces text[at..at+n) by "***" (n >= 3). */
+static void redact(char *text, size_t *len, size_t at, size_t n)
+{
+    memcpy(text + at, "***", 3);
+    memmove(text + at + 3, text + at + n, *len - at - n);
+    *len -= n - 3;
+}
+
+/* Replaces every secret in text[0..*len) by "***", and also a cut-off secret: at least its
+ * first 8 bytes ending the text or followed by a delimiter, as left by a component that
+ * shortened a message quoting it. */
 static void scrub(char *text, size_t *len)
 {
     pthread_rwlock_rdlock(&secrets_lock);
     for (size_t i = 0; i < n_secrets; i++) {
         size_t sl = strlen(secrets[i]);
+        size_t probe = sl < 8 ? sl : 8;
         char *p = text;
-        while ((p = memmem(p, *len - (size_t)(p - text), secrets[i], sl)) != NULL) {
-            memcpy(p, "***", 3);
-            memmove(p + 3, p + sl, *len - (size_t)(p - text) - sl);
-            *len -= sl - 3;
-            p += 3;
+        while ((p = memmem(p, *len - (size_t)(p - text), secrets[i], probe)) != NULL) {
+            size_t at = (size_t)(p - text), m = probe;
+            while (m < sl && at + m < *len && text[at + m] == secrets[i][m])
+                m++;
+            bool cut = at + m == *len || strchr(" \t\n\"',;)]}", text[at + m]);
+            if (m == sl || cut) {
+                redact(text, len, at, m);
+                p = text + at + 3;
+            } else {
+                p++;
+            }
         }
     }
     pthread_rwlock_unlock(&secrets_lock);

@@ -254,6 +254,8 @@ void fg_components_print(FILE *out, bool markdown)
 struct secrets {
     const char **v;
     size_t n, cap;
+    char **owned; /* values made here (encoded credentials) */
+    size_t n_owned;
     bool nomem;
 };
 
@@ -286,16 +288,72 @@ static bool secret_name(const char *name)
     return false;
 }
 
+static const char *string_option(const struct fg_option *table, const void *cfg,
+                                 const char *name)
+{
+    for (const struct fg_option *o = table; o && o->name; o++)
+        if (o->type == FG_OPT_STRING && strcmp(o->name, name) == 0)
+            return *(char *const *)((const char *)cfg + o->offset);
+    return NULL;
+}
+
+/* A block with username and password is sent as "Basic base64(username:password)", and
+ * that form is as secret as the password. The encoded text is kept in s->owned. */
+static void add_basic_auth(struct secrets *s, const struct fg_option *table, const void *cfg)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const char *user = string_option(table, cfg, "username");
+    const char *pass = string_option(table, cfg, "password");
+    if (!user || !pass || !*pass)
+        return;
+    size_t ul = strlen(user), pl = strlen(pass), n = ul + 1 + pl;
+    char *plain = fg_malloc(n + 1), *enc = fg_malloc((n + 2) / 3 * 4 + 1);
+    char **bigger = fg_realloc(s->owned, (s->n_owned + 1) * sizeof(*bigger));
+    if (bigger)
+        s->owned = bigger;
+    if (!plain || !enc || !bigger) {
+        fg_free(plain);
+        fg_free(enc);
+        s->nomem = true;
+        return;
+    }
+    memcpy(plain, user, ul);
+    plain[ul] = ':';
+    memcpy(plain + ul + 1, pass, pl);
+    size_t j = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)(unsigned char)plain[i] << 16;
+        if (i + 1 < n)
+            v |= (uint32_t)(unsigned char)plain[i + 1] << 8;
+        if (i + 2 < n)
+            v |= (unsigned char)plain[i + 2];
+        enc[j++] = b64[v >> 18 & 63];
+        enc[j++] = b64[v >> 12 & 63];
+        enc[j++] = i + 1 < n ? b64[v >> 6 & 63] : '=';
+        enc[j++] = i + 2 < n ? b64[v & 63] : '=';
+    }
+    enc[j] = '\0';
+    fg_free(plain);
+    s->owned[s->n_owned++] = enc;
+    add_secret(s, enc);
+}
+
 static void collect(struct secrets *s, const struct fg_option *table, const void *cfg)
 {
+    add_basic_auth(s, table, cfg);
     for (const struct fg_option *o = table; o && o->name; o++) {
         const char *field = (const char *)cfg + o->offset;
         if (o->type == FG_OPT_STRING && secret_name(o->name)) {
             add_secret(s, *(char *const *)field);
         } else if (o->type == FG_OPT_STRMAP && strcmp(o->name, "headers") == 0) {
             const struct fg_strmap *m = (const struct fg_strmap *)field;
-            for (size_t i = 0; i < m->n; i++)
+            for (size_t i = 0; i < m->n; i++) {
                 add_secret(s, m->values[i]);
+                /* "Bearer TOKEN": the token alone is as secret */
+                const char *sp = m->values[i] ? strchr(m->values[i], ' ') : NULL;
+                if (sp && sp[1])
+                    add_secret(s, sp + 1);
+            }
         } else if (o->type == FG_OPT_STRUCT && o->sub) {
             collect(s, o->sub, field);
         } else if (o->type == FG_OPT_STRUCTLIST && o->sub) {
@@ -353,5 +411,8 @@ int fg_telemetry_register_secrets(const struct fg_config *cfg)
     if (rc == 0)
         rc = fg_log_set_secrets((const char *const *)known, n_known);
     fg_free(s.v);
+    for (size_t i = 0; i < s.n_owned; i++)
+        fg_free(s.owned[i]);
+    fg_free(s.owned);
     return rc;
 }

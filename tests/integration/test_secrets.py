@@ -1,6 +1,7 @@
 # No configured secret ever reaches a log: header values and tokens (also from ${env:...})
 # are scrubbed even when an upstream echoes them back in an error a component logs. And the
 # JSON log encoding: one object per line with ts, level, component, msg.
+import base64
 import http.server
 import json
 import os
@@ -16,7 +17,9 @@ import telemetry_util as t  # noqa: E402
 
 CT = "application/x-protobuf"
 SECRETS = ["Bearer tok-7f3a9c1e5b2d-SECRET", "apikey-9d8c7b6a5f4e-SECRET",
-           "env-3e2d1c0b9a8f-SECRET"]
+           "env-3e2d1c0b9a8f-SECRET", "pyro-5a4b3c2d1e0f-SECRET", "pw-0f1e2d3c4b5a-SECRET"]
+
+BASIC = base64.b64encode(("fg:" + SECRETS[4]).encode()).decode()
 
 
 class EchoHeaders(http.server.BaseHTTPRequestHandler):
@@ -48,14 +51,24 @@ class SecretsTest(h.FgTestCase):
                                      "headers": {"Authorization": SECRETS[0],
                                                  "X-Api-Key": SECRETS[1],
                                                  "X-Env-Token": "${env:FG_TEST_SECRET}"}},
+                        "pyroscope": {"endpoint": "http://127.0.0.1:%d" % upstream_port,
+                                      "bearer_token": SECRETS[3],
+                                      "retry_on_failure": {"enabled": False}},
+                        "pyroscope/basic": {"endpoint": "http://127.0.0.1:%d" % upstream_port,
+                                            "basic_auth": {"username": "fg",
+                                                           "password": SECRETS[4]},
+                                            "retry_on_failure": {"enabled": False}},
                         "debug": {"verbosity": "detailed"}},
                        log_level="debug")
         return t.with_telemetry(cfg, log_level="debug", encoding=encoding)
 
     def assertNoSecret(self, text, where):
-        for s in SECRETS:
+        for s in SECRETS + [SECRETS[0].split(" ", 1)[1], BASIC]:
             self.assertNotIn(s, text, "%s contains the secret %r" % (where, s))
-            self.assertNotIn(s.split("-")[1], text, "%s contains part of %r" % (where, s))
+            if "-" in s:
+                self.assertNotIn(s.split("-")[1], text, "%s contains part of %r" % (where, s))
+            # nor the start of one that a component cut short
+            self.assertNotIn(s[:10], text, "%s contains the start of %r" % (where, s))
 
     def test_no_secret_in_logs(self):
         srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), EchoHeaders)
@@ -73,7 +86,7 @@ class SecretsTest(h.FgTestCase):
             for i in range(3):
                 self.assertOk(h.post(a.port, h.synthetic_request(60 + i).SerializeToString(), CT))
             deadline = time.monotonic() + 10
-            while len(EchoHeaders.seen) < 3 and time.monotonic() < deadline:
+            while len(EchoHeaders.seen) < 9 and time.monotonic() < deadline:
                 time.sleep(0.05)
             deadline = time.monotonic() + 5
             while "HTTP 400" not in a.log_text() and time.monotonic() < deadline:
@@ -89,10 +102,14 @@ class SecretsTest(h.FgTestCase):
             srv.server_close()
         # the secrets were really in play: the upstream got them
         self.assertTrue(EchoHeaders.seen, "upstream saw no request" + self.logs())
-        got = EchoHeaders.seen[0]
-        self.assertEqual(got.get("Authorization"), SECRETS[0])
-        self.assertEqual(got.get("X-Api-Key"), SECRETS[1])
-        self.assertEqual(got.get("X-Env-Token"), SECRETS[2])
+        auths = set(r.get("Authorization") for r in EchoHeaders.seen)
+        self.assertIn(SECRETS[0], auths)
+        self.assertIn("Bearer " + SECRETS[3], auths)
+        self.assertIn("Basic " + BASIC, auths)
+        otlp = [r for r in EchoHeaders.seen if r.get("X-Api-Key")]
+        self.assertTrue(otlp)
+        self.assertEqual(otlp[0].get("X-Api-Key"), SECRETS[1])
+        self.assertEqual(otlp[0].get("X-Env-Token"), SECRETS[2])
         log = a.log_text()
         self.assertIn("HTTP 400", log)  # the echoing error was logged ...
         self.assertIn("***", log)       # ... with the secrets scrubbed

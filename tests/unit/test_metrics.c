@@ -264,6 +264,14 @@ static void log_some(void)
     fg_log(FG_LOG_DEBUG, "svc", "not written at info");
 }
 
+static void log_cut(void)
+{
+    fg_log(FG_LOG_INFO, "svc",
+           "detail: X-Api-Key: apikey-9d8 (rejected); again apikey-9d8c7b6a5f4e end; "
+           "apikey-9d8c7b6a5f4e-suffix: the whole secret, then more");
+    fg_log(FG_LOG_INFO, "svc", "apikey-9d8c7b6aXYZ and apikey- is too short");
+}
+
 static void test_log_json_and_secrets(void **state)
 {
     const char *secrets[] = {"tok-123456", "abc", NULL, "tok-123456"};
@@ -291,6 +299,16 @@ static void test_log_json_and_secrets(void **state)
                                  "key=abc\"}"));
     assert_non_null(strstr(second, "\"level\":\"warn\",\"component\":\"svc\",\"msg\":\"quote \\\" "
                                    "backslash \\\\ newline\\n tab\\t ctl\\u0001 end\"}\n"));
+    free(text);
+
+    /* a secret a component cut short is still scrubbed; a mere shared prefix is not */
+    const char *cut[] = {"apikey-9d8c7b6a5f4e"};
+    assert_int_equal(fg_log_set_secrets(cut, 1), 0);
+    text = capture_stderr(log_cut);
+    assert_int_equal(fg_log_set_secrets(NULL, 0), 0);
+    assert_non_null(strstr(text, "svc: detail: X-Api-Key: *** (rejected); again *** end; "
+                                 "***-suffix: the whole secret, then more\n"));
+    assert_non_null(strstr(text, "svc: apikey-9d8c7b6aXYZ and apikey- is too short\n"));
     free(text);
 
     /* without secrets nothing is scrubbed */
