@@ -10,6 +10,7 @@
 #include "fg_config.h"
 #include "fg_log.h"
 #include "fg_model.h"
+#include "fg_tap.h"
 
 int64_t fg_now_ns(void)
 {
@@ -23,12 +24,15 @@ struct fanout {
     struct fg_consumer consumer;
     struct fg_consumer **targets;
     size_t n;
+    const char *pipeline; /* set on a pipeline's fan-out to its exporters: the tap's name */
 };
 
 static int fanout_consume(struct fg_consumer *self, struct fg_profiles *batch, struct fg_err *err)
 {
     struct fanout *f = (struct fanout *)self;
     int result = 0;
+    if (f->pipeline)
+        fg_tap_publish(f->pipeline, batch);
     for (size_t i = 0; i < f->n; i++) {
         struct fg_profiles *ref = i + 1 < f->n ? fg_profiles_ref(batch) : batch;
         struct fg_err one = {{0}};
@@ -167,6 +171,7 @@ int fg_service_build(const struct fg_config *cfg, struct fg_service **out, struc
             rc = fg_err_set(err, FG_ENOMEM, "out of memory");
             break;
         }
+        f->pipeline = pl->name;
         for (size_t e = 0; e < pl->n_exporters; e++)
             f->targets[f->n++] = &find_instance(s, pl->exporters[e], FG_KIND_EXPORTER)->consumer;
         struct fg_consumer *next = &f->consumer;
@@ -236,6 +241,7 @@ int fg_service_start(struct fg_service *s, struct fg_err *err)
         s->instances[i].started = true;
         fg_log(FG_LOG_DEBUG, "service", "started %s %s", kind_order_name(c), c->id);
     }
+    fg_tap_set_config(s->cfg);
     return 0;
 }
 
@@ -278,6 +284,7 @@ void fg_service_free(struct fg_service *s)
 {
     if (!s)
         return;
+    fg_tap_clear_config(s->cfg);
     for (size_t i = s->n_instances; i-- > 0;)
         s->instances[i].c->ops->destroy(s->instances[i].c);
     fg_free(s->instances);
