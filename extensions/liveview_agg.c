@@ -705,7 +705,8 @@ static void range_columns(const struct fg_lv_agg *a, struct fg_lv_range r, bool 
     int64_t to_ns = r.to_s > 0 ? r.to_s * INT64_C(1000000000) : 0;
     for (int64_t age = 0; age < FG_LV_BUCKETS; age++) {
         int64_t start = age * a->bucket_ns;
-        cols[(uint32_t)((a->cur - age) % FG_LV_BUCKETS)] = start >= to_ns && start < from_ns;
+        int64_t col = ((a->cur - age) % FG_LV_BUCKETS + FG_LV_BUCKETS) % FG_LV_BUCKETS;
+        cols[col] = start >= to_ns && start < from_ns;
     }
 }
 
