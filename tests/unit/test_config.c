@@ -320,9 +320,9 @@ static void test_unknown_key(void **state)
     expect_error(BASE "    verbose: true\n" PIPE,
                  "t.yaml:6:5: error: exporters.debug.verbose: unknown key (valid keys: "
                  "verbosity)");
-    expect_error("receivers:\n  otlp:\n    protocols:\n      grpc:\n" "exporters:\n  debug:\n" PIPE,
-                 "t.yaml:4:7: error: receivers.otlp.protocols.grpc: unknown key (valid keys: "
-                 "http)");
+    expect_error("receivers:\n  otlp:\n    protocols:\n      thrift:\n" "exporters:\n  debug:\n" PIPE,
+                 "t.yaml:4:7: error: receivers.otlp.protocols.thrift: unknown key (valid keys: "
+                 "http, grpc)");
     expect_error(BASE "connectors:\n  forward:\n" PIPE,
                  "t.yaml:6:1: error: connectors are not supported");
     expect_error(BASE "recievers:\n" PIPE,
@@ -397,7 +397,7 @@ static void test_validate_hook(void **state)
     /* protocols present but no protocol enabled: the receiver's own check, at its id */
     expect_error("receivers:\n  otlp:\n    protocols:\nexporters:\n  debug:\n" PIPE,
                  "t.yaml:2:3: error: receivers.otlp: protocols: at least one protocol must be "
-                 "enabled (http)");
+                 "enabled (grpc, http)");
     expect_error("receivers:\n  otlp:\nexporters:\n  debug:\n" PIPE,
                  "t.yaml:2:3: error: receivers.otlp: protocols: at least one protocol");
     expect_error(BASE "  otlphttp:\n" PIPE,
