@@ -14,6 +14,7 @@
 
 #include "fg_alloc.h"
 #include "fg_config.h"
+#include "fg_exporter_helper.h"
 #include "fg_http.h"
 #include "fg_log.h"
 #include "fg_model.h"
@@ -324,6 +325,27 @@ static void overview_pipelines(void *arg, const struct fg_config *cfg)
         rc = rc ? rc
                 : fg_buf_printf(o->out, ",\"batches\":%" PRIu64 ",\"samples\":%" PRIu64 "}",
                                 batches, samples);
+    }
+    /* exporters: the helper's counters where the exporter has one (otlphttp) */
+    rc = rc ? rc : fg_buf_append_str(o->out, "],\"exporters\":[");
+    for (size_t i = 0; cfg && i < cfg->n_components[FG_KIND_EXPORTER] && !rc; i++) {
+        const char *id = cfg->components[FG_KIND_EXPORTER][i].id;
+        struct fg_exporter_stats st;
+        uint64_t cap = 0;
+        rc = fg_buf_append_str(o->out, i ? ",{\"id\":" : "{\"id\":");
+        rc = rc ? rc : fg_lv_json_str(o->out, id, strlen(id));
+        if (!rc && fg_exporter_stats_by_id(id, &st, &cap) == 0)
+            rc = fg_buf_printf(o->out,
+                               ",\"sent_batches\":%" PRIu64 ",\"sent_samples\":%" PRIu64
+                               ",\"failed_batches\":%" PRIu64 ",\"failed_samples\":%" PRIu64
+                               ",\"refused_batches\":%" PRIu64 ",\"refused_samples\":%" PRIu64
+                               ",\"retries\":%" PRIu64 ",\"queue\":%" PRIu64
+                               ",\"queue_batches\":%" PRIu64 ",\"queue_capacity\":%" PRIu64,
+                               st.sent_batches, st.sent_samples, st.failed_batches,
+                               st.failed_samples, st.enqueue_failed_batches,
+                               st.enqueue_failed_samples, st.retries, st.queue_units,
+                               st.queue_size, cap);
+        rc = rc ? rc : fg_buf_append(o->out, "}", 1);
     }
     rc = rc ? rc : fg_buf_append_str(o->out, "],\"extensions\":[");
     for (size_t i = 0; cfg && i < cfg->n_service_extensions && !rc; i++) {

@@ -224,6 +224,35 @@ class LiveViewTest(h.FgTestCase):
         self.assertEqual(tree["dropped_value"], sum(range(1, 41)) - sum(kept.values()))
         self.stop_clean(fg)
 
+    def test_exporter_counters_in_overview(self):
+        out = self.out_dir()
+        b = self.start(h.sink_config(out), "B")
+        cfg = h.forward_config(b.port)
+        cfg["extensions"] = {"liveview": {"endpoint": "127.0.0.1:0"}}
+        cfg["service"]["extensions"] = ["liveview"]
+        a = self.start(cfg, "A")
+        lv = liveview_port(a)
+        o = get_json(lv, "/api/overview")
+        self.assertEqual([e["id"] for e in o["exporters"]], ["otlphttp"])
+        self.assertEqual(o["exporters"][0]["sent_samples"], 0)
+        rng = random.Random(3)
+        exp = Expected()
+        for seq in range(10):
+            body, _ = request(rng, seq, exp)
+            self.assertOk(h.post(a.port, body))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            e = get_json(lv, "/api/overview")["exporters"][0]
+            if e["sent_samples"] >= exp.samples:
+                break
+            time.sleep(0.1)
+        self.assertEqual(e["sent_samples"], exp.samples, self.logs())
+        self.assertEqual((e["failed_samples"], e["refused_samples"], e["queue"]), (0, 0, 0))
+        self.assertEqual(e["queue_capacity"], 1000)
+        self.assertGreaterEqual(e["sent_batches"], 1)
+        self.stop_clean(a)
+        self.stop_clean(b)
+
 
 if __name__ == "__main__":
     h.main()
