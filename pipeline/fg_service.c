@@ -230,6 +230,7 @@ int fg_service_start(struct fg_service *s, struct fg_err *err)
 {
     /* instances were created extensions → exporters → processors (back to front) →
      * receivers */
+    fg_tap_set_config(s, s->cfg);
     for (size_t i = 0; i < s->n_instances; i++) {
         struct fg_component *c = s->instances[i].c;
         int rc = c->ops->start ? c->ops->start(c, err) : 0;
@@ -241,7 +242,6 @@ int fg_service_start(struct fg_service *s, struct fg_err *err)
         s->instances[i].started = true;
         fg_log(FG_LOG_DEBUG, "service", "started %s %s", kind_order_name(c), c->id);
     }
-    fg_tap_set_config(s->cfg);
     return 0;
 }
 
@@ -284,7 +284,7 @@ void fg_service_free(struct fg_service *s)
 {
     if (!s)
         return;
-    fg_tap_clear_config(s->cfg);
+    fg_tap_clear_config(s);
     for (size_t i = s->n_instances; i-- > 0;)
         s->instances[i].c->ops->destroy(s->instances[i].c);
     fg_free(s->instances);

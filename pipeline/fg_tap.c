@@ -18,6 +18,7 @@ static atomic_size_t n_active;               /* mirrors n_observers for the fast
 
 static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
 static const struct fg_config *current_config; /* under config_lock */
+static const void *current_owner;              /* under config_lock */
 
 int fg_tap_add(fg_tap_fn fn, void *ctx)
 {
@@ -56,18 +57,21 @@ void fg_tap_publish(const char *pipeline, struct fg_profiles *batch)
     pthread_rwlock_unlock(&tap_lock);
 }
 
-void fg_tap_set_config(const struct fg_config *cfg)
+void fg_tap_set_config(const void *owner, const struct fg_config *cfg)
 {
     pthread_mutex_lock(&config_lock);
     current_config = cfg;
+    current_owner = owner;
     pthread_mutex_unlock(&config_lock);
 }
 
-void fg_tap_clear_config(const struct fg_config *cfg)
+void fg_tap_clear_config(const void *owner)
 {
     pthread_mutex_lock(&config_lock);
-    if (current_config == cfg)
+    if (current_owner == owner) {
         current_config = NULL;
+        current_owner = NULL;
+    }
     pthread_mutex_unlock(&config_lock);
 }
 

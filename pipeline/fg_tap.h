@@ -26,10 +26,10 @@ void fg_tap_remove(fg_tap_fn fn, void *ctx);
 /* Called by the service's fan-out before the batch goes on; batch is borrowed. */
 void fg_tap_publish(const char *pipeline, struct fg_profiles *batch);
 
-/* The service that is running publishes its config (a reload replaces it); clear only
- * forgets cfg if it is still the current one. */
-void fg_tap_set_config(const struct fg_config *cfg);
-void fg_tap_clear_config(const struct fg_config *cfg);
+/* The service that starts publishes its config (a reload's new service replaces it);
+ * clear forgets it only if owner (the service) is still the one that published last. */
+void fg_tap_set_config(const void *owner, const struct fg_config *cfg);
+void fg_tap_clear_config(const void *owner);
 /* Runs fn with the current config (NULL when none) while it cannot be replaced or freed. */
 void fg_tap_with_config(void (*fn)(void *ctx, const struct fg_config *cfg), void *ctx);
 
