@@ -40,6 +40,28 @@ static const struct fg_option liveview_options[] = {
 };
 
 #define LV_PIPELINES 64
+#define LV_ROUTES 7
+#define LV_ATTACHED 4
+
+struct liveview;
+
+/* One HTTP listener per endpoint, shared by the live views attached to it: a reload's new
+ * instance starts while the old one still runs (extensions stop last), so it takes the
+ * listener over instead of failing to bind; the newest attached instance answers. */
+struct lv_listener {
+    char endpoint[256];
+    struct fg_http_server *http;
+    pthread_rwlock_t lock;                  /* handlers read attached under it */
+    struct liveview *attached[LV_ATTACHED]; /* under lock and listeners_mu */
+    size_t n_attached;
+    struct lv_route {
+        struct lv_listener *listener;
+        fg_http_handler inner; /* called with the answering struct liveview */
+    } routes[LV_ROUTES];
+};
+
+static pthread_mutex_t listeners_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct lv_listener *listeners[8]; /* under listeners_mu */
 
 struct ring_slot {
     atomic_size_t seq;
@@ -56,8 +78,7 @@ struct liveview {
     struct fg_component base; /* first */
     struct liveview_config cfg;
     struct fg_lv_agg *agg;
-    struct fg_http_server *http;
-    bool http_started;
+    struct lv_listener *listener; /* attached while started */
 
     /* multi-producer, single-consumer bounded ring (sequence numbers per slot) */
     struct ring_slot *ring;
@@ -145,6 +166,7 @@ static void count_pipeline(struct liveview *lv, const char *name, const struct f
 static void *lv_thread(void *arg)
 {
     struct liveview *lv = arg;
+    pthread_setname_np(pthread_self(), "fg-liveview"); /* its CPU shows in /proc per task */
     int64_t last_tick = 0;
     bool warned = false;
     while (!atomic_load(&lv->stopping)) {
@@ -405,13 +427,37 @@ static void h_page(void *ctx, const struct fg_http_request *req, struct fg_http_
 
 /* ---- lifecycle ---- */
 
-static int liveview_start(struct fg_component *c, struct fg_err *err)
+static void h_dispatch(void *ctx, const struct fg_http_request *req,
+                       struct fg_http_response *resp)
 {
-    struct liveview *lv = (struct liveview *)c;
+    struct lv_route *r = ctx;
+    struct lv_listener *l = r->listener;
+    pthread_rwlock_rdlock(&l->lock);
+    if (l->n_attached) {
+        r->inner(l->attached[l->n_attached - 1], req, resp);
+    } else {
+        resp->status = 503;
+        snprintf(resp->content_type, sizeof(resp->content_type), "text/plain; charset=utf-8");
+        fg_buf_append_str(&resp->body, "live view stopping\n");
+    }
+    pthread_rwlock_unlock(&l->lock);
+}
+
+static void listener_free(struct lv_listener *l)
+{
+    fg_http_server_free(l->http);
+    pthread_rwlock_destroy(&l->lock);
+    fg_free(l);
+}
+
+/* Attaches lv to the listener of its endpoint, opening it when there is none. An endpoint
+ * with port 0 is never shared (each asks for a port of its own). */
+static int listener_attach(struct liveview *lv, struct fg_err *err)
+{
     static const struct {
         const char *path;
         fg_http_handler h;
-    } routes[] = {
+    } routes[LV_ROUTES] = {
         {"/", h_page},
         {"/flamegraph", h_page},
         {"/diff", h_page},
@@ -420,19 +466,105 @@ static int liveview_start(struct fg_component *c, struct fg_err *err)
         {"/api/flamegraph", h_flamegraph},
         {"/api/flamegraph.folded", h_folded},
     };
-    int rc = fg_http_server_new(lv->cfg.endpoint, &lv->http, err);
-    if (rc)
+    const char *ep = lv->cfg.endpoint;
+    size_t len = strlen(ep);
+    bool shareable = !(len >= 2 && strcmp(ep + len - 2, ":0") == 0);
+    int rc = 0;
+    struct lv_listener *l = NULL;
+    pthread_mutex_lock(&listeners_mu);
+    size_t slot = FG_ARRAY_LEN(listeners);
+    for (size_t i = 0; i < FG_ARRAY_LEN(listeners); i++) {
+        if (listeners[i] && shareable && strcmp(listeners[i]->endpoint, ep) == 0)
+            l = listeners[i];
+        else if (!listeners[i] && slot == FG_ARRAY_LEN(listeners))
+            slot = i;
+    }
+    if (l) {
+        if (l->n_attached == LV_ATTACHED) {
+            rc = fg_err_set(err, FG_EFULL, "%s is used by too many live views", ep);
+            goto out;
+        }
+        pthread_rwlock_wrlock(&l->lock);
+        l->attached[l->n_attached++] = lv;
+        pthread_rwlock_unlock(&l->lock);
+        lv->listener = l;
+        fg_log(FG_LOG_INFO, lv->base.id, "took over the live view on %s (port %u)", ep,
+               (unsigned)fg_http_server_port(l->http));
+        goto out;
+    }
+    if (slot == FG_ARRAY_LEN(listeners)) {
+        rc = fg_err_set(err, FG_EFULL, "too many live view listeners");
+        goto out;
+    }
+    if (!(l = fg_calloc(1, sizeof(*l)))) {
+        rc = fg_err_set(err, FG_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (pthread_rwlock_init(&l->lock, NULL) != 0) {
+        fg_free(l);
+        l = NULL;
+        rc = fg_err_set(err, FG_ENOMEM, "out of memory");
+        goto out;
+    }
+    snprintf(l->endpoint, sizeof(l->endpoint), "%s", ep);
+    if ((rc = fg_http_server_new(ep, &l->http, err)) != 0)
         goto fail;
-    for (size_t i = 0; i < FG_ARRAY_LEN(routes); i++) {
-        struct fg_http_route r = {routes[i].path, "GET", routes[i].h, lv, 0};
-        if ((rc = fg_http_server_route(lv->http, &r)) != 0) {
+    for (size_t i = 0; i < LV_ROUTES; i++) {
+        l->routes[i] = (struct lv_route){l, routes[i].h};
+        struct fg_http_route r = {routes[i].path, "GET", h_dispatch, &l->routes[i], 0};
+        if ((rc = fg_http_server_route(l->http, &r)) != 0) {
             fg_err_set(err, rc, "cannot add route %s", routes[i].path);
             goto fail;
         }
     }
-    if ((rc = fg_http_server_start(lv->http, err)) != 0)
+    if ((rc = fg_http_server_start(l->http, err)) != 0)
         goto fail;
-    lv->http_started = true;
+    l->attached[l->n_attached++] = lv;
+    listeners[slot] = l;
+    lv->listener = l;
+    const char *colon = strrchr(ep, ':');
+    fg_log(FG_LOG_INFO, lv->base.id, "listening on %.*s:%u (live view)",
+           colon ? (int)(colon - ep) : 0, ep, (unsigned)fg_http_server_port(l->http));
+    goto out;
+fail:
+    listener_free(l);
+out:
+    pthread_mutex_unlock(&listeners_mu);
+    return rc;
+}
+
+/* The last instance to leave closes the listener (waiting for requests in flight). */
+static void listener_detach(struct liveview *lv)
+{
+    struct lv_listener *l = lv->listener;
+    if (!l)
+        return;
+    pthread_mutex_lock(&listeners_mu);
+    pthread_rwlock_wrlock(&l->lock);
+    for (size_t i = 0; i < l->n_attached; i++)
+        if (l->attached[i] == lv) {
+            memmove(&l->attached[i], &l->attached[i + 1],
+                    (l->n_attached - i - 1) * sizeof(l->attached[0]));
+            l->n_attached--;
+            break;
+        }
+    size_t left = l->n_attached;
+    pthread_rwlock_unlock(&l->lock);
+    if (left == 0) {
+        for (size_t i = 0; i < FG_ARRAY_LEN(listeners); i++)
+            if (listeners[i] == l)
+                listeners[i] = NULL;
+        fg_http_server_stop(l->http);
+        listener_free(l);
+    }
+    pthread_mutex_unlock(&listeners_mu);
+    lv->listener = NULL;
+}
+
+static int liveview_start(struct fg_component *c, struct fg_err *err)
+{
+    struct liveview *lv = (struct liveview *)c;
+    int rc;
     lv->started_ns = fg_now_ns();
     atomic_store(&lv->stopping, false);
     if (pthread_create(&lv->thread, NULL, lv_thread, lv) != 0) {
@@ -445,10 +577,8 @@ static int liveview_start(struct fg_component *c, struct fg_err *err)
         goto fail;
     }
     lv->tapped = true;
-    const char *colon = strrchr(lv->cfg.endpoint, ':');
-    int host_len = colon ? (int)(colon - lv->cfg.endpoint) : 0;
-    fg_log(FG_LOG_INFO, c->id, "listening on %.*s:%u (live view)", host_len, lv->cfg.endpoint,
-           (unsigned)fg_http_server_port(lv->http));
+    if ((rc = listener_attach(lv, err)) != 0)
+        goto fail;
     return 0;
 fail:
     fg_err_prefix(err, "%s", c->id);
@@ -458,6 +588,7 @@ fail:
 static int liveview_shutdown(struct fg_component *c, int64_t deadline_ns)
 {
     struct liveview *lv = (struct liveview *)c;
+    listener_detach(lv); /* no page is being rendered from this instance after this */
     if (lv->tapped) {
         fg_tap_remove(lv_observe, lv); /* no batch comes in after this */
         lv->tapped = false;
@@ -472,10 +603,6 @@ static int liveview_shutdown(struct fg_component *c, int64_t deadline_ns)
         fg_profiles_unref(slot->batch);
         ring_release(lv, slot);
     }
-    if (lv->http_started) {
-        fg_http_server_stop(lv->http);
-        lv->http_started = false;
-    }
     return 0;
 }
 
@@ -483,7 +610,6 @@ static void liveview_destroy(struct fg_component *c)
 {
     struct liveview *lv = (struct liveview *)c;
     liveview_shutdown(c, 0);
-    fg_http_server_free(lv->http);
     fg_lv_agg_free(lv->agg);
     fg_free(lv->ring);
     pthread_mutex_destroy(&lv->stats_mu);
@@ -540,7 +666,7 @@ struct fg_lv_agg *fg_lv_aggregate(struct fg_component *c)
 uint16_t fg_lv_port(const struct fg_component *c)
 {
     const struct liveview *lv = (const struct liveview *)c;
-    return lv->http ? fg_http_server_port(lv->http) : 0;
+    return lv->listener ? fg_http_server_port(lv->listener->http) : 0;
 }
 
 const struct liveview_config *fg_lv_config(const struct fg_component *c)

@@ -32,8 +32,10 @@ struct stack {
     uint32_t frames[]; /* frame ids, root first */
 };
 
+/* Direct-mapped by the batch's stack index; valid for one series and generation. */
 struct stack_cache {
     uint32_t gen;
+    uint32_t series;
     uint32_t stack; /* index + 1 */
 };
 
@@ -399,9 +401,22 @@ static int64_t sample_weight(const struct fg_sample *s)
     return w;
 }
 
-static int add_profile(struct fg_lv_agg *a, const struct fg_profiles *b, struct fg_bytes service,
-                       const struct fg_profile *p, uint32_t col)
+/* The series of the profiles of one resource by sample type (string indices), so a
+ * merged batch of many small profiles looks each series up once per resource. */
+struct series_memo {
+    uint32_t n;
+    struct {
+        uint32_t type, unit;
+        int64_t series; /* or FG_EFULL */
+    } e[4];
+};
+
+static int64_t series_of(struct fg_lv_agg *a, const struct fg_profiles *b, struct fg_bytes service,
+                         const struct fg_profile *p, struct series_memo *memo)
 {
+    for (uint32_t i = 0; i < memo->n; i++)
+        if (memo->e[i].type == p->sample_type.type && memo->e[i].unit == p->sample_type.unit)
+            return memo->e[i].series;
     uint32_t n_str = fg_dict_len(b, FG_TABLE_STRING);
     struct fg_bytes ty = {"", 0}, unit = {"", 0};
     if (p->sample_type.type < n_str)
@@ -415,6 +430,19 @@ static int add_profile(struct fg_lv_agg *a, const struct fg_profiles *b, struct 
     if (tl < 0 || (size_t)tl >= sizeof(type))
         tl = (int)strlen(type);
     int64_t si = find_series(a, service.ptr, service.len, type, (size_t)tl);
+    if (si >= 0 || si == FG_EFULL) {
+        uint32_t k = memo->n < 4 ? memo->n++ : 3;
+        memo->e[k].type = p->sample_type.type;
+        memo->e[k].unit = p->sample_type.unit;
+        memo->e[k].series = si;
+    }
+    return si;
+}
+
+static int add_profile(struct fg_lv_agg *a, const struct fg_profiles *b, struct fg_bytes service,
+                       const struct fg_profile *p, uint32_t col, struct series_memo *memo)
+{
+    int64_t si = series_of(a, b, service, p, memo);
     if (si == FG_EFULL) {
         a->st.refused_series_samples += p->n_samples;
         return 0;
@@ -422,12 +450,12 @@ static int add_profile(struct fg_lv_agg *a, const struct fg_profiles *b, struct 
     if (si < 0)
         return (int)si;
     a->series[si].samples += p->n_samples;
-    a->gen++; /* stack numbers cached for another series are not ours */
     for (uint32_t i = 0; i < p->n_samples; i++) {
         const struct fg_sample *s = &p->samples[i];
         uint32_t sidx = s->stack < a->scache_cap ? s->stack : 0;
         int64_t stk;
-        if (a->scache[sidx].gen == a->gen && a->scache[sidx].stack) {
+        const struct stack_cache *ce = &a->scache[sidx];
+        if (ce->gen == a->gen && ce->series == (uint32_t)si && ce->stack) {
             stk = a->scache[sidx].stack - 1;
         } else {
             uint32_t depth;
@@ -438,7 +466,7 @@ static int add_profile(struct fg_lv_agg *a, const struct fg_profiles *b, struct 
             if (stk < 0)
                 return (int)stk;
             /* find_stack may have evicted (gen moved on): cache under the new generation */
-            a->scache[sidx] = (struct stack_cache){a->gen, (uint32_t)stk + 1};
+            a->scache[sidx] = (struct stack_cache){a->gen, (uint32_t)si, (uint32_t)stk + 1};
         }
         int64_t w = sample_weight(s);
         a->stacks[stk]->v[col] += w;
@@ -472,12 +500,14 @@ int fg_lv_agg_add(struct fg_lv_agg *a, const struct fg_profiles *b, int64_t now_
     }
     a->st.batches++;
     a->st.samples += b->n_samples;
+    a->gen++; /* stack indices are this batch's */
     for (uint32_t r = 0; r < b->n_resources && !rc; r++) {
         const struct fg_resource_profiles *rp = &b->resources[r];
         struct fg_bytes service = service_of(&rp->resource);
+        struct series_memo memo = {0};
         for (uint32_t sc = 0; sc < rp->n_scopes && !rc; sc++)
             for (uint32_t p = 0; p < rp->scopes[sc].n_profiles && !rc; p++)
-                rc = add_profile(a, b, service, &rp->scopes[sc].profiles[p], col);
+                rc = add_profile(a, b, service, &rp->scopes[sc].profiles[p], col, &memo);
     }
 out:
     pthread_mutex_unlock(&a->mu);

@@ -8,6 +8,7 @@ import json
 import os
 import random
 import re
+import signal
 import sys
 import time
 import urllib.parse
@@ -232,7 +233,12 @@ class LiveViewTest(h.FgTestCase):
         cfg["service"]["extensions"] = ["liveview"]
         a = self.start(cfg, "A")
         lv = liveview_port(a)
-        o = get_json(lv, "/api/overview")
+        deadline = time.monotonic() + 10
+        while True:  # the service publishes its config as it starts
+            o = get_json(lv, "/api/overview")
+            if o["exporters"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         self.assertEqual([e["id"] for e in o["exporters"]], ["otlphttp"])
         self.assertEqual(o["exporters"][0]["sent_samples"], 0)
         rng = random.Random(3)
@@ -252,6 +258,52 @@ class LiveViewTest(h.FgTestCase):
         self.assertGreaterEqual(e["sent_batches"], 1)
         self.stop_clean(a)
         self.stop_clean(b)
+
+    def test_reload_keeps_the_page(self):
+        """SIGHUP: the new service's live view takes over the old one's listener (the old
+        one stops last and still holds the port), the page keeps answering on the same port
+        with the new config, and the gateway stays up."""
+        port = h.free_port()
+        cfg = liveview_config(self.out_dir())
+        cfg["extensions"]["liveview"]["endpoint"] = "127.0.0.1:%d" % port
+        cfg["receivers"]["otlp"] = h.otlp_receiver("127.0.0.1:%d" % h.free_port())
+        fg = self.start(cfg, "lv")
+        self.assertEqual(liveview_port(fg), port)
+        rng = random.Random(5)
+        exp = Expected()
+        body, _ = request(rng, 0, exp)
+        self.assertOk(h.post(fg.port, body))
+        cfg["service"]["pipelines"]["profiles/second"] = dict(cfg["service"]["pipelines"]
+                                                              ["profiles"])
+        with open(fg.config_path, "w") as f:
+            f.write(h.to_yaml(cfg))
+        fg.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while "reload: new configuration running" not in fg.log_text():
+            self.assertLess(time.monotonic(), deadline, "no reload" + self.logs())
+            time.sleep(0.05)
+        self.assertIn("took over the live view", fg.log_text())
+        o = get_json(port, "/api/overview")
+        self.assertEqual([p["name"] for p in o["pipelines"]], ["profiles", "profiles/second"])
+        # data posted after the reload shows in the new instance
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                r = h.post(fg.port, body)
+            except OSError:
+                r = None
+            if r is not None and r.status == 200:
+                break
+            self.assertLess(time.monotonic(), deadline, "no OTLP after reload" + self.logs())
+            time.sleep(0.1)
+        deadline = time.monotonic() + 20
+        while get_json(port, "/api/overview")["aggregate"]["samples"] < 2 * exp.samples:
+            self.assertLess(time.monotonic(), deadline, "no data after reload" + self.logs())
+            time.sleep(0.1)
+        time.sleep(1.0)  # the old service retires in the background
+        self.assertAlive(fg, "after the reload")
+        self.assertEqual(h.request(port, "GET", "/api/services").status, 200)
+        self.stop_clean(fg)
 
 
 if __name__ == "__main__":
