@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "fg_alloc.h"
 #include "fg_config.h"
 #include "fg_model.h"
 #include "fg_service.h"
@@ -378,6 +379,54 @@ static void test_frame_names_are_collected(void **state)
     fg_lv_agg_free(a);
 }
 
+/* Every allocation of add, tick and render failing in turn: an error comes back, nothing
+ * leaks or crashes, and the aggregate stays usable (the last add without failure counts). */
+static void alloc_walk(size_t max_stacks)
+{
+    struct fg_lv_agg *a = new_agg(30 * SEC, 10, max_stacks);
+    struct fg_profiles *b;
+    assert_int_equal(fg_profiles_new(&b), 0);
+    struct fg_profile *p = new_profile(b, "alloc", "samples", "count");
+    for (size_t i = 0; i < FG_ARRAY_LEN(cases); i++)
+        add_sample(b, p, cases[i].frames, cases[i].value, 0);
+    int failed = 0;
+    for (unsigned long n = 1; n < 500; n++) {
+        fg_alloc_fail_after(n);
+        int rc = fg_lv_agg_add(a, b, (100 + (int64_t)n) * SEC); /* ticks too */
+        struct fg_buf out;
+        fg_buf_init(&out, 0);
+        int rc2 = fg_lv_agg_tree_json(a, "alloc", "samples/count", (struct fg_lv_range){0, 0}, &out);
+        int rc3 = fg_lv_agg_services_json(a, &out);
+        fg_buf_free(&out);
+        unsigned long made = fg_alloc_fail_after(0);
+        assert_true(rc == 0 || rc == FG_ENOMEM);
+        assert_true(rc2 == 0 || rc2 == FG_ENOMEM || rc2 == FG_ENOTFOUND);
+        assert_true(rc3 == 0 || rc3 == FG_ENOMEM);
+        failed += rc || rc2 || rc3;
+        if (made < n)
+            break; /* the whole walk ran without reaching the failing allocation */
+    }
+    assert_true(failed > 0);
+    /* still usable: a fresh window holds exactly one clean add */
+    fg_lv_agg_tick(a, 10000 * SEC);
+    assert_int_equal(fg_lv_agg_add(a, b, 10000 * SEC), 0);
+    int64_t total = 0;
+    for (size_t i = 0; i < FG_ARRAY_LEN(cases); i++)
+        total += cases[i].value;
+    if (max_stacks >= 8) /* the 8 distinct stacks fit */
+        assert_int_equal(tree_total(a, "alloc", (struct fg_lv_range){0, 0}), total);
+    else
+        assert_true(tree_total(a, "alloc", (struct fg_lv_range){0, 0}) < total);
+    fg_profiles_unref(b);
+    fg_lv_agg_free(a);
+}
+
+static void test_allocation_failures(void **state)
+{
+    for (size_t max = 8; max >= 6; max -= 2) /* 6: evictions run into failures too */
+        alloc_walk(max);
+}
+
 static void test_json_str_and_query(void **state)
 {
     struct fg_buf out;
@@ -502,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_max_stacks_drops_smallest),
         cmocka_unit_test(test_max_services_refuses_and_counts),
         cmocka_unit_test(test_frame_names_are_collected),
+        cmocka_unit_test(test_allocation_failures),
         cmocka_unit_test(test_json_str_and_query),
         cmocka_unit_test(test_tap_registry),
         cmocka_unit_test(test_extension_in_service),
