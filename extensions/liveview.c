@@ -84,7 +84,7 @@ struct liveview {
     struct ring_slot *ring;
     size_t mask;
     atomic_size_t tail;
-    size_t head; /* the aggregator thread's */
+    atomic_size_t head; /* written by the aggregator thread only; read for the fill */
     atomic_uint_fast64_t dropped_batches, dropped_samples;
     bool tapped;
 
@@ -134,16 +134,18 @@ static void lv_observe(void *ctx, const char *pipeline, struct fg_profiles *batc
 
 static struct ring_slot *ring_peek(struct liveview *lv)
 {
-    struct ring_slot *slot = &lv->ring[lv->head & lv->mask];
+    size_t head = atomic_load_explicit(&lv->head, memory_order_relaxed);
+    struct ring_slot *slot = &lv->ring[head & lv->mask];
     size_t seq = atomic_load_explicit(&slot->seq, memory_order_acquire);
-    return seq == lv->head + 1 ? slot : NULL;
+    return seq == head + 1 ? slot : NULL;
 }
 
 static void ring_release(struct liveview *lv, struct ring_slot *slot)
 {
+    size_t head = atomic_load_explicit(&lv->head, memory_order_relaxed);
     slot->batch = NULL;
-    atomic_store_explicit(&slot->seq, lv->head + lv->mask + 1, memory_order_release);
-    lv->head++;
+    atomic_store_explicit(&slot->seq, head + lv->mask + 1, memory_order_release);
+    atomic_store_explicit(&lv->head, head + 1, memory_order_relaxed);
 }
 
 static void count_pipeline(struct liveview *lv, const char *name, const struct fg_profiles *b)
@@ -392,8 +394,8 @@ int fg_lv_overview_json(struct fg_component *c, struct fg_buf *out)
         return o.rc;
     struct fg_lv_agg_stats st;
     fg_lv_agg_stats(lv->agg, &st);
-    size_t tail = atomic_load(&lv->tail);
-    size_t fill = tail >= lv->head ? tail - lv->head : 0;
+    size_t head = atomic_load(&lv->head), tail = atomic_load(&lv->tail);
+    size_t fill = tail >= head ? tail - head : 0;
     return fg_buf_printf(
         out,
         ",\"uptime_s\":%.1f,\"tap\":{\"queue_size\":%zu,\"queue_fill\":%zu,"

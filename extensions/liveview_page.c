@@ -114,7 +114,11 @@ static const char page_js_flame[] =
     "draw();document.body.dataset.loaded='1';}catch(e){document.getElementById('status')."
     "textContent=String(e);}}\n"
     "setupFlame();fillServices(document.getElementById('svc'),document.getElementById('typ'),svc,"
-    "typ).catch(()=>{});load();if(refresh)setInterval(load,5000);\n";
+    "typ).then(d=>{if(!svc&&d.services.length){const s=d.services[0];location.replace("
+    "'/flamegraph?service='+encodeURIComponent(s.name)+'&type='+encodeURIComponent("
+    "s.types[0].type));}}).catch(()=>{});\n"
+    "if(svc){load();if(refresh)setInterval(load,5000);}else{document.getElementById('status')."
+    "textContent='nothing in the window yet';}\n";
 
 static const char page_js_diff[] =
     "lv.color=n=>{if(!n.parent)return '#c8c8c8';const d=n.sb-n.sa;const m=Math.min(1,"
