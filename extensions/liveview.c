@@ -36,6 +36,10 @@ static const struct fg_option liveview_options[] = {
     FG_OPT_INTEGER("queue_size", struct liveview_config, queue_size, "64", 2, 65536,
                    "batches waiting for the aggregator; when full the tap drops (and counts) "
                    "instead of slowing the pipeline"),
+    FG_OPT_LIST("pipelines", struct liveview_config, pipelines,
+                "pipelines whose data the flame graphs show (default: all). Data that "
+                "passes through several pipelines (one receiver in two pipelines, "
+                "connectors) is counted once per pipeline it passes"),
     FG_OPT_END,
 };
 
@@ -165,6 +169,16 @@ static void count_pipeline(struct liveview *lv, const char *name, const struct f
     pthread_mutex_unlock(&lv->stats_mu);
 }
 
+static bool in_view(const struct liveview *lv, const char *pipeline)
+{
+    if (lv->cfg.pipelines.n == 0)
+        return true;
+    for (size_t i = 0; i < lv->cfg.pipelines.n; i++)
+        if (strcmp(lv->cfg.pipelines.items[i], pipeline) == 0)
+            return true;
+    return false;
+}
+
 static void *lv_thread(void *arg)
 {
     struct liveview *lv = arg;
@@ -175,7 +189,8 @@ static void *lv_thread(void *arg)
         struct ring_slot *slot;
         int n = 0;
         while ((slot = ring_peek(lv)) != NULL) {
-            int rc = fg_lv_agg_add(lv->agg, slot->batch, fg_now_ns());
+            int rc = in_view(lv, slot->pipeline) ? fg_lv_agg_add(lv->agg, slot->batch, fg_now_ns())
+                                                 : 0;
             if (rc && !warned) {
                 fg_log(FG_LOG_WARN, lv->base.id, "aggregating a batch failed: %s",
                        fg_strerror(rc));
@@ -347,8 +362,10 @@ static void overview_pipelines(void *arg, const struct fg_config *cfg)
         rc = rc ? rc : json_list(o->out, "processors", pl->processors, pl->n_processors);
         rc = rc ? rc : json_list(o->out, "exporters", pl->exporters, pl->n_exporters);
         rc = rc ? rc
-                : fg_buf_printf(o->out, ",\"batches\":%" PRIu64 ",\"samples\":%" PRIu64 "}",
-                                batches, samples);
+                : fg_buf_printf(o->out,
+                                ",\"batches\":%" PRIu64 ",\"samples\":%" PRIu64
+                                ",\"in_view\":%s}",
+                                batches, samples, in_view(lv, pl->name) ? "true" : "false");
     }
     /* exporters: the helper's counters where the exporter has one (otlphttp) */
     rc = rc ? rc : fg_buf_append_str(o->out, "],\"exporters\":[");

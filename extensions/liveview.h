@@ -10,6 +10,7 @@
 #include "fg_buf.h"
 #include "fg_common.h"
 #include "fg_component.h"
+#include "fg_option.h"
 
 struct fg_lv_agg;
 
@@ -19,6 +20,7 @@ struct liveview_config {
     int64_t max_services;
     int64_t max_stacks;
     int64_t queue_size;
+    struct fg_strlist pipelines; /* whose data the flame graphs show; empty = all */
 };
 
 extern const struct fg_factory fg_liveview_factory;

@@ -259,6 +259,34 @@ class LiveViewTest(h.FgTestCase):
         self.stop_clean(a)
         self.stop_clean(b)
 
+    def test_pipelines_option(self):
+        """One receiver feeding two pipelines: both are counted on the overview, the flame
+        graphs show the one chosen (so nothing is counted twice)."""
+        cfg = liveview_config(self.out_dir(), batch=False)
+        cfg["exporters"]["debug"] = {"verbosity": "basic"}
+        cfg["service"]["pipelines"]["profiles/copy"] = {"receivers": ["otlp"],
+                                                         "exporters": ["debug"]}
+        cfg["extensions"]["liveview"]["pipelines"] = ["profiles"]
+        fg = self.start(cfg, "lv")
+        lv = liveview_port(fg)
+        exp = Expected()
+        body, _ = request(random.Random(11), 0, exp)
+        self.assertOk(h.post(fg.port, body))
+        deadline = time.monotonic() + 10
+        while True:
+            o = get_json(lv, "/api/overview")
+            if all(p["samples"] == exp.samples for p in o["pipelines"]):
+                break
+            self.assertLess(time.monotonic(), deadline, repr(o) + self.logs())
+            time.sleep(0.05)
+        self.assertEqual([(p["name"], p["in_view"]) for p in o["pipelines"]],
+                         [("profiles", True), ("profiles/copy", False)])
+        self.assertEqual(o["aggregate"]["samples"], exp.samples)
+        for (service, typ), paths in exp.paths.items():
+            tree = get_json(lv, "/api/flamegraph?" + q(service, typ))
+            self.assertEqual(flatten(tree["root"]), dict(paths))
+        self.stop_clean(fg)
+
     def test_reload_keeps_the_page(self):
         """SIGHUP: the new service's live view takes over the old one's listener (the old
         one stops last and still holds the port), the page keeps answering on the same port

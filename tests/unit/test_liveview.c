@@ -521,7 +521,7 @@ static void test_extension_in_service(void **state)
     /* the running service's pipeline (from its config) with the batch counted */
     assert_non_null(strstr(js, "{\"name\":\"profiles/main\",\"receivers\":[\"otlp\"],"
                                "\"processors\":[],\"exporters\":[\"debug\"],\"batches\":1,"
-                               "\"samples\":7}"));
+                               "\"samples\":7,\"in_view\":true}"));
     assert_non_null(strstr(js, "\"dropped_batches\":0"));
     fg_buf_free(&out);
     fg_buf_init(&out, 0);
