@@ -2,7 +2,6 @@
  * pipelines joined by connectors built and started downstream first). */
 #include "fg_service.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 #include "fg_alloc.h"
 #include "fg_component.h"
 #include "fg_config.h"
+#include "fg_counting.h"
 #include "fg_exporter_helper.h"
 #include "fg_log.h"
 #include "fg_metrics.h"
@@ -54,94 +54,6 @@ static int fanout_consume(struct fg_consumer *self, struct fg_profiles *batch, s
     return result;
 }
 
-/* Self-telemetry: counting consumers in front of receivers' next, around processors and in
- * front of exporters that do not count themselves (the exporter helper does). */
-enum tap_role { TAP_RECEIVER, TAP_PROC_IN, TAP_PROC_OUT, TAP_EXPORTER };
-
-struct tap_transport {
-    _Atomic(const char *) name; /* set last, once the counters are there */
-    struct fg_counter *accepted, *refused, *failed, *requests, *bytes;
-};
-
-struct tap {
-    struct fg_consumer consumer;
-    struct fg_consumer *next;
-    enum tap_role role;
-    char id[128];
-    struct fg_counter *ok, *bad;
-    struct fg_histogram *latency;
-    pthread_mutex_t mu; /* adding a transport */
-    struct tap_transport tr[8];
-};
-
-static struct tap_transport *tap_transport(struct tap *t, const char *name)
-{
-    for (size_t i = 0; i < FG_ARRAY_LEN(t->tr); i++) {
-        const char *n = atomic_load_explicit(&t->tr[i].name, memory_order_acquire);
-        if (n && strcmp(n, name) == 0)
-            return &t->tr[i];
-    }
-    struct tap_transport *found = NULL;
-    pthread_mutex_lock(&t->mu);
-    for (size_t i = 0; i < FG_ARRAY_LEN(t->tr) && !found; i++) {
-        const char *n = atomic_load(&t->tr[i].name);
-        if (n && strcmp(n, name) == 0) {
-            found = &t->tr[i];
-        } else if (!n) {
-            struct tap_transport *x = &t->tr[i];
-            char l[256];
-            fg_metrics_labels(l, sizeof(l), "receiver", t->id, "transport", name, NULL);
-            fg_metrics_counter("otelcol_receiver_accepted_profile_samples",
-                               "Samples the pipeline accepted.", l, &x->accepted);
-            fg_metrics_counter("otelcol_receiver_refused_profile_samples",
-                               "Samples the pipeline refused (full, stopping, invalid).", l,
-                               &x->refused);
-            fg_metrics_counter("otelcol_receiver_failed_profile_samples",
-                               "Samples lost to an internal error (out of memory ...).", l,
-                               &x->failed);
-            fg_metrics_counter("otelcol_receiver_requests",
-                               "Requests whose data reached the pipeline.", l, &x->requests);
-            fg_metrics_counter("flamegate_receiver_received_bytes",
-                               "Request bytes (decompressed) that reached the pipeline.", l,
-                               &x->bytes);
-            atomic_store_explicit(&x->name, name, memory_order_release);
-            found = x;
-        }
-    }
-    pthread_mutex_unlock(&t->mu);
-    return found;
-}
-
-static int tap_consume(struct fg_consumer *self, struct fg_profiles *batch, struct fg_err *err)
-{
-    struct tap *t = (struct tap *)self;
-    uint64_t n = batch ? batch->n_samples : 0;
-    if (t->role == TAP_PROC_IN || t->role == TAP_PROC_OUT) {
-        fg_counter_add(t->ok, n);
-        return fg_consume(t->next, batch, err);
-    }
-    if (t->role == TAP_EXPORTER) {
-        int rc = fg_consume(t->next, batch, err);
-        fg_counter_add(rc == 0 ? t->ok : t->bad, n);
-        return rc;
-    }
-    const char *name = fg_metrics_request_transport();
-    uint64_t bytes = fg_metrics_request_bytes();
-    fg_metrics_set_request(NULL, 0); /* a later batch without a request is not this one */
-    struct tap_transport *tr = tap_transport(t, name);
-    int64_t t0 = fg_now_ns();
-    int rc = fg_consume(t->next, batch, err);
-    fg_histogram_observe_ns(t->latency, fg_now_ns() - t0);
-    if (tr) {
-        fg_counter_add(tr->requests, 1);
-        fg_counter_add(tr->bytes, bytes);
-        bool refused = rc == FG_EFULL || rc == FG_ERETRYABLE || rc == FG_ESTOPPED ||
-                       rc == FG_EINVAL || rc == FG_EPERMANENT || rc == FG_ETOOBIG;
-        fg_counter_add(rc == 0 ? tr->accepted : refused ? tr->refused : tr->failed, n);
-    }
-    return rc;
-}
-
 struct instance {
     struct fg_component *c;
     bool started;
@@ -156,66 +68,33 @@ struct fg_service {
     size_t n_instances;
     struct fanout **fanouts;
     size_t n_fanouts;
-    struct tap **taps;
+    struct fg_counting **taps; /* self-telemetry around components */
     size_t n_taps;
     void **kept; /* arrays the service owns for its components (a connector's pipelines) */
     size_t n_kept;
 };
 
-/* A counting consumer in front of next, with its series; NULL when out of memory. */
-static struct tap *new_tap(struct fg_service *s, enum tap_role role, const char *id,
-                           struct fg_consumer *next)
+/* A counting consumer in front of next, freed with the service; NULL when out of memory. */
+static struct fg_consumer *new_tap(struct fg_service *s, enum fg_counting_role role,
+                                   const char *id, struct fg_consumer *next)
 {
-    struct tap **bigger = fg_realloc(s->taps, (s->n_taps + 1) * sizeof(*s->taps));
+    struct fg_counting **bigger = fg_realloc(s->taps, (s->n_taps + 1) * sizeof(*s->taps));
     if (!bigger)
         return NULL;
     s->taps = bigger;
-    struct tap *t = fg_calloc(1, sizeof(*t));
-    if (!t)
+    if (fg_counting_new(role, id, next, &s->taps[s->n_taps]) != 0)
         return NULL;
-    s->taps[s->n_taps++] = t; /* freed with the service from here on */
-    pthread_mutex_init(&t->mu, NULL);
-    t->consumer.consume = tap_consume;
-    t->next = next;
-    t->role = role;
-    snprintf(t->id, sizeof(t->id), "%s", id);
-    char l[256];
-    int rc;
-    if (role == TAP_RECEIVER) {
-        fg_metrics_labels(l, sizeof(l), "receiver", id, NULL);
-        rc = fg_metrics_histogram("flamegate_receiver_request_duration_seconds",
-                             "Time a request's batch took through the pipeline to the "
-                             "exporters' queues.",
-                             l, &t->latency);
-    } else if (role == TAP_EXPORTER) {
-        fg_metrics_labels(l, sizeof(l), "exporter", id, NULL);
-        rc = fg_metrics_counter("otelcol_exporter_sent_profile_samples",
-                                "Samples successfully sent (or written) by the exporter.", l,
-                                &t->ok);
-        if (rc == 0)
-            rc = fg_metrics_counter("otelcol_exporter_send_failed_profile_samples",
-                                    "Samples the exporter failed to send (after retries).", l,
-                                    &t->bad);
-    } else {
-        fg_metrics_labels(l, sizeof(l), "processor", id, "otel_signal", "profiles", NULL);
-        if (role == TAP_PROC_IN)
-            rc = fg_metrics_counter("otelcol_processor_incoming_items",
-                                    "Samples passed to the processor.", l, &t->ok);
-        else
-            rc = fg_metrics_counter("otelcol_processor_outgoing_items",
-                                    "Samples the processor passed on.", l, &t->ok);
-    }
-    return rc == 0 ? t : NULL;
+    return fg_counting_consumer(s->taps[s->n_taps++]);
 }
 
 /* Puts a tap of role in front of the last instance's consumer (processors, exporters). */
-static int tap_last_instance(struct fg_service *s, enum tap_role role)
+static int tap_last_instance(struct fg_service *s, enum fg_counting_role role)
 {
     struct instance *in = &s->instances[s->n_instances - 1];
-    struct tap *t = new_tap(s, role, in->c->id, &in->c->consumer);
+    struct fg_consumer *t = new_tap(s, role, in->c->id, &in->c->consumer);
     if (!t)
         return FG_ENOMEM;
-    in->input = &t->consumer;
+    in->input = t;
     return 0;
 }
 
@@ -288,14 +167,15 @@ static int create_component(struct fg_service *s, enum fg_kind kind, const char 
     const struct fg_config_component *cc = fg_config_find(s->cfg, kind, id);
     if (!cc)
         return fg_err_set(err, FG_EINVAL, "%s %s: not defined", fg_kind_name(kind), id);
-    struct tap *t = NULL;
+    struct fg_consumer *t = NULL;
     if (next && (kind == FG_KIND_RECEIVER || kind == FG_KIND_PROCESSOR) &&
-        !(t = new_tap(s, kind == FG_KIND_RECEIVER ? TAP_RECEIVER : TAP_PROC_OUT, id, next)))
+        !(t = new_tap(s, kind == FG_KIND_RECEIVER ? FG_COUNT_RECEIVER : FG_COUNT_PROCESSOR_OUT,
+                      id, next)))
         return fg_err_set(err, FG_ENOMEM, "out of memory");
     unsigned helpers = fg_exporter_helper_created();
     struct fg_create_args args = {.id = id,
                                   .config = cc->config,
-                                  .next = t ? &t->consumer : next,
+                                  .next = t ? t : next,
                                   .find_extension = find_extension,
                                   .find_ctx = s};
     struct fg_component *c = NULL;
@@ -313,9 +193,9 @@ static int create_component(struct fg_service *s, enum fg_kind kind, const char 
         return fg_err_set(err, rc, "out of memory");
     }
     if (kind == FG_KIND_PROCESSOR)
-        rc = tap_last_instance(s, TAP_PROC_IN);
+        rc = tap_last_instance(s, FG_COUNT_PROCESSOR_IN);
     else if (kind == FG_KIND_EXPORTER && fg_exporter_helper_created() == helpers)
-        rc = tap_last_instance(s, TAP_EXPORTER); /* file, debug: consume returns when written */
+        rc = tap_last_instance(s, FG_COUNT_EXPORTER); /* file, debug: done when consumed */
     if (rc)
         return fg_err_set(err, rc, "out of memory");
     *out = c;
@@ -685,10 +565,8 @@ void fg_service_free(struct fg_service *s)
         fg_free(s->fanouts[i]);
     }
     fg_free(s->fanouts);
-    for (size_t i = 0; i < s->n_taps; i++) {
-        pthread_mutex_destroy(&s->taps[i]->mu);
-        fg_free(s->taps[i]);
-    }
+    for (size_t i = 0; i < s->n_taps; i++)
+        fg_counting_free(s->taps[i]);
     fg_free(s->taps);
     for (size_t i = 0; i < s->n_kept; i++)
         fg_free(s->kept[i]);
