@@ -10,8 +10,10 @@
 #include <unistd.h>
 
 #include "fg_config.h"
+#include "fg_counting.h"
 #include "fg_log.h"
 #include "fg_metrics.h"
+#include "fg_model.h"
 
 static char *render(void)
 {
@@ -174,6 +176,107 @@ static void test_request_context(void **state)
     assert_string_equal(fg_metrics_request_transport(), "");
 }
 
+/* A next consumer that answers with a set code. */
+struct fake_next {
+    struct fg_consumer consumer;
+    int rc;
+    int calls;
+};
+
+static int fake_consume(struct fg_consumer *self, struct fg_profiles *batch, struct fg_err *err)
+{
+    struct fake_next *f = (struct fake_next *)self;
+    f->calls++;
+    fg_profiles_unref(batch);
+    return f->rc;
+}
+
+struct query {
+    const char *want;
+    int64_t v;
+    int found;
+};
+
+static void query_cb(void *ctx, const char *labels, int64_t v)
+{
+    struct query *q = ctx;
+    if (strcmp(labels, q->want) == 0) {
+        q->v = v;
+        q->found = 1;
+    }
+}
+
+/* The value of one series, -1 when there is none. */
+static int64_t series(const char *name, const char *labels)
+{
+    struct query q = {labels, 0, 0};
+    fg_metrics_each(name, query_cb, &q);
+    return q.found ? q.v : -1;
+}
+
+static void test_counting_receiver(void **state)
+{
+    struct fake_next next = {{fake_consume}, 0, 0};
+    struct fg_counting *c;
+    assert_int_equal(fg_counting_new(FG_COUNT_RECEIVER, "otlp/x", &next.consumer, &c), 0);
+    struct fg_consumer *in = fg_counting_consumer(c);
+    char buf[32];
+    snprintf(buf, sizeof(buf), "grpc");
+    fg_metrics_set_request(buf, 100); /* not a literal: the name is copied */
+    assert_int_equal(fg_consume(in, tu_make_batch("a", 5), NULL), 0);
+    memcpy(buf, "XXXX", 4);
+    fg_metrics_set_request("http", 10);
+    assert_int_equal(fg_consume(in, tu_make_batch("a", 3), NULL), 0);
+    next.rc = FG_EFULL;
+    fg_metrics_set_request("http", 20);
+    assert_int_equal(fg_consume(in, tu_make_batch("a", 7), NULL), FG_EFULL);
+    next.rc = FG_ENOMEM;
+    fg_metrics_set_request("http", 30);
+    assert_int_equal(fg_consume(in, tu_make_batch("a", 2), NULL), FG_ENOMEM);
+    next.rc = 0;
+    /* a batch without a request (a timer flush, say): transport "" */
+    assert_int_equal(fg_consume(in, tu_make_batch("a", 4), NULL), 0);
+    assert_int_equal(next.calls, 5);
+    const char *g = "receiver=\"otlp/x\",transport=\"grpc\"";
+    const char *h = "receiver=\"otlp/x\",transport=\"http\"";
+    const char *none = "receiver=\"otlp/x\",transport=\"\"";
+    assert_int_equal(series("otelcol_receiver_accepted_profile_samples", g), 5);
+    assert_int_equal(series("otelcol_receiver_accepted_profile_samples", h), 3);
+    assert_int_equal(series("otelcol_receiver_refused_profile_samples", h), 7);
+    assert_int_equal(series("otelcol_receiver_failed_profile_samples", h), 2);
+    assert_int_equal(series("otelcol_receiver_requests", h), 3);
+    assert_int_equal(series("otelcol_receiver_requests", g), 1);
+    assert_int_equal(series("flamegate_receiver_received_bytes", h), 60);
+    assert_int_equal(series("flamegate_receiver_received_bytes", g), 100);
+    assert_int_equal(series("otelcol_receiver_accepted_profile_samples", none), 4);
+    fg_counting_free(c);
+    fg_metrics_reset();
+}
+
+static void test_counting_processor_and_exporter(void **state)
+{
+    struct fake_next next = {{fake_consume}, 0, 0};
+    struct fg_counting *in, *out, *ex;
+    assert_int_equal(fg_counting_new(FG_COUNT_PROCESSOR_IN, "batch", &next.consumer, &in), 0);
+    assert_int_equal(fg_counting_new(FG_COUNT_PROCESSOR_OUT, "batch", &next.consumer, &out), 0);
+    assert_int_equal(fg_counting_new(FG_COUNT_EXPORTER, "file", &next.consumer, &ex), 0);
+    fg_consume(fg_counting_consumer(in), tu_make_batch("a", 6), NULL);
+    fg_consume(fg_counting_consumer(out), tu_make_batch("a", 4), NULL);
+    fg_consume(fg_counting_consumer(ex), tu_make_batch("a", 4), NULL);
+    next.rc = FG_EIO;
+    fg_consume(fg_counting_consumer(ex), tu_make_batch("a", 9), NULL);
+    const char *p = "processor=\"batch\",otel_signal=\"profiles\"";
+    assert_int_equal(series("otelcol_processor_incoming_items", p), 6);
+    assert_int_equal(series("otelcol_processor_outgoing_items", p), 4);
+    assert_int_equal(series("otelcol_exporter_sent_profile_samples", "exporter=\"file\""), 4);
+    assert_int_equal(series("otelcol_exporter_send_failed_profile_samples", "exporter=\"file\""),
+                     9);
+    fg_counting_free(in);
+    fg_counting_free(out);
+    fg_counting_free(ex);
+    fg_metrics_reset();
+}
+
 #define PIPE_YAML                                                                             \
     "receivers:\n  otlp:\n    protocols:\n      http:\nexporters:\n  debug:\n"                \
     "service:\n  pipelines:\n    profiles:\n      receivers: [otlp]\n      exporters: [debug]\n"
@@ -326,6 +429,8 @@ int main(void)
         cmocka_unit_test(test_each),
         cmocka_unit_test(test_run_state_owner),
         cmocka_unit_test(test_request_context),
+        cmocka_unit_test(test_counting_receiver),
+        cmocka_unit_test(test_counting_processor_and_exporter),
         cmocka_unit_test(test_telemetry_config),
         cmocka_unit_test(test_log_json_and_secrets),
     };
