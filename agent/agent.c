@@ -6,7 +6,9 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -107,12 +109,16 @@ static struct agent {
     long long exit_deadline_ms;
     struct fg__symbolizer *sym;
     struct window win;
+    int wake_pipe[2];
+    struct fg__http_cancel cancel;
     char exe_name[256], exe_path[1024];
 } A = {
     .mu = PTHREAD_MUTEX_INITIALIZER,
     .wake = PTHREAD_COND_INITIALIZER,
     .flushed = PTHREAD_COND_INITIALIZER,
     .send_cv = PTHREAD_COND_INITIALIZER,
+    .wake_pipe = {-1, -1},
+    .cancel = {.wake_fd = -1},
 };
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
@@ -339,6 +345,13 @@ static int32_t stack_of(struct builder *b, const uintptr_t *pcs, const struct fg
                         uint32_t n)
 {
     uint32_t locs[FG__MAX_FRAMES];
+    /* A caller frame outside every module is what a walk through code without frame
+     * pointers reads (data taken for a return address): the stack ends before it. */
+    for (uint32_t k = 1; k < n; k++)
+        if (!frames[k].module) {
+            n = k;
+            break;
+        }
     for (uint32_t k = 0; k < n; k++) {
         struct fg_location loc = {0};
         struct fg_line line = {0};
@@ -765,7 +778,7 @@ static void *sender_main(void *arg)
                 timeout = (int)FG_MAX(0, FG_MIN(timeout, A.exit_deadline_ms - mono_ms()));
             rc = timeout > 0 ? fg__http_post(&A.cfg.url, A.cfg.headers,
                                              "application/x-protobuf", pl->data, pl->len,
-                                             timeout, &status, &err)
+                                             timeout, &status, &A.cancel, &err)
                              : fg_err_set(&err, FG_ETIMEOUT, "no time left at exit");
             if (rc == 0 && (status == 429 || status >= 500)) {
                 rc = FG_ERETRYABLE;
@@ -851,6 +864,16 @@ static void register_atfork(void)
 
 /* ---- API ---- */
 
+static void close_wake_pipe(void)
+{
+    for (int i = 0; i < 2; i++) {
+        if (A.wake_pipe[i] >= 0)
+            close(A.wake_pipe[i]);
+        A.wake_pipe[i] = -1;
+    }
+    A.cancel.wake_fd = -1;
+}
+
 static void note_exe(void)
 {
     ssize_t n = readlink("/proc/self/exe", A.exe_path, sizeof(A.exe_path) - 1);
@@ -893,6 +916,13 @@ EXPORT int fg_agent_start(const struct fg_agent_config *cfg)
         goto undo;
     }
     fg__sym_refresh(A.sym);
+    if (pipe2(A.wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        A.wake_pipe[0] = A.wake_pipe[1] = -1;
+        rc = fg_err_set(&err, FG_EIO, "pipe: %s", strerror(errno));
+        goto undo;
+    }
+    A.cancel.wake_fd = A.wake_pipe[0];
+    atomic_store(&A.cancel.deadline_ms, LLONG_MAX);
     if (A.cfg.profiles & FG_AGENT_PROFILE_HEAP) {
         if ((rc = fg__heap_start(A.cfg.heap_sample_bytes))) {
             fg_err_set(&err, rc, "heap profiler: the allocator cannot be interposed");
@@ -933,6 +963,7 @@ EXPORT int fg_agent_start(const struct fg_agent_config *cfg)
 undo_heap:
     fg__heap_stop();
 undo:
+    close_wake_pipe();
     window_free(&A.win);
     fg__sym_free(A.sym);
     A.sym = NULL;
@@ -958,6 +989,12 @@ EXPORT void fg_agent_stop(void)
     fg__heap_stop();
     pthread_mutex_lock(&A.mu);
     A.exit_deadline_ms = mono_ms() + EXIT_BUDGET_MS;
+    /* an upload in flight gets the exit budget, not its own (longer) timeout */
+    atomic_store(&A.cancel.deadline_ms, A.exit_deadline_ms);
+    if (A.wake_pipe[1] >= 0) {
+        ssize_t w = write(A.wake_pipe[1], "x", 1);
+        (void)w;
+    }
     A.stopping = true;
     pthread_cond_signal(&A.wake);
     pthread_mutex_unlock(&A.mu);
@@ -967,6 +1004,7 @@ EXPORT void fg_agent_stop(void)
     fg__sym_free(A.sym);
     A.sym = NULL;
     fg__agent_settings_clear(&A.cfg);
+    close_wake_pipe();
     fg__tls_guard--;
 }
 

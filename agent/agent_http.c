@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -174,24 +175,34 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int wait_fd(int fd, short events, long long deadline)
+static int wait_fd(int fd, short events, long long deadline, struct fg__http_cancel *cancel)
 {
+    bool woken = false;
     for (;;) {
-        long long left = deadline - now_ms();
+        long long until = deadline;
+        if (cancel)
+            until = FG_MIN(until, atomic_load(&cancel->deadline_ms));
+        long long left = until - now_ms();
         if (left <= 0)
             return FG_ETIMEOUT;
-        struct pollfd pfd = {fd, events, 0};
-        int n = poll(&pfd, 1, (int)left);
-        if (n > 0)
+        struct pollfd pfd[2] = {{fd, events, 0}, {cancel ? cancel->wake_fd : -1, POLLIN, 0}};
+        /* once woken, the wake fd stays readable: look at the new deadline, then ignore it */
+        int n = poll(pfd, cancel && !woken ? 2 : 1, (int)FG_MIN(left, 1000000));
+        if (n > 0 && pfd[0].revents)
             return 0;
+        if (n > 0) {
+            woken = true;
+            continue;
+        }
         if (n == 0)
-            return FG_ETIMEOUT;
+            continue;
         if (errno != EINTR)
             return FG_EIO;
     }
 }
 
-static int connect_any(const struct fg__url *u, long long deadline, struct fg_err *err)
+static int connect_any(const struct fg__url *u, long long deadline,
+                       struct fg__http_cancel *cancel, struct fg_err *err)
 {
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof(hints));
@@ -207,7 +218,7 @@ static int connect_any(const struct fg__url *u, long long deadline, struct fg_er
             continue;
         if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
             break;
-        if (errno == EINPROGRESS && (rc = wait_fd(fd, POLLOUT, deadline)) == 0) {
+        if (errno == EINPROGRESS && (rc = wait_fd(fd, POLLOUT, deadline, cancel)) == 0) {
             int soerr = 0;
             socklen_t sl = sizeof(soerr);
             if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0)
@@ -224,7 +235,8 @@ static int connect_any(const struct fg__url *u, long long deadline, struct fg_er
     return fd >= 0 ? fd : rc;
 }
 
-static int send_all(int fd, const uint8_t *p, size_t len, long long deadline)
+static int send_all(int fd, const uint8_t *p, size_t len, long long deadline,
+                    struct fg__http_cancel *cancel)
 {
     while (len) {
         ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
@@ -236,7 +248,7 @@ static int send_all(int fd, const uint8_t *p, size_t len, long long deadline)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            int rc = wait_fd(fd, POLLOUT, deadline);
+            int rc = wait_fd(fd, POLLOUT, deadline, cancel);
             if (rc)
                 return rc;
             continue;
@@ -248,7 +260,7 @@ static int send_all(int fd, const uint8_t *p, size_t len, long long deadline)
 
 int fg__http_post(const struct fg__url *u, const char *headers, const char *content_type,
                   const uint8_t *body, size_t len, int timeout_ms, int *status,
-                  struct fg_err *err)
+                  struct fg__http_cancel *cancel, struct fg_err *err)
 {
     long long deadline = now_ms() + timeout_ms;
     struct fg_buf req;
@@ -265,13 +277,13 @@ int fg__http_post(const struct fg__url *u, const char *headers, const char *cont
         fg_err_set(err, rc, "building the request: %s", fg_strerror(rc));
         goto fail;
     }
-    fd = connect_any(u, deadline, err);
+    fd = connect_any(u, deadline, cancel, err);
     if (fd < 0) {
         rc = fd;
         goto fail;
     }
-    if ((rc = send_all(fd, req.data, req.len, deadline)) ||
-        (rc = send_all(fd, body, len, deadline))) {
+    if ((rc = send_all(fd, req.data, req.len, deadline, cancel)) ||
+        (rc = send_all(fd, body, len, deadline, cancel))) {
         fg_err_set(err, rc, "sending to %s:%s: %s", u->host, u->port, fg_strerror(rc));
         goto fail;
     }
@@ -290,7 +302,7 @@ int fg__http_post(const struct fg__url *u, const char *headers, const char *cont
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            if ((rc = wait_fd(fd, POLLIN, deadline)))
+            if ((rc = wait_fd(fd, POLLIN, deadline, cancel)))
                 break;
             continue;
         }

@@ -105,10 +105,17 @@ struct fg__url {
 int fg__url_parse(const char *base, struct fg__url *u, struct fg_err *err);
 /* Checks "k=v,k2=v2" and turns it into "k: v\r\nk2: v2\r\n" (fg_free it). */
 int fg__headers_parse(const char *spec, char **out, struct fg_err *err);
+/* Lets another thread cut a POST short: it lowers deadline_ms (CLOCK_MONOTONIC ms) and
+ * writes a byte to wake_fd, which the POST polls next to its socket. */
+struct fg__http_cancel {
+    int wake_fd;
+    _Atomic long long deadline_ms;
+};
+
 /* One POST on a fresh connection; *status is the HTTP status. Never waits longer than
- * timeout_ms in total. */
+ * timeout_ms in total (nor past cancel's deadline; cancel may be NULL). */
 int fg__http_post(const struct fg__url *u, const char *headers, const char *content_type,
                   const uint8_t *body, size_t len, int timeout_ms, int *status,
-                  struct fg_err *err);
+                  struct fg__http_cancel *cancel, struct fg_err *err);
 
 #endif

@@ -147,6 +147,9 @@ static int read_syms(struct mod *md, const uint8_t *img, size_t size)
                 continue;
             const char *nm = str + es[k].st_name;
             size_t len = strnlen(nm, strh->sh_size - es[k].st_name);
+            const char *at = memchr(nm, '@', len); /* "pthread_create@@GLIBC_2.34" */
+            if (at && at > nm)
+                len = (size_t)(at - nm);
             if (!len || np + len + 1 > old_names + names_len + 1)
                 continue;
             memcpy(md->names + np, nm, len);
@@ -429,8 +432,17 @@ void fg__sym_lookup(struct fg__symbolizer *s, uintptr_t pc, bool leaf, struct fg
         else
             hi = mid;
     }
-    if (lo > 0 && addr < s->active[lo - 1]->m.limit) {
-        struct mod *md = s->active[lo - 1];
+    struct mod *md = NULL;
+    if (lo > 0 && addr < s->active[lo - 1]->m.limit)
+        md = s->active[lo - 1];
+    for (size_t i = s->n_mods; !md && i-- > 0;) {
+        /* Sampled just before a dlclose: the newest unloaded module that held the address
+         * (its file is normally still there to read symbols from). */
+        struct mod *x = s->mods[i];
+        if (!x->loaded && addr >= x->m.start && addr < x->m.limit)
+            md = x;
+    }
+    if (md) {
         out->module = &md->m;
         out->func = find_sym(md, addr - md->m.bias);
     }

@@ -9,6 +9,13 @@
 
 static volatile uint64_t sink;
 
+/* A call makes burn_a/burn_b non-leaf, so gcc 12 gives them a frame pointer (it ignores
+ * -mno-omit-leaf-frame-pointer) and their caller shows up in the stacks. */
+__attribute__((noinline)) void store(uint64_t x)
+{
+    sink = x;
+}
+
 static int64_t thread_ns(void)
 {
     struct timespec ts;
@@ -22,7 +29,7 @@ __attribute__((noinline)) void burn_a(long iters)
     uint64_t x = sink;
     for (long i = 0; i < iters; i++)
         x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-    sink = x;
+    store(x);
 }
 
 __attribute__((noinline)) void burn_b(long iters)
@@ -30,7 +37,7 @@ __attribute__((noinline)) void burn_b(long iters)
     uint64_t x = sink;
     for (long i = 0; i < iters; i++)
         x = x * 2862933555777941757ULL + 3037000493ULL;
-    sink = x;
+    store(x);
 }
 
 struct result {
@@ -38,15 +45,21 @@ struct result {
     int64_t a_ns, b_ns;
 };
 
-static void *worker(void *arg)
+/* Chunk lengths vary at random (means 700k and 300k iterations) so that the work never
+ * falls into step with the timer tick that CPU-clock timers fire on. */
+__attribute__((noinline)) static void *worker(void *arg)
 {
     struct result *r = arg;
+    uint64_t rng = (uint64_t)(uintptr_t)arg * 0x9E3779B97F4A7C15ULL | 1;
     int64_t budget = (int64_t)(r->seconds * 1e9), start = thread_ns();
     while (thread_ns() - start < budget) {
+        rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+        long na = 350000 + (long)((rng >> 33) % 700000);
+        long nb = 150000 + (long)((rng >> 13) % 300000);
         int64_t t0 = thread_ns();
-        burn_a(700000);
+        burn_a(na);
         int64_t t1 = thread_ns();
-        burn_b(300000);
+        burn_b(nb);
         int64_t t2 = thread_ns();
         r->a_ns += t1 - t0;
         r->b_ns += t2 - t1;

@@ -233,7 +233,8 @@ static void test_http_post(void **state)
         assert_int_equal(fg__url_parse(base, &u, &err), 0);
         int status = 0;
         assert_int_equal(fg__http_post(&u, "X-Test: 1\r\n", "application/x-protobuf",
-                                       (const uint8_t *)"hello", 5, 5000, &status, &err),
+                                       (const uint8_t *)"hello", 5, 5000, &status, NULL,
+                                       &err),
                          0);
         pthread_join(th, NULL);
         close(sv.fd);
@@ -259,7 +260,7 @@ static void test_http_refused(void **state)
     assert_int_equal(fg__url_parse(base, &u, &err), 0);
     int status = 0;
     int rc = fg__http_post(&u, NULL, "application/x-protobuf", (const uint8_t *)"x", 1, 2000,
-                           &status, &err);
+                           &status, NULL, &err);
     assert_true(rc < 0);
     assert_int_equal(status, 0);
     assert_non_null(strstr(err.msg, "connect"));
