@@ -4,7 +4,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 
-.PHONY: all build deps test-deps run test test-fast test-asan fuzz clean
+.PHONY: all build deps test-deps run test test-fast test-asan fuzz clean bench-agent
 
 all: build
 
@@ -39,6 +39,11 @@ test-asan:
 fuzz: test-deps
 	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DFG_FUZZ=ON >/dev/null
 	@cmake --build build-fuzz -j $(JOBS)
+
+# Agent overhead: plain vs flamegate agent vs gperftools, medians of 7 runs (agent/README.md)
+bench-agent: build
+	@scripts/install-deps.sh --bench
+	/usr/bin/python3 bench/agent/run.py --build $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

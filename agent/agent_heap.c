@@ -117,13 +117,24 @@ static bool resolve(void)
     return true;
 }
 
-static bool use_boot(void)
+/* 1 once the real functions are known and no bootstrap use is forced: the fast path. */
+static _Atomic int fast_ok;
+
+static __attribute__((noinline)) bool use_boot_slow(void)
 {
     if (!resolve())
         return true;
-    if (UNLIKELY(atomic_load_explicit(&boot_force, memory_order_relaxed) > 0))
-        return atomic_fetch_sub(&boot_force, 1) > 0;
+    if (atomic_load(&boot_force) > 0 && atomic_fetch_sub(&boot_force, 1) > 0)
+        return true;
+    atomic_store_explicit(&fast_ok, 1, memory_order_release);
     return false;
+}
+
+static inline __attribute__((always_inline)) bool use_boot(void)
+{
+    if (LIKELY(atomic_load_explicit(&fast_ok, memory_order_acquire)))
+        return false;
+    return use_boot_slow();
 }
 
 void *fg__real_malloc(size_t n)
@@ -171,7 +182,9 @@ struct blk {
 static _Atomic int heap_on;
 static double sample_mean = 524288.0;
 static struct blk *buckets[ADDR_BUCKETS];
-static _Atomic uint32_t bucket_live[ADDR_BUCKETS];
+/* One bit per bucket, set while it holds a block: 8 KiB that stay in the cache, so the
+ * check every free() makes costs a load, not a cache miss. */
+static _Atomic uint64_t bucket_bits[ADDR_BUCKETS / 64];
 static _Atomic long live_blocks;
 static pthread_mutex_t stripe_mu[STRIPES];
 static pthread_once_t stripe_once = PTHREAD_ONCE_INIT;
@@ -293,6 +306,11 @@ static NOINLINE uint32_t capture(uintptr_t *pcs)
 
 static NOINLINE void record(void *p, size_t size)
 {
+    if (!atomic_load_explicit(&heap_on, memory_order_relaxed) || fg__tls_guard) {
+        /* Not sampling now: look again after about one mean's worth of bytes. */
+        tls_bytes_left = (int64_t)sample_mean;
+        return;
+    }
     fg__tls_guard++;
     if (!tls_sampler_ready) {
         /* First allocation of this thread: start its Poisson process now. */
@@ -334,7 +352,7 @@ static NOINLINE void record(void *p, size_t size)
     pthread_mutex_lock(&stripe_mu[bk % STRIPES]);
     b->next = buckets[bk];
     buckets[bk] = b;
-    atomic_fetch_add(&bucket_live[bk], 1);
+    atomic_fetch_or(&bucket_bits[bk / 64], 1ull << (bk % 64));
     pthread_mutex_unlock(&stripe_mu[bk % STRIPES]);
     atomic_fetch_add(&live_blocks, 1);
 out:
@@ -343,8 +361,9 @@ out:
 
 static inline __attribute__((always_inline)) void after_alloc(void *p, size_t size)
 {
-    if (UNLIKELY(!p) || !atomic_load_explicit(&heap_on, memory_order_relaxed) ||
-        fg__tls_guard)
+    /* The fast path is one thread-local subtraction; whether sampling is on at all, and
+     * whether this thread is inside the agent, is checked only when the counter runs out. */
+    if (UNLIKELY(!p))
         return;
     tls_bytes_left -= (int64_t)size;
     if (UNLIKELY(tls_bytes_left <= 0))
@@ -358,7 +377,8 @@ static inline void before_free(void *p)
     if (LIKELY(atomic_load_explicit(&live_blocks, memory_order_relaxed) == 0))
         return;
     uint32_t bk = addr_bucket((uintptr_t)p);
-    if (LIKELY(atomic_load_explicit(&bucket_live[bk], memory_order_relaxed) == 0))
+    if (LIKELY(!(atomic_load_explicit(&bucket_bits[bk / 64], memory_order_relaxed) &
+                 (1ull << (bk % 64)))))
         return;
     struct blk *found = NULL;
     pthread_mutex_lock(&stripe_mu[bk % STRIPES]);
@@ -366,7 +386,8 @@ static inline void before_free(void *p)
         if ((*pp)->addr == (uintptr_t)p) {
             found = *pp;
             *pp = found->next;
-            atomic_fetch_sub(&bucket_live[bk], 1);
+            if (!buckets[bk])
+                atomic_fetch_and(&bucket_bits[bk / 64], ~(1ull << (bk % 64)));
             break;
         }
     }
@@ -468,7 +489,7 @@ EXPORT void free(void *p)
 {
     if (!p || is_boot(p))
         return;
-    if (UNLIKELY(!resolve()))
+    if (UNLIKELY(!atomic_load_explicit(&fast_ok, memory_order_acquire)) && !resolve())
         return; /* only the arena can have handed out p */
     before_free(p);
     real.free(p);
