@@ -71,15 +71,18 @@ class CpuAccuracy(a.AgentTestCase):
         self.assertTrue(any(len(f) >= 2 and f[0].func == "burn_a" and f[1].func == "worker"
                             for f, _, _, _ in smp), "no burn_a <- worker stack")
 
+    # CPU-clock timers fire at the scheduler tick (CONFIG_HZ, typically 250): above that
+    # rate a signal stands for several periods, so the number of independent samples is
+    # about min(hz, HZ) per CPU-second. ~1000 of them keep the binomial noise near 1.5
+    # points, a 5-point bound is then > 3 sigma.
     def test_99hz_two_threads(self):
-        # ~8 CPU seconds: about 800 samples, so sampling noise stays well inside 5 points
-        self.check_split(99, 2, 4.0)
+        self.check_split(99, 2, 5.0)
 
     def test_999hz_one_thread(self):
-        self.check_split(999, 1, 2.0)
+        self.check_split(999, 1, 4.0)
 
     def test_999hz_four_threads(self):
-        self.check_split(999, 4, 0.6)
+        self.check_split(999, 4, 1.2)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ class EndToEnd(a.AgentTestCase):
     def run_into_gateway(self, fmt):
         out = h.tempfile.mkdtemp(prefix="fg-agent-e2e-")
         with h.Flamegate(h.sink_config(out, fmt), "gw") as fg:
-            r = a.run([a.bin_path("agent_burn"), "2", "1.0"],
+            # 5 CPU-seconds: ~1250 tick-bound samples (see test_agent_cpu.py)
+            r = a.run([a.bin_path("agent_burn"), "2", "2.5"],
                       {"FLAMEGATE_ENDPOINT": fg.url, "FLAMEGATE_SERVICE_NAME": "e2e-burn",
                        "FLAMEGATE_CPU_HZ": "999", "FLAMEGATE_UPLOAD_INTERVAL": "500ms",
                        "FLAMEGATE_HEADERS": "X-Test-Header=1"})
@@ -57,15 +58,11 @@ class EndToEnd(a.AgentTestCase):
         print("through flamegate: burn_a %.1f%% (measured %.1f%%), %d samples"
               % (100.0 * got["burn_a"] / n, 100 * want_a, n), flush=True)
         self.assertLess(abs(got["burn_a"] / n - want_a), 0.05)
-        # the heap profiles made it through as well
-        self.assertTrue(any(a.samples(reqs, "alloc_space")) or True)
 
     def test_pprof_read_by_go_tool(self):
         go = shutil.which("go")
         if not go:
             self.skipTest("go not installed (Debian golang-go)")
-        probe = h.run_cli(["validate", "--config", "/dev/stdin"]) if False else None
-        del probe
         out = h.tempfile.mkdtemp(prefix="fg-agent-probe-")
         cfg = h.to_yaml(h.sink_config(out, "pprof"))
         path = os.path.join(out, "c.yaml")
