@@ -212,11 +212,75 @@ static void parse_strlist(struct loader *L, struct fg_strlist *l, const struct f
     }
 }
 
+/* Runs an option's value check and reports its message at the value's position. */
+static void run_check(struct loader *L, const struct fg_option *opt, const void *value,
+                      const struct fg_ynode *at, const char *path)
+{
+    if (!opt->check)
+        return;
+    struct fg_err err = {{0}};
+    int rc = opt->check(value, &err);
+    if (rc == FG_ENOMEM)
+        L->nomem = true;
+    else if (rc)
+        errf(L, at, "%s: %s", path, err.msg);
+}
+
+static void parse_structlist(struct loader *L, const struct fg_option *opt,
+                             struct fg_structlist *l, const struct fg_ynode *val,
+                             const char *path)
+{
+    fg__structlist_clear(opt, l);
+    if (is_null(val))
+        return;
+    if (val->kind != FG_YNODE_SEQUENCE) {
+        errf(L, val, "%s: expected a list, got a %s", path, node_kind_name(val));
+        return;
+    }
+    if (!val->n)
+        return;
+    l->items = fg_calloc(val->n, opt->elem_size);
+    if (!l->items) {
+        L->nomem = true;
+        return;
+    }
+    for (size_t i = 0; i < val->n; i++) {
+        const struct fg_ynode *item = val->kids[i];
+        char sub[PATH_LEN];
+        snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
+        if (item->kind != FG_YNODE_MAPPING) {
+            errf(L, item, "%s: expected a mapping, got a %s", sub, node_kind_name(item));
+            continue;
+        }
+        void *elem = (char *)l->items + l->n * opt->elem_size;
+        struct fg_err err = {{0}};
+        int rc = fg_options_defaults(opt->sub, elem, &err);
+        l->n++; /* counted before parsing so a partly filled element is still freed */
+        if (rc == FG_ENOMEM) {
+            L->nomem = true;
+            return;
+        }
+        if (rc) {
+            errf(L, item, "%s: %s", sub, err.msg);
+            continue;
+        }
+        int errors_before = L->diag->errors;
+        parse_options(L, opt->sub, elem, item, sub);
+        if (L->nomem)
+            return;
+        if (L->diag->errors == errors_before)
+            run_check(L, opt, elem, item, sub);
+    }
+}
+
 static void set_option(struct loader *L, const struct fg_option *opt, void *base,
                        const struct fg_ynode *val, const char *path)
 {
     void *field = (char *)base + opt->offset;
     switch (opt->type) {
+    case FG_OPT_STRUCTLIST:
+        parse_structlist(L, opt, field, val, path);
+        return;
     case FG_OPT_STRUCT:
         /* Presence alone enables a block: "http:" with no body means "http with defaults". */
         if (opt->present_offset != FG_OPT_NO_PRESENT)
@@ -226,9 +290,14 @@ static void set_option(struct loader *L, const struct fg_option *opt, void *base
     case FG_OPT_STRMAP:
         parse_strmap(L, field, val, path);
         return;
-    case FG_OPT_STRLIST:
+    case FG_OPT_STRLIST: {
         parse_strlist(L, field, val, path);
+        const struct fg_strlist *l = field;
+        /* items that were not scalars were skipped, so positions match only when none were */
+        for (size_t i = 0; opt->check && !L->nomem && i < l->n; i++)
+            run_check(L, opt, &l->items[i], l->n == val->n ? val->kids[i] : val, path);
         return;
+    }
     default:
         break;
     }
@@ -244,6 +313,8 @@ static void set_option(struct loader *L, const struct fg_option *opt, void *base
         L->nomem = true;
     else if (rc)
         errf(L, val, "%s: %s", path, err.msg);
+    else
+        run_check(L, opt, field, val, path);
 }
 
 static void parse_options(struct loader *L, const struct fg_option *table, void *base,
@@ -624,6 +695,22 @@ static void parse_telemetry(struct loader *L, const struct fg_ynode *node)
     }
 }
 
+/* How long SIGTERM waits for exporters to drain (and a reload for the old ones). */
+static void parse_shutdown_timeout(struct loader *L, const struct fg_ynode *v)
+{
+    int64_t ns;
+    if (is_null(v) || v->kind != FG_YNODE_SCALAR) {
+        errf(L, v, "service.shutdown_timeout: expected a duration such as \"30s\"");
+        return;
+    }
+    if (fg_parse_duration(v->text, &ns) != 0 || ns < 0 || ns > INT64_C(3600000000000)) {
+        errf(L, v, "service.shutdown_timeout: invalid duration \"%s\" (0s to 1h, e.g. \"30s\")",
+             v->text);
+        return;
+    }
+    L->cfg->shutdown_timeout_ns = ns;
+}
+
 static void parse_service(struct loader *L, const struct fg_ynode *key,
                           const struct fg_ynode *node, const struct fg_ynode *root)
 {
@@ -637,7 +724,7 @@ static void parse_service(struct loader *L, const struct fg_ynode *key,
         return;
     }
     const struct fg_ynode *pipelines_key = NULL, *pipelines = NULL;
-    bool seen_ext = false, seen_tel = false;
+    bool seen_ext = false, seen_tel = false, seen_st = false;
     for (size_t i = 0; node && node->kind == FG_YNODE_MAPPING && i < node->n && !L->nomem; i++) {
         const struct fg_ynode *k = fg__ynode_key(node, i), *v = fg__ynode_value(node, i);
         if (!key_ok(L, k, "service"))
@@ -647,6 +734,8 @@ static void parse_service(struct loader *L, const struct fg_ynode *key,
             seen = &seen_ext;
         else if (strcmp(k->text, "telemetry") == 0)
             seen = &seen_tel;
+        else if (strcmp(k->text, "shutdown_timeout") == 0)
+            seen = &seen_st;
         if (strcmp(k->text, "pipelines") == 0) {
             if (pipelines_key)
                 errf(L, k, "service.pipelines: duplicate key");
@@ -655,7 +744,8 @@ static void parse_service(struct loader *L, const struct fg_ynode *key,
             continue;
         }
         if (!seen) {
-            errf(L, k, "service.%s: unknown key (valid keys: extensions, pipelines, telemetry)",
+            errf(L, k, "service.%s: unknown key (valid keys: extensions, pipelines, shutdown_timeout, "
+                 "telemetry)",
                  k->text);
             continue;
         }
@@ -667,6 +757,8 @@ static void parse_service(struct loader *L, const struct fg_ynode *key,
         if (seen == &seen_ext)
             parse_id_list(L, FG_KIND_EXTENSION, v, "service.extensions",
                           &L->cfg->service_extensions, &L->cfg->n_service_extensions);
+        else if (seen == &seen_st)
+            parse_shutdown_timeout(L, v);
         else
             parse_telemetry(L, v);
     }
@@ -836,6 +928,7 @@ int fg_config_load_string(const char *source_name, const char *yaml, size_t len,
         goto fail;
     }
     L.cfg->log_level = FG_LOG_INFO;
+    L.cfg->shutdown_timeout_ns = FG_DEFAULT_SHUTDOWN_TIMEOUT_NS;
     if (!(L.cfg->source = fg_strdup(L.file))) {
         rc = FG_ENOMEM;
         goto fail;

@@ -4,6 +4,7 @@
 #define FG_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "fg_buf.h"
 #include "fg_component.h"
@@ -46,7 +47,10 @@ struct fg_config {
     char **service_extensions;
     size_t n_service_extensions;
     int log_level; /* enum fg_log_level; service.telemetry.logs.level, default info */
+    int64_t shutdown_timeout_ns; /* service.shutdown_timeout, default 30s */
 };
+
+#define FG_DEFAULT_SHUTDOWN_TIMEOUT_NS (30 * INT64_C(1000000000))
 
 /* Parses and validates. On any error returns FG_EINVAL with every problem found in diag
  * (warnings too, e.g. a component used by no pipeline), and *out is NULL. */

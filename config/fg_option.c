@@ -334,10 +334,20 @@ int fg__option_set_scalar(const struct fg_option *opt, void *cfg, const char *te
     case FG_OPT_STRMAP:
     case FG_OPT_STRLIST:
     case FG_OPT_STRUCT:
+    case FG_OPT_STRUCTLIST:
         break;
     }
     return fg_err_set(err, FG_EINVAL, "expected a %s, not a scalar",
-                      opt->type == FG_OPT_STRLIST ? "list" : "mapping");
+                      opt->type == FG_OPT_STRLIST || opt->type == FG_OPT_STRUCTLIST ? "list"
+                                                                                     : "mapping");
+}
+
+void fg__structlist_clear(const struct fg_option *opt, struct fg_structlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        fg_options_free(opt->sub, (char *)l->items + i * opt->elem_size);
+    fg_free(l->items);
+    memset(l, 0, sizeof(*l));
 }
 
 int fg_options_defaults(const struct fg_option *table, void *cfg, struct fg_err *err)
@@ -388,6 +398,9 @@ void fg_options_free(const struct fg_option *table, void *cfg)
         }
         case FG_OPT_STRUCT:
             fg_options_free(opt->sub, field);
+            break;
+        case FG_OPT_STRUCTLIST:
+            fg__structlist_clear(opt, field);
             break;
         default:
             break;

@@ -16,4 +16,7 @@ int fg__option_set_scalar(const struct fg_option *opt, void *cfg, const char *te
 /* Writes a list like "a, b, c" of the option names of table (for unknown-key messages). */
 void fg__option_names(const struct fg_option *table, char *buf, size_t bufsize);
 
+/* Frees the elements of a STRUCTLIST field (each with opt->sub) and empties it. */
+void fg__structlist_clear(const struct fg_option *opt, struct fg_structlist *l);
+
 #endif

@@ -4,7 +4,11 @@
 
 #include "fg_component.h"
 
-enum file_format { FILE_FORMAT_OTLP_PROTO, FILE_FORMAT_OTLP_JSON };
+/* otlp_*: one request per batch (profiles-<unix_ns>-<seq>.pb|.json); pprof: one gzip pprof
+ * per pprof group (pprof-<service>-<type>-<unix_ns>-<seq>.pb.gz); folded: one Brendan Gregg
+ * folded-stack text per profile (folded-<service>-<type>-<unix_ns>-<seq>.folded). */
+enum file_format { FILE_FORMAT_OTLP_PROTO, FILE_FORMAT_OTLP_JSON, FILE_FORMAT_PPROF,
+                   FILE_FORMAT_FOLDED };
 
 struct file_config {
     char *path;

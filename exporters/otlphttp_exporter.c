@@ -17,6 +17,7 @@
 #include "fg_log.h"
 #include "fg_otlp.h"
 #include "fg_otlp_pb.h"
+#include "fg_pprof.h"
 
 static const char *const encoding_names[] = {"proto", "json", NULL};
 static const char *const compression_names[] = {"gzip", "none", NULL};
@@ -31,6 +32,10 @@ static const struct fg_option otlphttp_options[] = {
     FG_OPT_CHOICE("compression", struct otlphttp_config, compression, "gzip", compression_names,
                   "gzip or none"),
     FG_OPT_MAP("headers", struct otlphttp_config, headers, "extra request headers"),
+    FG_OPT_BOOLEAN("include_original_payload", struct otlphttp_config, include_original_payload,
+                   "false",
+                   "put each profile's pprof encoding (gzip) into original_payload, with "
+                   "original_payload_format \"pprof\""),
     FG_EXPORTER_SETTINGS_OPTIONS(struct otlphttp_config, exporter),
     FG_OPT_END,
 };
@@ -52,6 +57,7 @@ struct otlphttp_exporter {
     char *url;
     int encoding;
     int compression;
+    bool include_original_payload;
     long timeout_ms;
     struct curl_slist *headers; /* content type, encoding and the user's, built once */
     char user_agent[64];
@@ -275,6 +281,7 @@ static int otlphttp_send(void *ctx, struct fg_profiles *batch, int64_t *retry_af
     struct otlphttp_exporter *x = ctx;
     struct fg_buf payload, zipped;
     struct response resp;
+    struct fg_profiles *with_payload = NULL;
     CURL *h = NULL;
     int rc;
 
@@ -282,6 +289,17 @@ static int otlphttp_send(void *ctx, struct fg_profiles *batch, int64_t *retry_af
     fg_buf_init(&zipped, 0);
     memset(&resp, 0, sizeof(resp));
     fg_buf_init(&resp.body, RESPONSE_LIMIT);
+
+    if (x->include_original_payload) {
+        /* the queued batch may be shared with other exporters: attach to a copy (redone on
+         * a retry, which keeps the queue free of the larger form) */
+        rc = fg_pprof_copy_with_original_payload(batch, &with_payload, err);
+        if (rc != 0) {
+            rc = rc == FG_ENOMEM ? FG_ERETRYABLE : FG_EPERMANENT;
+            goto fail;
+        }
+        batch = with_payload;
+    }
 
     rc = x->encoding == ENCODING_JSON ? fg_otlp_encode_json(batch, &payload)
                                       : fg_otlp_encode_proto(batch, &payload);
@@ -353,6 +371,7 @@ fail:
     fg_buf_free(&resp.body);
     fg_buf_free(&zipped);
     fg_buf_free(&payload);
+    fg_profiles_unref(with_payload);
     return rc;
 }
 
@@ -445,6 +464,7 @@ static int otlphttp_create(const struct fg_create_args *args, struct fg_componen
     x->base.consumer.consume = otlphttp_consume;
     x->encoding = cfg->encoding;
     x->compression = cfg->compression;
+    x->include_original_payload = cfg->include_original_payload;
     x->timeout_ms = (long)(cfg->exporter.timeout_ns / 1000000);
     if (x->timeout_ms < 1)
         x->timeout_ms = 1;

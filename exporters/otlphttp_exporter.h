@@ -16,6 +16,7 @@ struct otlphttp_config {
     int encoding;    /* enum otlphttp_encoding */
     int compression; /* enum otlphttp_compression */
     struct fg_strmap headers;
+    bool include_original_payload; /* each profile's pprof in original_payload */
     struct fg_exporter_settings exporter; /* timeout, retry_on_failure, sending_queue */
 };
 

@@ -53,7 +53,17 @@ struct fg_create_args {
     const char *id;
     const void *config;         /* the factory's config struct, parsed and validated */
     struct fg_consumer *next;   /* receivers and processors: where batches go */
+    /* The service's extensions by id ("file_storage/q"); NULL when there is no service (unit
+     * tests). The instance found is created, and started before any other component. */
+    struct fg_component *(*find_extension)(void *ctx, const char *id);
+    void *find_ctx;
 };
+
+/* The args of the create call running on this thread (the service sets them around
+ * factory->create), so that helpers called from create, such as fg_exporter_new, can reach
+ * find_extension without a new parameter. NULL outside a create. */
+const struct fg_create_args *fg_create_args_current(void);
+void fg_create_args_set_current(const struct fg_create_args *args);
 
 struct fg_factory {
     const char *type;

@@ -322,9 +322,8 @@ static int entry_copy(struct fg_profiles *p, enum fg_table t, void *dst)
 
 /* ---- the interning tables ---- */
 
-static int itab_grow_slots(struct itab *t)
+static int itab_resize_slots(struct itab *t, uint32_t nslots)
 {
-    uint32_t nslots = t->slot_mask ? (t->slot_mask + 1) * 2 : 64;
     uint32_t *slots = fg_calloc(nslots, sizeof(*slots));
     if (!slots)
         return FG_ENOMEM;
@@ -341,11 +340,13 @@ static int itab_grow_slots(struct itab *t)
     return 0;
 }
 
-static int itab_grow_entries(struct itab *t)
+static int itab_grow_slots(struct itab *t)
 {
-    uint32_t cap = t->cap ? t->cap * 2 : 16;
-    if (cap > (uint32_t)INT32_MAX)
-        return FG_ETOOBIG;
+    return itab_resize_slots(t, t->slot_mask ? (t->slot_mask + 1) * 2 : 64);
+}
+
+static int itab_set_capacity(struct itab *t, uint32_t cap)
+{
     unsigned char *entries = fg_realloc(t->entries, (size_t)cap * t->esize);
     if (!entries)
         return FG_ENOMEM;
@@ -358,10 +359,39 @@ static int itab_grow_entries(struct itab *t)
     return 0;
 }
 
-static int32_t intern(struct fg_profiles *p, enum fg_table table, const void *entry)
+static int itab_grow_entries(struct itab *t)
+{
+    uint32_t cap = t->cap ? t->cap * 2 : 16;
+    if (cap > (uint32_t)INT32_MAX)
+        return FG_ETOOBIG;
+    return itab_set_capacity(t, cap);
+}
+
+int fg_dict_reserve(struct fg_profiles *p, enum fg_table table, uint32_t n)
 {
     struct itab *t = &p->dict->t[table];
-    uint64_t h = entry_hash(table, entry);
+    if ((uint64_t)t->n + n > (uint64_t)INT32_MAX)
+        return FG_ETOOBIG;
+    uint32_t want = t->n + n;
+    if (want > t->cap) {
+        int rc = itab_set_capacity(t, want);
+        if (rc)
+            return rc;
+    }
+    uint64_t slots = t->slot_mask ? (uint64_t)t->slot_mask + 1 : 0;
+    if ((uint64_t)want * 2 > slots) {
+        uint64_t nslots = 64;
+        while (nslots < (uint64_t)want * 2)
+            nslots *= 2;
+        return itab_resize_slots(t, (uint32_t)nslots);
+    }
+    return 0;
+}
+
+static int32_t intern_hashed(struct fg_profiles *p, enum fg_table table, const void *entry,
+                             uint64_t h)
+{
+    struct itab *t = &p->dict->t[table];
     if (t->slot_mask) {
         uint32_t s = (uint32_t)h & t->slot_mask;
         for (uint32_t idx; (idx = t->slots[s]) != 0; s = (s + 1) & t->slot_mask) {
@@ -388,6 +418,11 @@ static int32_t intern(struct fg_profiles *p, enum fg_table table, const void *en
         s = (s + 1) & t->slot_mask;
     t->slots[s] = t->n + 1;
     return (int32_t)t->n++;
+}
+
+static int32_t intern(struct fg_profiles *p, enum fg_table table, const void *entry)
+{
+    return intern_hashed(p, table, entry, entry_hash(table, entry));
 }
 
 int32_t fg_dict_string(struct fg_profiles *p, const char *s, size_t len)
@@ -741,10 +776,13 @@ static int merge_dictionary(struct fg_profiles *dst, const struct fg_profiles *s
         rm->map[table][i] = (uint32_t)idx; \
     } while (0)
 
-    for (uint32_t i = 0; i < src->dict->t[FG_TABLE_STRING].n; i++) {
-        struct fg_bytes s = fg_dict_get_string(src, i);
-        INTERN_OR_FAIL(FG_TABLE_STRING, fg_dict_string(dst, s.ptr, s.len));
-    }
+    /* a string's hash does not depend on its batch: reuse the one src computed */
+    const struct itab *src_strings = &src->dict->t[FG_TABLE_STRING];
+    for (uint32_t i = 0; i < src_strings->n; i++)
+        INTERN_OR_FAIL(FG_TABLE_STRING,
+                       intern_hashed(dst, FG_TABLE_STRING,
+                                     src_strings->entries + (size_t)i * sizeof(struct fg_bytes),
+                                     src_strings->hashes[i]));
     const uint32_t *strs = rm->map[FG_TABLE_STRING];
     for (uint32_t i = 0; i < src->dict->t[FG_TABLE_FUNCTION].n; i++) {
         struct fg_function f = *fg_dict_get_function(src, i);

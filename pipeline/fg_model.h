@@ -232,6 +232,9 @@ int32_t fg_dict_attribute(struct fg_profiles *p, const struct fg_attribute *a);
 int32_t fg_dict_stack(struct fg_profiles *p, const struct fg_stack *s);
 
 uint32_t fg_dict_len(const struct fg_profiles *p, enum fg_table table);
+/* Makes room for n more entries in a table, so that interning them allocates nothing more
+ * (decoders know the sizes up front). */
+int fg_dict_reserve(struct fg_profiles *p, enum fg_table table, uint32_t n);
 /* Lookups; idx must be < fg_dict_len of its table. */
 struct fg_bytes fg_dict_get_string(const struct fg_profiles *p, uint32_t idx);
 const struct fg_function *fg_dict_get_function(const struct fg_profiles *p, uint32_t idx);

@@ -290,15 +290,42 @@ static int str_ref(struct decoder *dec, int64_t idx, uint32_t *out, const char *
 
 /* ---- values ---- */
 
+/* Where a value sits, kept as numbers and only formatted for an error message. */
+enum vpath_kind { VP_ATTRIBUTE_TABLE, VP_RESOURCE, VP_SCOPE };
+
+struct vpath {
+    enum vpath_kind kind;
+    size_t r, s, i;
+};
+
+static const char *vpath_format(const struct vpath *p, char *buf, size_t size)
+{
+    switch (p->kind) {
+    case VP_ATTRIBUTE_TABLE:
+        snprintf(buf, size, "dictionary.attribute_table[%zu].value", p->i);
+        break;
+    case VP_RESOURCE:
+        snprintf(buf, size, "resource_profiles[%zu].resource.attributes[%zu]", p->r, p->i);
+        break;
+    case VP_SCOPE:
+        snprintf(buf, size, "resource_profiles[%zu].scope_profiles[%zu].scope.attributes[%zu]",
+                 p->r, p->s, p->i);
+        break;
+    }
+    return buf;
+}
+
 static int read_keyvalue(struct decoder *dec, struct span m, struct fg_keyvalue *kv, int depth,
-                         const char *where);
+                         const struct vpath *where);
 
 static int read_value(struct decoder *dec, struct span m, struct fg_value *v, int depth,
-                      const char *where)
+                      const struct vpath *where)
 {
+    char buf[160];
     memset(v, 0, sizeof(*v));
     if (depth > 32)
-        return fg_err_set(dec->err, FG_EINVAL, "%s: values nested too deeply", where);
+        return fg_err_set(dec->err, FG_EINVAL, "%s: values nested too deeply",
+                          vpath_format(where, buf, sizeof(buf)));
     uint32_t field, wt;
     int k;
     while ((k = rd_key(&m, &field, &wt)) > 0) {
@@ -325,9 +352,10 @@ static int read_value(struct decoder *dec, struct span m, struct fg_value *v, in
                 v->u.i = (int64_t)x;
             } else {
                 uint32_t si;
-                int rc = str_ref(dec, as_int32(x), &si, "%s.string_value_strindex", where);
-                if (rc)
-                    return rc;
+                if (as_int32(x) < 0 || (uint64_t)as_int32(x) >= table_len(dec, FG_TABLE_STRING))
+                    return str_ref(dec, as_int32(x), &si, "%s.string_value_strindex",
+                                   vpath_format(where, buf, sizeof(buf)));
+                si = dec->map[FG_TABLE_STRING][as_int32(x)];
                 v->kind = FG_VALUE_STRING;
                 v->u.s = fg_dict_get_string(dec->p, si);
             }
@@ -394,8 +422,9 @@ static int read_value(struct decoder *dec, struct span m, struct fg_value *v, in
 }
 
 static int read_keyvalue(struct decoder *dec, struct span m, struct fg_keyvalue *kv, int depth,
-                         const char *where)
+                         const struct vpath *where)
 {
+    char buf[160];
     memset(kv, 0, sizeof(*kv));
     kv->key.ptr = "";
     bool inline_key = false, indexed_key = false;
@@ -421,9 +450,10 @@ static int read_keyvalue(struct decoder *dec, struct span m, struct fg_keyvalue 
             if (as_int32(x) == 0)
                 continue;
             uint32_t si;
-            int rc = str_ref(dec, as_int32(x), &si, "%s.key_strindex", where);
-            if (rc)
-                return rc;
+            if (as_int32(x) < 0 || (uint64_t)as_int32(x) >= table_len(dec, FG_TABLE_STRING))
+                return str_ref(dec, as_int32(x), &si, "%s.key_strindex",
+                               vpath_format(where, buf, sizeof(buf)));
+            si = dec->map[FG_TABLE_STRING][as_int32(x)];
             kv->key = fg_dict_get_string(dec->p, si);
             indexed_key = true;
         } else if (field <= 3) {
@@ -435,13 +465,14 @@ static int read_keyvalue(struct decoder *dec, struct span m, struct fg_keyvalue 
     if (k < 0)
         return malformed(dec, "KeyValue");
     if (inline_key && indexed_key)
-        return fg_err_set(dec->err, FG_EINVAL, "%s: both key and key_strindex are set", where);
+        return fg_err_set(dec->err, FG_EINVAL, "%s: both key and key_strindex are set",
+                          vpath_format(where, buf, sizeof(buf)));
     return 0;
 }
 
 /* A repeated KeyValue field: every element of field `want` in message m. */
 static int read_keyvalues(struct decoder *dec, struct span m, uint32_t want,
-                          const struct fg_keyvalue **out, uint32_t *n_out, const char *where)
+                          const struct fg_keyvalue **out, uint32_t *n_out, struct vpath where)
 {
     size_t n = 0;
     struct span c = m;
@@ -469,9 +500,8 @@ static int read_keyvalues(struct decoder *dec, struct span m, uint32_t want,
             continue;
         }
         rd_len(&m, &s);
-        char sub[192];
-        snprintf(sub, sizeof(sub), "%s[%zu]", where, i);
-        int rc = read_keyvalue(dec, s, &kvs[i++], 0, sub);
+        where.i = i;
+        int rc = read_keyvalue(dec, s, &kvs[i++], 0, &where);
         if (rc)
             return rc;
     }
@@ -594,9 +624,8 @@ static int decode_attributes(struct decoder *dec)
                     return wrong_type(dec, "KeyValueAndUnit", field);
                 if (rd_len(&m, &s))
                     return malformed(dec, "KeyValueAndUnit");
-                char where[64];
-                snprintf(where, sizeof(where), "dictionary.attribute_table[%zu].value", i);
-                if ((rc = read_value(dec, s, &a.value, 0, where)))
+                struct vpath where = {.kind = VP_ATTRIBUTE_TABLE, .i = i};
+                if ((rc = read_value(dec, s, &a.value, 0, &where)))
                     return rc;
             } else if (rd_skip(&m, wt)) {
                 return malformed(dec, "KeyValueAndUnit");
@@ -789,7 +818,7 @@ static int decode_dictionary(struct decoder *dec)
             return fg_err_set(dec->err, FG_EINVAL, "dictionary.%s: too many entries",
                               table_names[t]);
         dec->map[t] = fg_arena_alloc(dec->scratch, n * sizeof(uint32_t));
-        if (!dec->map[t])
+        if (!dec->map[t] || fg_dict_reserve(dec->p, (enum fg_table)t, (uint32_t)n))
             return nomem(dec);
     }
     int rc;
@@ -1117,9 +1146,7 @@ static int decode_scope_profiles(struct decoder *dec, struct span m,
                     return malformed(dec, "InstrumentationScope");
                 }
             }
-            char where[128];
-            snprintf(where, sizeof(where),
-                     "resource_profiles[%zu].scope_profiles[%zu].scope.attributes", w->r, w->s);
+            struct vpath where = {.kind = VP_SCOPE, .r = w->r, .s = w->s};
             if ((rc = read_keyvalues(dec, s, 3, &scope.attrs, &scope.n_attrs, where)))
                 return rc;
         } else if (field == 3) {
@@ -1166,8 +1193,7 @@ static int decode_resource_profiles(struct decoder *dec, struct span m, size_t r
                 return wrong_type(dec, "ResourceProfiles", field);
             if (rd_len(&c, &s))
                 return malformed(dec, "ResourceProfiles");
-            char where[96];
-            snprintf(where, sizeof(where), "resource_profiles[%zu].resource.attributes", r);
+            struct vpath where = {.kind = VP_RESOURCE, .r = r};
             if ((rc = read_keyvalues(dec, s, 1, &res.attrs, &res.n_attrs, where)) ||
                 (rc = decode_entity_refs(dec, s, &res)))
                 return rc;

@@ -6,17 +6,43 @@
 
 extern const struct fg_factory fg_otlp_receiver_factory;
 extern const struct fg_factory fg_batch_processor_factory;
+extern const struct fg_factory fg_attributes_processor_factory;
+extern const struct fg_factory fg_resource_processor_factory;
+extern const struct fg_factory fg_relabel_processor_factory;
+extern const struct fg_factory fg_filter_processor_factory;
+extern const struct fg_factory fg_resourcedetection_processor_factory;
 extern const struct fg_factory fg_otlphttp_exporter_factory;
 extern const struct fg_factory fg_file_exporter_factory;
 extern const struct fg_factory fg_debug_exporter_factory;
+extern const struct fg_factory fg_memory_limiter_processor_factory;
+extern const struct fg_factory fg_file_storage_factory;
 
 static const struct fg_factory *const registry[] = {
     &fg_otlp_receiver_factory,
     &fg_batch_processor_factory,
+    &fg_attributes_processor_factory,
+    &fg_resource_processor_factory,
+    &fg_relabel_processor_factory,
+    &fg_filter_processor_factory,
+    &fg_resourcedetection_processor_factory,
     &fg_otlphttp_exporter_factory,
     &fg_file_exporter_factory,
     &fg_debug_exporter_factory,
+    &fg_memory_limiter_processor_factory,
+    &fg_file_storage_factory,
 };
+
+static _Thread_local const struct fg_create_args *current_args;
+
+const struct fg_create_args *fg_create_args_current(void)
+{
+    return current_args;
+}
+
+void fg_create_args_set_current(const struct fg_create_args *args)
+{
+    current_args = args;
+}
 
 const struct fg_factory *fg_factory_find(enum fg_kind kind, const char *type)
 {

@@ -1,4 +1,4 @@
-/* Building, starting and stopping the component graph. */
+/* Building, starting and stopping the component graph (extensions first and last). */
 #include "fg_service.h"
 
 #include <stdio.h>
@@ -96,15 +96,26 @@ static struct fg_component *find_instance(struct fg_service *s, const char *id, 
     return NULL;
 }
 
+static struct fg_component *find_extension(void *ctx, const char *id)
+{
+    return find_instance(ctx, id, FG_KIND_EXTENSION);
+}
+
 static int create_component(struct fg_service *s, enum fg_kind kind, const char *id,
                             struct fg_consumer *next, struct fg_component **out, struct fg_err *err)
 {
     const struct fg_config_component *cc = fg_config_find(s->cfg, kind, id);
     if (!cc)
         return fg_err_set(err, FG_EINVAL, "%s %s: not defined", fg_kind_name(kind), id);
-    struct fg_create_args args = {.id = id, .config = cc->config, .next = next};
+    struct fg_create_args args = {.id = id,
+                                  .config = cc->config,
+                                  .next = next,
+                                  .find_extension = find_extension,
+                                  .find_ctx = s};
     struct fg_component *c = NULL;
+    fg_create_args_set_current(&args);
     int rc = cc->factory->create(&args, &c, err);
+    fg_create_args_set_current(NULL);
     if (rc) {
         fg_err_prefix(err, "%s %s", fg_kind_name(kind), id);
         return rc;
@@ -126,6 +137,14 @@ int fg_service_build(const struct fg_config *cfg, struct fg_service **out, struc
         return fg_err_set(err, FG_ENOMEM, "out of memory");
     s->cfg = cfg;
     int rc = 0;
+    /* extensions first: started first, stopped last, found by exporters at create */
+    for (size_t i = 0; i < cfg->n_service_extensions; i++) {
+        struct fg_component *c;
+        if (!find_instance(s, cfg->service_extensions[i], FG_KIND_EXTENSION) &&
+            (rc = create_component(s, FG_KIND_EXTENSION, cfg->service_extensions[i], NULL, &c,
+                                   err)))
+            goto fail;
+    }
     /* exporters: one instance per id, shared by the pipelines that name it */
     for (size_t p = 0; p < cfg->n_pipelines; p++)
         for (size_t e = 0; e < cfg->pipelines[p].n_exporters; e++) {
@@ -204,7 +223,8 @@ static const char *kind_order_name(const struct fg_component *c)
 
 int fg_service_start(struct fg_service *s, struct fg_err *err)
 {
-    /* instances were created exporters → processors (back to front) → receivers */
+    /* instances were created extensions → exporters → processors (back to front) →
+     * receivers */
     for (size_t i = 0; i < s->n_instances; i++) {
         struct fg_component *c = s->instances[i].c;
         int rc = c->ops->start ? c->ops->start(c, err) : 0;
@@ -219,19 +239,39 @@ int fg_service_start(struct fg_service *s, struct fg_err *err)
     return 0;
 }
 
-void fg_service_shutdown(struct fg_service *s, int64_t timeout_ns)
+/* Stops, in reverse creation order, every started instance for which pick is true. */
+static void stop_some(struct fg_service *s, int64_t deadline, bool (*pick)(enum fg_kind))
 {
-    int64_t deadline = fg_now_ns() + timeout_ns;
-    /* reverse creation order: receivers, processors front to back, exporters */
     for (size_t i = s->n_instances; i-- > 0;) {
         struct fg_component *c = s->instances[i].c;
-        if (!s->instances[i].started)
+        if (!s->instances[i].started || !pick(c->factory->kind))
             continue;
         if (c->ops->shutdown && c->ops->shutdown(c, deadline) != 0)
             fg_log(FG_LOG_WARN, "service", "%s %s did not shut down cleanly", kind_order_name(c),
                    c->id);
         s->instances[i].started = false;
     }
+}
+
+static bool is_intake(enum fg_kind k)
+{
+    return k == FG_KIND_RECEIVER || k == FG_KIND_PROCESSOR;
+}
+
+static bool any_kind(enum fg_kind k)
+{
+    return true;
+}
+
+void fg_service_stop_intake(struct fg_service *s, int64_t timeout_ns)
+{
+    stop_some(s, fg_now_ns() + timeout_ns, is_intake);
+}
+
+void fg_service_shutdown(struct fg_service *s, int64_t timeout_ns)
+{
+    /* reverse creation order: receivers, processors front to back, exporters, extensions */
+    stop_some(s, fg_now_ns() + timeout_ns, any_kind);
 }
 
 void fg_service_free(struct fg_service *s)

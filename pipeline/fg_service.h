@@ -13,9 +13,14 @@ struct fg_service;
 
 /* Creates every component of every pipeline; nothing runs yet. cfg must outlive it. */
 int fg_service_build(const struct fg_config *cfg, struct fg_service **out, struct fg_err *err);
-/* Starts exporters, then processors, then receivers. On failure what was started is stopped. */
+/* Starts extensions, exporters, then processors, then receivers. On failure what was started is stopped. */
 int fg_service_start(struct fg_service *s, struct fg_err *err);
-/* Stops receivers, flushes processors, drains exporters; all within timeout_ns. */
+/* Stops receivers and flushes processors into the exporters (within timeout_ns); exporters
+ * and extensions keep running. A reload calls this on the old service before the new one
+ * starts listening; fg_service_shutdown later stops the rest. */
+void fg_service_stop_intake(struct fg_service *s, int64_t timeout_ns);
+/* Stops receivers, flushes processors, drains exporters, then stops extensions; all within
+ * timeout_ns. Parts already stopped are skipped. */
 void fg_service_shutdown(struct fg_service *s, int64_t timeout_ns);
 void fg_service_free(struct fg_service *s);
 

@@ -9,11 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fg_alloc.h"
 #include "fg_config.h"
 #include "fg_log.h"
 #include "fg_service.h"
-
-#define SHUTDOWN_TIMEOUT_NS (30 * INT64_C(1000000000))
 
 static void usage(FILE *out)
 {
@@ -26,7 +25,9 @@ static void usage(FILE *out)
             "flamegate receives profiles (OTLP over HTTP), runs them through the processors of\n"
             "its pipelines and forwards them to its exporters. The configuration has the\n"
             "OpenTelemetry Collector's shape: receivers, processors, exporters, service.pipelines.\n"
-            "Signals: SIGTERM or SIGINT stop receiving, flush and drain, then exit 0.\n");
+            "Signals: SIGTERM or SIGINT stop receiving, flush and drain (up to\n"
+            "service.shutdown_timeout), then exit 0. SIGHUP reloads the configuration file:\n"
+            "an invalid one is reported and the running pipelines stay.\n");
 }
 
 static void print_diag(const struct fg_diag *diag)
@@ -49,6 +50,124 @@ static int load_config(const char *path, struct fg_config **cfg)
     return rc;
 }
 
+/* Builds and starts a service for cfg; logs why when it cannot. */
+static struct fg_service *start_service(const struct fg_config *cfg)
+{
+    struct fg_service *svc = NULL;
+    struct fg_err err = {{0}};
+    if (fg_service_build(cfg, &svc, &err) != 0 || fg_service_start(svc, &err) != 0) {
+        fg_log(FG_LOG_ERROR, "service", "cannot start: %s", err.msg);
+        fg_service_free(svc);
+        return NULL;
+    }
+    return svc;
+}
+
+/* A replaced service whose exporters are still draining, on a thread of its own so that
+ * signals keep being handled meanwhile. SIGTERM waits for all of them before exiting. */
+struct retiring {
+    pthread_t thread;
+    struct fg_service *svc;
+    struct fg_config *cfg; /* the configuration svc was built from; freed after it */
+    struct retiring *next;
+};
+
+static struct retiring *retirees;
+
+static void *retire_main(void *arg)
+{
+    struct retiring *r = arg;
+    fg_service_shutdown(r->svc, r->cfg->shutdown_timeout_ns);
+    fg_service_free(r->svc);
+    fg_log(FG_LOG_INFO, "service", "reload: done (the old exporters have stopped)");
+    return NULL;
+}
+
+/* Stops svc (already without receivers) in the background; cfg is freed once it is done. */
+static void retire(struct fg_service *svc, struct fg_config *cfg)
+{
+    struct retiring *r = fg_calloc(1, sizeof(*r));
+    if (r) {
+        r->svc = svc;
+        r->cfg = cfg;
+        if (pthread_create(&r->thread, NULL, retire_main, r) == 0) {
+            r->next = retirees;
+            retirees = r;
+            return;
+        }
+        fg_free(r);
+    }
+    retire_main(&(struct retiring){.svc = svc, .cfg = cfg}); /* no thread: do it here */
+    fg_config_free(cfg);
+}
+
+static void join_retirees(void)
+{
+    while (retirees) {
+        struct retiring *r = retirees;
+        retirees = r->next;
+        pthread_join(r->thread, NULL);
+        fg_config_free(r->cfg);
+        fg_free(r);
+    }
+}
+
+/* SIGHUP: the new configuration replaces the running one only when it loads and builds.
+ * Order: old receivers stop (their ports free up) and old processors flush into the old
+ * exporters; the new service starts; then the old exporters stop, in the background. An
+ * old exporter with a persistent queue hands it to its successor at once (same directory:
+ * the new exporter has attached to the open queue), one with a memory queue drains up to
+ * the old shutdown_timeout while the new service already takes data. Returns false when
+ * neither the new nor the old configuration could be started again (fatal). */
+static bool reload(const char *path, struct fg_config **cfg, struct fg_service **svc)
+{
+    struct fg_config *next_cfg = NULL;
+    struct fg_service *next = NULL;
+    struct fg_err err = {{0}};
+
+    fg_log(FG_LOG_INFO, "service", "SIGHUP: reloading %s", path ? path : "<default>");
+    if (load_config(path, &next_cfg) != 0) {
+        fg_log(FG_LOG_ERROR, "service",
+               "reload: the new configuration is invalid (errors above); keeping the running "
+               "one");
+        return true;
+    }
+    if (fg_service_build(next_cfg, &next, &err) != 0) {
+        fg_log(FG_LOG_ERROR, "service", "reload: %s; keeping the running configuration",
+               err.msg);
+        fg_config_free(next_cfg);
+        return true;
+    }
+    fg_service_stop_intake(*svc, (*cfg)->shutdown_timeout_ns);
+    if (fg_service_start(next, &err) != 0) {
+        fg_log(FG_LOG_ERROR, "service",
+               "reload: cannot start the new configuration: %s; restarting the old one",
+               err.msg);
+        fg_service_free(next);
+        fg_config_free(next_cfg);
+        next = start_service(*cfg);
+        if (!next) {
+            fg_service_shutdown(*svc, (*cfg)->shutdown_timeout_ns);
+            return false;
+        }
+        /* The old instance shares its config with the restart: stopped here, not in the
+         * background, so the config has one owner again. Rare path; it may take up to
+         * shutdown_timeout when memory queues cannot drain. */
+        fg_service_shutdown(*svc, (*cfg)->shutdown_timeout_ns);
+        fg_service_free(*svc);
+        *svc = next;
+        return true;
+    }
+    /* fg__log_level is a plain global read by every thread: write it only on a change. */
+    if (next_cfg->log_level != (*cfg)->log_level)
+        fg_log_set_level((enum fg_log_level)next_cfg->log_level);
+    fg_log(FG_LOG_INFO, "service", "reload: new configuration running; stopping the old exporters");
+    retire(*svc, *cfg);
+    *svc = next;
+    *cfg = next_cfg;
+    return true;
+}
+
 static int run(const char *path)
 {
     /* every thread inherits this mask; main waits for the signals synchronously */
@@ -65,32 +184,40 @@ static int run(const char *path)
         return 1;
     fg_log_set_level((enum fg_log_level)cfg->log_level);
 
-    struct fg_service *svc = NULL;
-    struct fg_err err = {{0}};
-    if (fg_service_build(cfg, &svc, &err) != 0 || fg_service_start(svc, &err) != 0) {
-        fg_log(FG_LOG_ERROR, "service", "cannot start: %s", err.msg);
-        fg_service_free(svc);
+    struct fg_service *svc = start_service(cfg);
+    if (!svc) {
         fg_config_free(cfg);
         return 1;
     }
     fg_log(FG_LOG_INFO, "service", "flamegate %s running (config %s)", FG_VERSION, cfg->source);
 
+    int status = 0;
     for (;;) {
         int sig = 0;
         if (sigwait(&sigs, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            fg_log(FG_LOG_WARN, "service", "SIGHUP: configuration reload is not supported yet");
+            if (!reload(path, &cfg, &svc)) {
+                fg_log(FG_LOG_ERROR, "service", "reload failed and the old configuration "
+                                                "could not be restarted: exiting");
+                fg_service_free(svc);
+                join_retirees();
+                fg_config_free(cfg);
+                return 1;
+            }
             continue;
         }
-        fg_log(FG_LOG_INFO, "service", "%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        fg_log(FG_LOG_INFO, "service", "%s: shutting down (shutdown_timeout %lld ms)",
+               sig == SIGTERM ? "SIGTERM" : "SIGINT",
+               (long long)(cfg->shutdown_timeout_ns / 1000000));
         break;
     }
-    fg_service_shutdown(svc, SHUTDOWN_TIMEOUT_NS);
+    fg_service_shutdown(svc, cfg->shutdown_timeout_ns);
     fg_service_free(svc);
+    join_retirees(); /* services replaced by reloads, still draining */
     fg_config_free(cfg);
     fg_log(FG_LOG_INFO, "service", "stopped");
-    return 0;
+    return status;
 }
 
 int main(int argc, char **argv)

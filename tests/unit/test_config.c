@@ -299,7 +299,7 @@ static void test_unknown_type(void **state)
                  "exporter types: otlphttp, file, debug)");
     expect_error(BASE "extensions:\n  health_check:\n" PIPE,
                  "t.yaml:7:3: error: extensions.health_check: unknown extension type "
-                 "\"health_check\" (no extension types are available)");
+                 "\"health_check\" (known extension types: file_storage)");
     expect_error(BASE "processors:\n  /x:\n" PIPE,
                  "t.yaml:7:3: error: processors./x: invalid component id");
     expect_error(BASE "processors:\n  batch/:\n" PIPE,
@@ -330,7 +330,7 @@ static void test_unknown_key(void **state)
                  "processors, exporters, extensions, service)");
     expect_error(BASE PIPE "  foo: 1\n",
                  "t.yaml:11:3: error: service.foo: unknown key (valid keys: extensions, "
-                 "pipelines, telemetry)");
+                 "pipelines, shutdown_timeout, telemetry)");
     expect_error(BASE PIPE "      procesors: [batch]\n",
                  "t.yaml:11:7: error: service.pipelines.profiles.procesors: unknown key (valid "
                  "keys: receivers, processors, exporters)");
