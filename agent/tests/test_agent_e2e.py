@@ -29,8 +29,11 @@ class EndToEnd(a.AgentTestCase):
             files = []
             deadline = h.time.monotonic() + 20
             while h.time.monotonic() < deadline:
-                files = [f for f in os.listdir(out) if f.startswith("profiles-")]
-                if fmt != "otlp_proto" and files:
+                files = [f for f in os.listdir(out)
+                         if f.startswith("profiles-" if fmt == "otlp_proto" else "pprof-")]
+                if fmt != "otlp_proto" and len(files) >= 2:
+                    h.time.sleep(0.5)  # the rest of the uploads
+                    files = [f for f in os.listdir(out) if f.startswith("pprof-")]
                     break
                 if fmt == "otlp_proto" and files:
                     got = a.by_function(
@@ -84,6 +87,38 @@ class EndToEnd(a.AgentTestCase):
                 if name in r.stdout:
                     found.add(name)
         self.assertEqual(found, {"burn_a", "burn_b"})
+
+    def test_pprof_file_output(self):
+        go = shutil.which("go")
+        if not go:
+            self.skipTest("go not installed (Debian golang-go)")
+        d, prefix = a.out_prefix("pproffile")
+        r = a.run([a.bin_path("agent_burn"), "1", "1.0"],
+                  {"FLAMEGATE_OUTPUT": "pprof-file:" + prefix, "FLAMEGATE_CPU_HZ": "999"})
+        if "no pprof encoder" in r.stderr:
+            self.skipTest("agent built without the pprof encoder")
+        self.assertRan(r, "agent_burn with pprof-file output")
+        r = a.run([a.bin_path("agent_heapwork")],
+                  {"FLAMEGATE_OUTPUT": "pprof-file:" + prefix,
+                   "FLAMEGATE_HEAP_SAMPLE_BYTES": "4096"})
+        self.assertRan(r, "agent_heapwork with pprof-file output")
+        names = sorted(os.listdir(d))
+        cpu = [n for n in names if n.endswith(".cpu.pb.gz")]
+        heap = [n for n in names if n.endswith(".heap.pb.gz")]
+        self.assertTrue(cpu and heap, names)
+
+        def top(path, *extra):
+            res = subprocess.run([go, "tool", "pprof", "-top", "-nodecount=40"] + list(extra)
+                                 + [path], capture_output=True, text=True, timeout=120)
+            self.assertEqual(res.returncode, 0, "go tool pprof %s: %s" % (path, res.stderr))
+            return res.stdout
+        out = "".join(top(os.path.join(d, n)) for n in cpu)
+        self.assertIn("burn_a", out)
+        self.assertIn("burn_b", out)
+        self.assertIn("Type: cpu", out)
+        out = "".join(top(os.path.join(d, n), "-sample_index=inuse_space") for n in heap)
+        self.assertIn("alloc_big", out)
+        self.assertIn("alloc_small", out)
 
 
 if __name__ == "__main__":
