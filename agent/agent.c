@@ -263,6 +263,14 @@ static void window_add(void *ctx, const struct fg__stack_rec *r)
 {
     struct window *w = ctx;
     uint32_t n = FG_MIN(r->n, FG__MAX_FRAMES);
+    /* Room for one more entry first (the index stays at most half full), so that a failed
+     * grow only ever costs this sample. */
+    if (!w->slots || (w->n_entries + 1) * 2 > w->n_slots) {
+        if (!w->slots || window_grow(w) != 0) {
+            w->dropped += r->weight;
+            return;
+        }
+    }
     uint64_t h = fg_hash_bytes(fg_hash_mix(r->tid, r->labels), r->pcs, n * sizeof(uintptr_t));
     uint32_t i = (uint32_t)h & (w->n_slots - 1);
     for (struct cpu_entry *e; (e = w->slots[i]); i = (i + 1) & (w->n_slots - 1)) {
@@ -290,9 +298,6 @@ static void window_add(void *ctx, const struct fg__stack_rec *r)
                             pcs, frames};
     w->slots[i] = e;
     w->entries[w->n_entries++] = e;
-    if (w->n_entries * 2 >= w->n_slots && window_grow(w) != 0) {
-        /* keep going in the current table; it has room until it is full */
-    }
 }
 
 /* ---- building a batch ---- */

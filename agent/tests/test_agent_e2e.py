@@ -14,11 +14,10 @@ h = a.h
 
 
 class EndToEnd(a.AgentTestCase):
-    def run_into_gateway(self, fmt):
+    def run_into_gateway(self, fmt, seconds):
         out = h.tempfile.mkdtemp(prefix="fg-agent-e2e-")
         with h.Flamegate(h.sink_config(out, fmt), "gw") as fg:
-            # 5 CPU-seconds: ~1250 tick-bound samples (see test_agent_cpu.py)
-            r = a.run([a.bin_path("agent_burn"), "2", "2.5"],
+            r = a.run([a.bin_path("agent_burn"), "2", str(seconds)],
                       {"FLAMEGATE_ENDPOINT": fg.url, "FLAMEGATE_SERVICE_NAME": "e2e-burn",
                        "FLAMEGATE_CPU_HZ": "999", "FLAMEGATE_UPLOAD_INTERVAL": "500ms",
                        "FLAMEGATE_HEADERS": "X-Test-Header=1"})
@@ -46,7 +45,8 @@ class EndToEnd(a.AgentTestCase):
         return truth, out, sorted(os.path.join(out, f) for f in files)
 
     def test_otlp_into_file_exporter(self):
-        truth, out, files = self.run_into_gateway("otlp_proto")
+        # 5 CPU-seconds: ~1250 tick-bound samples (see test_agent_cpu.py)
+        truth, out, files = self.run_into_gateway("otlp_proto", 2.5)
         self.assertTrue(files, "the gateway wrote nothing")
         reqs = []
         for f in files:
@@ -76,7 +76,7 @@ class EndToEnd(a.AgentTestCase):
             print("SKIP: this flamegate's file exporter has no pprof format yet: %s"
                   % (v.stderr or v.stdout).strip()[:200], flush=True)
             self.skipTest("file exporter without format: pprof")
-        truth, out, files = self.run_into_gateway("pprof")
+        truth, out, files = self.run_into_gateway("pprof", 0.5)
         self.assertTrue(files, "the gateway wrote no pprof")
         found = set()
         for f in files:

@@ -39,7 +39,7 @@ class Robustness(a.AgentTestCase):
 
     def timed(self, env):
         t0 = time.monotonic()
-        r = a.run([a.bin_path("agent_burn"), "2", "1.0"], env)
+        r = a.run([a.bin_path("agent_burn"), "1", "0.5"], env)
         return r, time.monotonic() - t0
 
     def test_gateway_refusing(self):
@@ -76,7 +76,7 @@ class Robustness(a.AgentTestCase):
             env = {var: val}
             if var != "FLAMEGATE_OUTPUT":
                 env["FLAMEGATE_OUTPUT"] = "otlp-file:" + prefix
-            r = a.run([a.bin_path("agent_burn"), "1", "0.2"], env)
+            r = a.run([a.bin_path("agent_burn"), "1", "0.1"], env)
             self.assertRan(r, "agent_burn with %s=%s" % (var, val))
             self.assertIn("burn_a_ns", r.stdout)
             self.assertIn(var, r.stderr, "the message names the variable")
@@ -90,11 +90,11 @@ class Robustness(a.AgentTestCase):
         env.update({"LD_PRELOAD": a.agent_so(),
                     "FLAMEGATE_ENDPOINT": "http://127.0.0.1:%d" % port,
                     "FLAMEGATE_UPLOAD_INTERVAL": "100ms", "FLAMEGATE_PROFILES": "cpu"})
-        proc = h.subprocess.Popen([a.bin_path("agent_burn"), "1", "5.0"], env=env,
+        proc = h.subprocess.Popen([a.bin_path("agent_burn"), "1", "3.5"], env=env,
                                   stdout=h.subprocess.PIPE, stderr=h.subprocess.PIPE,
                                   text=True)
         try:
-            time.sleep(2.5)  # ~25 uploads fail; the queue holds 8, the rest are dropped
+            time.sleep(2.0)  # ~20 uploads fail; the queue holds 8, the rest are dropped
             cfg = h.sink_config(out, endpoint="127.0.0.1:%d" % port)
             with h.Flamegate(cfg, "sink") as fg:
                 stdout, stderr = proc.communicate(timeout=120)

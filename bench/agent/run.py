@@ -56,6 +56,7 @@ def main():
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--cpu-rounds", default="4000")
     ap.add_argument("--alloc-mops", default="50")
+    ap.add_argument("--only", choices=("cpu", "alloc"), help="run one workload")
     args = ap.parse_args()
     agent = os.path.join(args.build, "agent", "libflamegate-agent.so")
     cpu_bin = [os.path.join(args.build, "agent", "bench_agent_cpu"), args.cpu_rounds]
@@ -101,6 +102,10 @@ def main():
          "plain (glibc malloc)"),
         ("alloc", "flamegate heap 512 KiB + cpu 99 Hz", alloc_bin,
          ag({"FLAMEGATE_HEAP_SAMPLE_BYTES": str(SAMPLE)}), "plain (glibc malloc)"),
+        # sampling almost never: what the interposed malloc/free cost by themselves
+        ("alloc", "flamegate heap 64 MiB (interposition only)", alloc_bin,
+         ag({"FLAMEGATE_PROFILES": "heap", "FLAMEGATE_HEAP_SAMPLE_BYTES": str(64 << 20)}),
+         "plain (glibc malloc)"),
     ]
     if have_gperf:
         cases += [
@@ -117,6 +122,8 @@ def main():
           "CPU overhead |" % args.runs)
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for wl, name, argv, env, base in cases:
+        if args.only and wl != args.only:
+            continue
         wall, cpu = measure(argv, env, args.runs, tmp)
         results[(wl, name)] = (wall, cpu)
         if base:
