@@ -4,7 +4,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 
-.PHONY: all build deps test-deps run test test-fast test-asan fuzz clean bench-agent
+.PHONY: all build deps test-deps run test test-fast test-asan fuzz bench bench-agent clean
 
 all: build
 
@@ -40,10 +40,17 @@ fuzz: test-deps
 	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DFG_FUZZ=ON >/dev/null
 	@cmake --build build-fuzz -j $(JOBS)
 
-# Agent overhead: plain vs flamegate agent vs gperftools, medians of 7 runs (agent/README.md)
+# Benchmark (bench/README.md): RelWithDebInfo build, h2load load over HTTP/1.1, h2c and
+# gRPC, one table on stdout. Not a test; a few minutes at most.
+bench: test-deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target bench_tools
+	/usr/bin/python3 bench/bench.py --build $(BUILD)
+
+# Agent overhead: plain vs flamegate agent vs gperftools, medians of 9 runs (agent/README.md)
 bench-agent: build
 	@scripts/install-deps.sh --bench
-	/usr/bin/python3 bench/agent/run.py --build $(BUILD)
+	/usr/bin/python3 bench/agent/run.py --build $(BUILD) --runs 9
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

@@ -12,7 +12,7 @@ enum fg_log_level fg__log_level = FG_LOG_INFO;
 
 void fg_log_set_level(enum fg_log_level level)
 {
-    fg__log_level = level;
+    __atomic_store_n(&fg__log_level, level, __ATOMIC_RELAXED);
 }
 
 int fg_log_level_parse(const char *name)

@@ -13,10 +13,17 @@ void fg__log(enum fg_log_level level, const char *component, const char *fmt, ..
     __attribute__((format(printf, 3, 4)));
 
 /* The level is checked before any argument is formatted. */
-#define fg_log(level, component, ...)                 \
-    do {                                              \
-        if ((level) >= fg__log_level)                 \
-            fg__log((level), (component), __VA_ARGS__); \
+/* Whether records of this level are written (to skip building one that would not be). */
+static inline int fg_log_enabled(enum fg_log_level level)
+{
+    return (int)level >= (int)__atomic_load_n(&fg__log_level, __ATOMIC_RELAXED);
+}
+
+/* The level is read relaxed-atomically: a reload may change it while threads log. */
+#define fg_log(level, component, ...)                                           \
+    do {                                                                        \
+        if (fg_log_enabled(level))                       \
+            fg__log((level), (component), __VA_ARGS__);                         \
     } while (0)
 
 #endif

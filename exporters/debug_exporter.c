@@ -111,7 +111,7 @@ static int debug_consume(struct fg_consumer *self, struct fg_profiles *batch, st
     fg_log(FG_LOG_INFO, x->base.id, "batch: %u resources, %u profiles, %llu samples",
            batch->n_resources, n_profiles, (unsigned long long)batch->n_samples);
 
-    if (x->verbosity >= DEBUG_NORMAL && FG_LOG_INFO >= fg__log_level) {
+    if (x->verbosity >= DEBUG_NORMAL && fg_log_enabled(FG_LOG_INFO)) {
         for (uint32_t r = 0; r < batch->n_resources; r++) {
             const struct fg_resource_profiles *rp = &batch->resources[r];
             for (uint32_t s = 0; s < rp->n_scopes; s++) {

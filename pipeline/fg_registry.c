@@ -5,31 +5,47 @@
 #include <string.h>
 
 extern const struct fg_factory fg_otlp_receiver_factory;
+extern const struct fg_factory fg_pyroscope_receiver_factory;
+extern const struct fg_factory fg_samples_receiver_factory;
 extern const struct fg_factory fg_batch_processor_factory;
 extern const struct fg_factory fg_attributes_processor_factory;
 extern const struct fg_factory fg_resource_processor_factory;
 extern const struct fg_factory fg_relabel_processor_factory;
 extern const struct fg_factory fg_filter_processor_factory;
 extern const struct fg_factory fg_resourcedetection_processor_factory;
+extern const struct fg_factory fg_sampling_processor_factory;
+extern const struct fg_factory fg_aggregate_processor_factory;
 extern const struct fg_factory fg_otlphttp_exporter_factory;
+extern const struct fg_factory fg_otlp_exporter_factory;
+extern const struct fg_factory fg_pyroscope_exporter_factory;
 extern const struct fg_factory fg_file_exporter_factory;
 extern const struct fg_factory fg_debug_exporter_factory;
 extern const struct fg_factory fg_memory_limiter_processor_factory;
 extern const struct fg_factory fg_file_storage_factory;
+extern const struct fg_factory fg_forward_connector_factory;
+extern const struct fg_factory fg_routing_connector_factory;
 
 static const struct fg_factory *const registry[] = {
     &fg_otlp_receiver_factory,
+    &fg_pyroscope_receiver_factory,
+    &fg_samples_receiver_factory,
     &fg_batch_processor_factory,
     &fg_attributes_processor_factory,
     &fg_resource_processor_factory,
     &fg_relabel_processor_factory,
     &fg_filter_processor_factory,
     &fg_resourcedetection_processor_factory,
+    &fg_sampling_processor_factory,
+    &fg_aggregate_processor_factory,
     &fg_otlphttp_exporter_factory,
+    &fg_otlp_exporter_factory,
+    &fg_pyroscope_exporter_factory,
     &fg_file_exporter_factory,
     &fg_debug_exporter_factory,
     &fg_memory_limiter_processor_factory,
     &fg_file_storage_factory,
+    &fg_forward_connector_factory,
+    &fg_routing_connector_factory,
 };
 
 static _Thread_local const struct fg_create_args *current_args;
@@ -60,6 +76,7 @@ const struct fg_factory *const *fg_factories(size_t *count)
 
 const char *fg_kind_name(enum fg_kind kind)
 {
-    static const char *const names[] = {"receiver", "processor", "exporter", "extension"};
+    static const char *const names[] = {"receiver", "processor", "exporter", "extension",
+                                         "connector"};
     return (unsigned)kind < FG_ARRAY_LEN(names) ? names[kind] : "component";
 }

@@ -1,5 +1,7 @@
-/* HTTP/1.1 listener on libmicrohttpd: our own listen socket, exact-path routing, bounded
- * body reading and Content-Encoding undone under the same bound, then the route handler. */
+/* The listener's public face and its HTTP/1.1 side: our own listen socket (the event loop in
+ * fg_h2.c accepts and hands non-HTTP/2 connections over), libmicrohttpd without a listen
+ * socket, exact-path routing, bounded body reading and Content-Encoding undone under the
+ * same bound, then the route handler. */
 #include "fg_http.h"
 
 #include <errno.h>
@@ -19,46 +21,34 @@
 
 #include "fg_alloc.h"
 #include "fg_gzip.h"
+#include "fg_http_internal.h"
 #include "fg_log.h"
 
 #define HTTP_LOG "http"
-#define HTTP_MAX_CONNECTIONS 1024
-#define HTTP_CONN_TIMEOUT_S 60
 /* How long stop waits for requests in flight before closing their connections. */
 #define HTTP_STOP_GRACE_MS 5000
 /* After a chunked body passes the limit we keep reading (so the client gets its 413) only
  * this much more before closing the connection instead. */
 #define HTTP_DRAIN_MAX ((size_t)16 << 20)
 
-enum http_encoding { ENC_IDENTITY, ENC_GZIP, ENC_DEFLATE };
-
-struct http_route {
-    char *path;
-    char *method;
-    fg_http_handler handler;
-    void *ctx;
-    size_t max_body;
-};
-
-struct fg_http_server {
-    char *endpoint;
-    char *host; /* "" = all interfaces; without IPv6 brackets */
-    char *port;
-    struct http_route *routes;
-    size_t n_routes;
-    struct MHD_Daemon *daemon;
-    int listen_fd;
-    uint16_t bound_port;
-    atomic_int inflight; /* requests between the request line and completion */
+/* A tracked HTTP/1.1 connection (libmicrohttpd's socket context). */
+struct fg__h1_conn {
+    struct fg__h1_conn *prev, *next;
+    int fd;
+    int busy;              /* requests being handled */
+    int64_t progress_ns;   /* last request completed or 16 KiB of body read */
+    size_t body_since_progress;
+    bool cut;
 };
 
 /* Per-request state: made by the URI callback (which also sees the raw query string) and
  * freed by the completion callback. */
 struct http_req {
     struct fg_http_server *srv;
+    struct fg__h1_conn *h1;
     char *query;
-    const struct http_route *route;
-    enum http_encoding encoding;
+    const struct fg__route *route;
+    enum fg__encoding encoding;
     struct fg_buf body;
     size_t drained;
     bool started;
@@ -120,6 +110,9 @@ int fg_http_server_new(const char *endpoint, struct fg_http_server **out, struct
         return fg_err_set(err, FG_ENOMEM, "out of memory");
     s->listen_fd = -1;
     atomic_init(&s->inflight, 0);
+    atomic_init(&s->n_conns, 0);
+    pthread_mutex_init(&s->h1_mu, NULL);
+    fg_http_limits_default(&s->limits);
     int rc;
     if (!(s->endpoint = fg_strdup(endpoint))) {
         rc = fg_err_set(err, FG_ENOMEM, "out of memory");
@@ -134,11 +127,91 @@ fail:
     return rc;
 }
 
+void fg_http_limits_default(struct fg_http_limits *l)
+{
+    memset(l, 0, sizeof(*l));
+    l->max_connections = 1024;
+    l->max_concurrent_streams = 100;
+    l->max_header_list_size = 16384;
+    /* High enough for a client pipelining small calls on one connection; the reset limit is
+     * what stops HTTP/2 rapid reset (CVE-2023-44487). */
+    l->max_streams_per_second = 10000;
+    l->max_resets_per_second = 200;
+    l->idle_timeout_ns = 120 * 1000000000LL;
+    l->max_connection_age_ns = 0;
+    l->max_connection_age_grace_ns = 10 * 1000000000LL;
+    l->workers = 4;
+}
+
+int fg_http_server_set_limits(struct fg_http_server *s, const struct fg_http_limits *l)
+{
+    if (s->started || l->max_connections == 0 || l->max_concurrent_streams == 0 ||
+        l->max_header_list_size == 0 || l->max_streams_per_second == 0 ||
+        l->max_resets_per_second == 0 || l->idle_timeout_ns <= 0 || l->workers == 0 ||
+        l->max_connection_age_ns < 0 || l->max_connection_age_grace_ns < 0)
+        return FG_EINVAL;
+    s->limits = *l;
+    return 0;
+}
+
+int fg_grpc_server_route(struct fg_http_server *s, const struct fg_grpc_route *route)
+{
+    if (s->started || !route->path || route->path[0] != '/' || !route->handler)
+        return FG_EINVAL;
+    struct fg__grpc_route *r =
+        fg_realloc(s->grpc_routes, (s->n_grpc_routes + 1) * sizeof(*r));
+    if (!r)
+        return FG_ENOMEM;
+    s->grpc_routes = r;
+    r = &s->grpc_routes[s->n_grpc_routes];
+    if (!(r->path = fg_strdup(route->path)))
+        return FG_ENOMEM;
+    r->handler = route->handler;
+    r->ctx = route->ctx;
+    r->max_message = route->max_message;
+    s->n_grpc_routes++;
+    return 0;
+}
+
+const struct fg__grpc_route *fg__grpc_route_find(const struct fg_http_server *s,
+                                                 const char *path)
+{
+    for (size_t i = 0; i < s->n_grpc_routes; i++)
+        if (strcmp(s->grpc_routes[i].path, path) == 0)
+            return &s->grpc_routes[i];
+    return NULL;
+}
+
+const struct fg__route *fg__route_find(const struct fg_http_server *s, const char *path,
+                                       const char *method, bool *path_known, char *allow,
+                                       size_t allow_size)
+{
+    size_t alen = 0;
+    *path_known = false;
+    if (allow_size)
+        allow[0] = '\0';
+    for (size_t i = 0; i < s->n_routes; i++) {
+        const struct fg__route *r = &s->routes[i];
+        if (strcmp(r->path, path) != 0)
+            continue;
+        *path_known = true;
+        if (strcmp(r->method, method) == 0)
+            return r;
+        if (alen + 1 < allow_size) {
+            int n = snprintf(allow + alen, allow_size - alen, "%s%s", alen ? ", " : "",
+                             r->method);
+            if (n > 0)
+                alen = FG_MIN(alen + (size_t)n, allow_size - 1);
+        }
+    }
+    return NULL;
+}
+
 int fg_http_server_route(struct fg_http_server *s, const struct fg_http_route *route)
 {
-    if (s->daemon || !route->path || !route->method || !route->handler)
+    if (s->started || !route->path || !route->method || !route->handler)
         return FG_EINVAL;
-    struct http_route *r = fg_realloc(s->routes, (s->n_routes + 1) * sizeof(*r));
+    struct fg__route *r = fg_realloc(s->routes, (s->n_routes + 1) * sizeof(*r));
     if (!r)
         return FG_ENOMEM;
     s->routes = r;
@@ -277,6 +350,99 @@ static enum MHD_Result send_text(struct MHD_Connection *conn, int status, const 
     return send_buf(conn, status, "text/plain; charset=utf-8", NULL, allow, &body);
 }
 
+/* ---- HTTP/1.1 connection tracking ---- */
+
+static const char *mhd_header(const void *conn, const char *name)
+{
+    return MHD_lookup_connection_value((struct MHD_Connection *)conn, MHD_HEADER_KIND, name);
+}
+
+/* bytes == 0: a request completed; else body bytes read. */
+static void h1_progress(struct fg_http_server *s, struct fg__h1_conn *h, size_t bytes)
+{
+    pthread_mutex_lock(&s->h1_mu);
+    h->body_since_progress += bytes;
+    if (bytes == 0 || h->body_since_progress >= 16384) {
+        h->body_since_progress = 0;
+        h->progress_ns = fg__now_ns();
+    }
+    pthread_mutex_unlock(&s->h1_mu);
+}
+
+static void h1_busy(struct fg_http_server *s, struct fg__h1_conn *h, int delta)
+{
+    pthread_mutex_lock(&s->h1_mu);
+    h->busy += delta;
+    h->progress_ns = fg__now_ns();
+    pthread_mutex_unlock(&s->h1_mu);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct fg_http_server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        atomic_fetch_add(&s->n_conns, 1);
+        struct fg__h1_conn *h = fg_calloc(1, sizeof(*h));
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!h || !ci) {
+            fg_free(h);
+            *socket_context = NULL;
+            return;
+        }
+        h->fd = ci->connect_fd;
+        h->progress_ns = fg__now_ns();
+        pthread_mutex_lock(&s->h1_mu);
+        h->next = s->h1_list;
+        if (s->h1_list)
+            s->h1_list->prev = h;
+        s->h1_list = h;
+        pthread_mutex_unlock(&s->h1_mu);
+        *socket_context = h;
+        return;
+    }
+    atomic_fetch_sub(&s->n_conns, 1);
+    struct fg__h1_conn *h = *socket_context;
+    if (!h)
+        return;
+    /* libmicrohttpd closes the socket after this returns: under h1_mu the loop can no
+     * longer shut down a number the kernel may hand out again. */
+    pthread_mutex_lock(&s->h1_mu);
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        s->h1_list = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
+    pthread_mutex_unlock(&s->h1_mu);
+    fg_free(h);
+    *socket_context = NULL;
+}
+
+void fg__h1_police(struct fg_http_server *s, int64_t now)
+{
+    pthread_mutex_lock(&s->h1_mu);
+    for (struct fg__h1_conn *h = s->h1_list; h; h = h->next) {
+        if (!h->cut && h->busy == 0 && now - h->progress_ns > s->limits.idle_timeout_ns) {
+            /* libmicrohttpd's thread sees end of file and closes the connection. */
+            shutdown(h->fd, SHUT_RDWR);
+            h->cut = true;
+        }
+    }
+    pthread_mutex_unlock(&s->h1_mu);
+}
+
+int fg__h1_adopt(struct fg_http_server *s, int fd, const struct sockaddr *sa, socklen_t len)
+{
+    if (MHD_add_connection(s->daemon, fd, sa, len) != MHD_YES) {
+        /* libmicrohttpd has closed the socket */
+        fg_log(FG_LOG_DEBUG, HTTP_LOG, "%s: libmicrohttpd refused a connection", s->endpoint);
+        return FG_EIO;
+    }
+    return 0;
+}
+
 /* ---- request handling ---- */
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
@@ -292,6 +458,9 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
         return NULL;
     }
     rq->srv = s;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    rq->h1 = ci ? ci->socket_context : NULL;
     atomic_fetch_add(&s->inflight, 1);
     return rq;
 }
@@ -303,6 +472,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!rq)
         return;
     atomic_fetch_sub(&rq->srv->inflight, 1);
+    if (rq->h1)
+        h1_progress(rq->srv, rq->h1, 0);
     fg_buf_free(&rq->body);
     fg_free(rq->query);
     fg_free(rq);
@@ -315,10 +486,9 @@ static bool token_is(const char *v, const char *word)
     return strncasecmp(v, word, n) == 0 && (v[n] == '\0' || v[n] == ' ' || v[n] == '\t');
 }
 
-/* Returns 0, or -1 when the encoding is not one we undo. */
-static int parse_encoding(const char *v, enum http_encoding *enc)
+int fg__parse_encoding(const char *v, enum fg__encoding *enc)
 {
-    *enc = ENC_IDENTITY;
+    *enc = FG__ENC_IDENTITY;
     if (!v)
         return 0;
     while (*v == ' ' || *v == '\t')
@@ -326,11 +496,11 @@ static int parse_encoding(const char *v, enum http_encoding *enc)
     if (*v == '\0' || token_is(v, "identity"))
         return 0;
     if (token_is(v, "gzip") || token_is(v, "x-gzip")) {
-        *enc = ENC_GZIP;
+        *enc = FG__ENC_GZIP;
         return 0;
     }
     if (token_is(v, "deflate")) {
-        *enc = ENC_DEFLATE;
+        *enc = FG__ENC_DEFLATE;
         return 0;
     }
     return -1;
@@ -344,21 +514,7 @@ static enum MHD_Result begin_request(struct fg_http_server *s, struct http_req *
 {
     bool path_known = false;
     char allow[128] = "";
-    size_t alen = 0;
-    for (size_t i = 0; i < s->n_routes; i++) {
-        const struct http_route *r = &s->routes[i];
-        if (strcmp(r->path, url) != 0)
-            continue;
-        path_known = true;
-        if (strcmp(r->method, method) == 0) {
-            rq->route = r;
-            break;
-        }
-        int n = snprintf(allow + alen, sizeof(allow) - alen, "%s%s", alen ? ", " : "",
-                         r->method);
-        if (n > 0)
-            alen = FG_MIN(alen + (size_t)n, sizeof(allow) - 1);
-    }
+    rq->route = fg__route_find(s, url, method, &path_known, allow, sizeof(allow));
     if (!path_known)
         return send_text(conn, MHD_HTTP_NOT_FOUND, NULL, "404 page not found: %s", url);
     if (!rq->route)
@@ -367,7 +523,7 @@ static enum MHD_Result begin_request(struct fg_http_server *s, struct http_req *
 
     const char *ce = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_ENCODING);
-    if (parse_encoding(ce, &rq->encoding) != 0)
+    if (fg__parse_encoding(ce, &rq->encoding) != 0)
         return send_text(conn, MHD_HTTP_BAD_REQUEST, NULL,
                          "unsupported Content-Encoding \"%s\" (supported: gzip, deflate, identity)",
                          ce);
@@ -396,7 +552,7 @@ static enum MHD_Result begin_request(struct fg_http_server *s, struct http_req *
 static enum MHD_Result finish_request(struct http_req *rq, struct MHD_Connection *conn,
                                       const char *url, const char *method)
 {
-    const struct http_route *route = rq->route;
+    const struct fg__route *route = rq->route;
     if (rq->too_big)
         return send_text(conn, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
                          "request body too large: limit %zu bytes", route->max_body);
@@ -406,9 +562,9 @@ static enum MHD_Result finish_request(struct http_req *rq, struct MHD_Connection
     struct fg_buf plain;
     fg_buf_init(&plain, route->max_body);
     const struct fg_buf *body = &rq->body;
-    if (rq->encoding != ENC_IDENTITY) {
+    if (rq->encoding != FG__ENC_IDENTITY) {
         struct fg_err err = {{0}};
-        int rc = rq->encoding == ENC_GZIP
+        int rc = rq->encoding == FG__ENC_GZIP
                      ? fg_gunzip(rq->body.data, rq->body.len, &plain, &err)
                      : fg_inflate_zlib(rq->body.data, rq->body.len, &plain, &err);
         fg_buf_free(&rq->body); /* the compressed bytes are no longer needed */
@@ -421,13 +577,14 @@ static enum MHD_Result finish_request(struct http_req *rq, struct MHD_Connection
             if (rc == FG_ENOMEM)
                 return send_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, "out of memory");
             return send_text(conn, MHD_HTTP_BAD_REQUEST, NULL, "invalid %s body: %s",
-                             rq->encoding == ENC_GZIP ? "gzip" : "deflate", err.msg);
+                             rq->encoding == FG__ENC_GZIP ? "gzip" : "deflate", err.msg);
         }
         body = &plain;
     }
 
     const char *ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                     MHD_HTTP_HEADER_CONTENT_TYPE);
+    struct fg__hdr_src hsrc = {mhd_header, conn};
     struct fg_http_request req = {
         .method = method,
         .path = url,
@@ -435,12 +592,16 @@ static enum MHD_Result finish_request(struct http_req *rq, struct MHD_Connection
         .content_type = ctype ? ctype : "",
         .body = body->data ? body->data : (const uint8_t *)"",
         .body_len = body->len,
-        .conn = conn,
+        .conn = &hsrc,
     };
     struct fg_http_response resp;
     memset(&resp, 0, sizeof(resp));
     resp.status = 200;
+    if (rq->h1)
+        h1_busy(rq->srv, rq->h1, +1);
     route->handler(route->ctx, &req, &resp);
+    if (rq->h1)
+        h1_busy(rq->srv, rq->h1, -1);
     fg_buf_free(&plain);
     fg_buf_free(&rq->body);
     if (resp.status < 100 || resp.status > 599) {
@@ -469,6 +630,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
+        if (rq->h1)
+            h1_progress(s, rq->h1, n);
         if (rq->too_big || rq->nomem) {
             rq->drained += n;
             return rq->drained > HTTP_DRAIN_MAX ? MHD_NO : MHD_YES;
@@ -500,34 +663,43 @@ __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const ch
 
 int fg_http_server_start(struct fg_http_server *s, struct fg_err *err)
 {
-    if (s->daemon)
+    if (s->started)
         return fg_err_set(err, FG_EINVAL, "endpoint \"%s\": already started", s->endpoint);
     int rc = open_listener(s, err);
     if (rc)
         return rc;
-    /* A thread per connection: handlers decode and push into the pipeline synchronously, and
-     * with a fixed pool one slow handler would stall every connection its worker owns. */
+    /* A thread per HTTP/1.1 connection: handlers decode and push into the pipeline
+     * synchronously, and with a fixed pool one slow handler would stall every connection its
+     * worker owns. The sockets come from our event loop, which sniffs for HTTP/2 first. */
+    unsigned timeout_s = (unsigned)((s->limits.idle_timeout_ns + 999999999LL) / 1000000000LL);
     s->daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
-            MHD_USE_ITC | MHD_USE_ERROR_LOG,
+            MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET,
         0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTP_MAX_CONNECTIONS,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTP_CONN_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_LIMIT, s->limits.max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
         MHD_OPTION_END);
     if (!s->daemon) {
-        /* Whether a failed start closed the passed socket differs between MHD versions. */
-        if (fcntl(s->listen_fd, F_GETFD) != -1)
-            close(s->listen_fd);
-        s->listen_fd = -1;
-        return fg_err_set(err, FG_EIO, "endpoint \"%s\": cannot start the HTTP server",
-                          s->endpoint);
+        rc = fg_err_set(err, FG_EIO, "endpoint \"%s\": cannot start the HTTP server",
+                        s->endpoint);
+        goto fail;
     }
-    fg_log(FG_LOG_DEBUG, HTTP_LOG, "serving HTTP/1.1 on %s (port %u)", s->endpoint,
+    if ((rc = fg__loop_start(s, err)) != 0)
+        goto fail;
+    s->started = true;
+    fg_log(FG_LOG_DEBUG, HTTP_LOG, "serving HTTP/1.1 and HTTP/2 on %s (port %u)", s->endpoint,
            (unsigned)s->bound_port);
     return 0;
+fail:
+    if (s->daemon)
+        MHD_stop_daemon(s->daemon);
+    s->daemon = NULL;
+    close(s->listen_fd);
+    s->listen_fd = -1;
+    return rc;
 }
 
 uint16_t fg_http_server_port(const struct fg_http_server *s)
@@ -537,23 +709,24 @@ uint16_t fg_http_server_port(const struct fg_http_server *s)
 
 void fg_http_server_stop(struct fg_http_server *s)
 {
-    if (!s || !s->daemon)
+    if (!s || !s->started)
         return;
     /* Stop accepting first, then let requests already being read or handled finish (their
      * data may already be acknowledged downstream), then close everything. */
-    MHD_socket lfd = MHD_quiesce_daemon(s->daemon);
+    int64_t deadline = fg__now_ns() + (int64_t)HTTP_STOP_GRACE_MS * 1000000LL;
+    fg__loop_begin_stop(s, deadline);
     struct timespec step = {0, 10 * 1000 * 1000};
-    for (int waited = 0; atomic_load(&s->inflight) > 0 && waited < HTTP_STOP_GRACE_MS;
-         waited += 10)
+    while (atomic_load(&s->inflight) > 0 && fg__now_ns() < deadline)
         nanosleep(&step, NULL);
     if (atomic_load(&s->inflight) > 0)
         fg_log(FG_LOG_WARN, HTTP_LOG, "%s: closing %d unfinished requests", s->endpoint,
                atomic_load(&s->inflight));
+    fg__loop_free(s); /* waits for HTTP/2 streams until the same deadline */
     MHD_stop_daemon(s->daemon);
     s->daemon = NULL;
-    if (lfd != MHD_INVALID_SOCKET)
-        close(lfd); /* quiesced sockets are ours to close, after stop */
+    close(s->listen_fd);
     s->listen_fd = -1;
+    s->started = false;
 }
 
 void fg_http_server_free(struct fg_http_server *s)
@@ -566,6 +739,10 @@ void fg_http_server_free(struct fg_http_server *s)
         fg_free(s->routes[i].method);
     }
     fg_free(s->routes);
+    for (size_t i = 0; i < s->n_grpc_routes; i++)
+        fg_free(s->grpc_routes[i].path);
+    fg_free(s->grpc_routes);
+    pthread_mutex_destroy(&s->h1_mu);
     fg_free(s->endpoint);
     fg_free(s->host);
     fg_free(s->port);
@@ -574,6 +751,6 @@ void fg_http_server_free(struct fg_http_server *s)
 
 const char *fg_http_header(const struct fg_http_request *req, const char *name)
 {
-    return MHD_lookup_connection_value((struct MHD_Connection *)req->conn, MHD_HEADER_KIND,
-                                       name);
+    const struct fg__hdr_src *h = req->conn;
+    return h ? h->get(h->src, name) : NULL;
 }

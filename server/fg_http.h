@@ -1,6 +1,13 @@
-/* The HTTP listener that receivers register routes in. HTTP/1.1 today (libmicrohttpd);
- * the HTTP/2 issue adds h2c on the same port, served from the same routing table, so
- * handlers never see which protocol carried the request.
+/* The HTTP listener that receivers register routes in. Every listener serves HTTP/1.1
+ * (libmicrohttpd) and HTTP/2 cleartext with prior knowledge (nghttp2) on the same port,
+ * from the same routing table, so handlers never see which protocol carried the request.
+ * gRPC methods are registered in the same server (fg_grpc.h).
+ *
+ * Threads: HTTP/1.1 requests run on a thread per connection, HTTP/2 streams and gRPC calls
+ * on a small worker pool of the listener (limits.workers), never on its event loop. A
+ * handler may block (decode and push into the pipeline): that holds up its own request,
+ * and once `workers` handlers block at once further HTTP/2 requests wait in the pool's
+ * queue (HTTP/1.1 ones do not).
  *
  * The server reads the body up to the route's limit, undoes Content-Encoding (gzip,
  * deflate) with the same limit applied to the decompressed size, and answers 404 for an
@@ -22,7 +29,7 @@ struct fg_http_request {
     const char *content_type; /* "" when absent */
     const uint8_t *body;      /* decompressed */
     size_t body_len;
-    void *conn;               /* for fg_http_header */
+    void *conn;               /* opaque, for fg_http_header */
 };
 
 /* A request header by name (case-insensitive), or NULL. Valid during the handler. */
@@ -49,10 +56,30 @@ struct fg_http_route {
 
 struct fg_http_server;
 
+/* Abuse limits of one listener; every field has a default from fg_http_limits_default. */
+struct fg_http_limits {
+    unsigned max_connections;         /* open connections; more are closed at accept */
+    unsigned max_concurrent_streams;  /* HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS */
+    size_t max_header_list_size;      /* request header names + values + 32 per field */
+    unsigned max_streams_per_second;  /* HTTP/2 streams one connection may open per second */
+    unsigned max_resets_per_second;   /* RST_STREAMs one connection may send per second */
+    /* A connection that makes no progress (no request completed, no response sent, no
+     * 16 KiB of body received) for this long is closed: idle keep-alive connections and
+     * slowloris clients alike. */
+    int64_t idle_timeout_ns;
+    int64_t max_connection_age_ns;       /* 0 = unlimited; else GOAWAY after this long */
+    int64_t max_connection_age_grace_ns; /* after that GOAWAY, streams get this long */
+    unsigned workers;                 /* threads that run HTTP/2 handlers */
+};
+
+void fg_http_limits_default(struct fg_http_limits *limits);
+
 /* endpoint is "host:port" (port 0 = any free port). Does not listen yet. */
 int fg_http_server_new(const char *endpoint, struct fg_http_server **out, struct fg_err *err);
 /* The route is copied; register before start. */
 int fg_http_server_route(struct fg_http_server *s, const struct fg_http_route *route);
+/* Replaces the limits (copied); call before start. FG_EINVAL for a zero count. */
+int fg_http_server_set_limits(struct fg_http_server *s, const struct fg_http_limits *limits);
 int fg_http_server_start(struct fg_http_server *s, struct fg_err *err);
 /* The bound port (after start). */
 uint16_t fg_http_server_port(const struct fg_http_server *s);

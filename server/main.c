@@ -158,9 +158,7 @@ static bool reload(const char *path, struct fg_config **cfg, struct fg_service *
         *svc = next;
         return true;
     }
-    /* fg__log_level is a plain global read by every thread: write it only on a change. */
-    if (next_cfg->log_level != (*cfg)->log_level)
-        fg_log_set_level((enum fg_log_level)next_cfg->log_level);
+    fg_log_set_level((enum fg_log_level)next_cfg->log_level);
     fg_log(FG_LOG_INFO, "service", "reload: new configuration running; stopping the old exporters");
     retire(*svc, *cfg);
     *svc = next;

@@ -1,5 +1,6 @@
-/* HTTP/1.1 listener: routing, body limits, Content-Encoding, concurrency, graceful stop,
- * driven by libcurl over loopback. */
+/* The listener: routing, body limits, Content-Encoding, concurrency, graceful stop, driven by
+ * libcurl over loopback; every test runs twice, over HTTP/1.1 and over h2c (prior knowledge),
+ * on the same port. */
 #include "fg_http.h"
 
 #include <curl/curl.h>
@@ -18,6 +19,8 @@
 #define SMALL_LIMIT 1024
 
 static atomic_int handler_calls;
+/* CURL_HTTP_VERSION_1_1 or CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE for the current group. */
+static long http_version = CURL_HTTP_VERSION_1_1;
 static atomic_int active, peak;
 
 /* Echoes what the server handed over, so tests can see path, query, headers and body. */
@@ -149,8 +152,11 @@ static int perform(uint16_t port, const struct request *rq, struct reply *out)
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, http_version);
     if (rq->chunked_len) {
-        hl = curl_slist_append(hl, "Transfer-Encoding: chunked");
+        /* HTTP/2 has no chunked coding: a body of unknown length is just DATA frames */
+        if (http_version == CURL_HTTP_VERSION_1_1)
+            hl = curl_slist_append(hl, "Transfer-Encoding: chunked");
         curl_easy_setopt(c, CURLOPT_POST, 1L);
         curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
         curl_easy_setopt(c, CURLOPT_READDATA, &up);
@@ -167,6 +173,13 @@ static int perform(uint16_t port, const struct request *rq, struct reply *out)
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &out->headers);
     CURLcode rc = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+    long version = 0;
+    curl_easy_getinfo(c, CURLINFO_HTTP_VERSION, &version);
+    if (out->status && version != (http_version == CURL_HTTP_VERSION_1_1 ? CURL_HTTP_VERSION_1_1
+                                                                        : CURL_HTTP_VERSION_2_0)) {
+        fprintf(stderr, "answered over HTTP version %ld\n", version);
+        out->status = -1;
+    }
     curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &out->seconds);
     fg_buf_append(&out->body, "", 1);
     fg_buf_append(&out->headers, "", 1);
@@ -510,7 +523,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stop_waits, setup, teardown),
         cmocka_unit_test(test_endpoints),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests_name("HTTP/1.1", tests, NULL, NULL);
+    http_version = CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE;
+    rc |= cmocka_run_group_tests_name("h2c", tests, NULL, NULL);
     curl_global_cleanup();
     return rc;
 }

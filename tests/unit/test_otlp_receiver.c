@@ -483,6 +483,237 @@ static void test_consumer_refuses(void **state)
     fg_buf_free(&req);
 }
 
+/* ---- gRPC on the same listener ---- */
+
+#define EXPORT_PATH "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export"
+
+/* One unary call over h2c; headers and trailers land in out->headers. */
+static void grpc_post(unsigned port, const char *path, const void *msg, size_t len, bool gz,
+                      struct reply *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct fg_buf framed = {0}, z = {0};
+    if (gz) {
+        assert_int_equal(fg_gzip(msg, len, 6, &z), 0);
+        msg = z.data;
+        len = z.len;
+    }
+    uint8_t prefix[5] = {gz, (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
+                         (uint8_t)len};
+    fg_buf_append(&framed, prefix, 5);
+    fg_buf_append(&framed, msg, len);
+    CURL *c = curl_easy_init();
+    char url[256];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", port, path);
+    struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/grpc");
+    hl = curl_slist_append(hl, "TE: trailers");
+    if (gz)
+        hl = curl_slist_append(hl, "grpc-encoding: gzip");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, framed.data);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)framed.len);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &out->body);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &out->headers);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+    fg_buf_append(&out->headers, "", 1);
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(c);
+    fg_buf_free(&framed);
+    fg_buf_free(&z);
+}
+
+/* The value of a header or trailer line (NUL-terminated copy), or "" when absent. */
+static const char *header_value(const struct reply *r, const char *name, char *buf, size_t n)
+{
+    buf[0] = '\0';
+    const char *p = strcasestr((const char *)r->headers.data, name);
+    if (!p)
+        return buf;
+    p += strlen(name);
+    while (*p == ':' || *p == ' ')
+        p++;
+    size_t k = strcspn(p, "\r\n");
+    snprintf(buf, n, "%.*s", (int)k, p);
+    return buf;
+}
+
+static size_t b64_decode(const char *in, uint8_t *out, size_t outsz)
+{
+    static const char *tab = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t n = 0;
+    for (const char *p = in; *p && *p != '='; p++) {
+        const char *q = strchr(tab, *p);
+        if (!q)
+            return 0;
+        acc = acc << 6 | (uint32_t)(q - tab);
+        bits += 6;
+        if (bits >= 8 && n < outsz) {
+            bits -= 8;
+            out[n++] = (uint8_t)(acc >> bits);
+        }
+    }
+    return n;
+}
+
+static void test_grpc_status_mapping(void **state)
+{
+    struct fixture *f = *state;
+    struct fg_buf req = {0};
+    build_request(&req);
+    struct reply r;
+    char v[512];
+
+    grpc_post(f->port, EXPORT_PATH, req.data, req.len, false, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(header_value(&r, "grpc-status", v, sizeof(v)), "0");
+    assert_int_equal(r.body.len, 5); /* an empty ExportProfilesServiceResponse */
+    reply_free(&r);
+    grpc_post(f->port, EXPORT_PATH, req.data, req.len, true, &r);
+    assert_string_equal(header_value(&r, "grpc-status", v, sizeof(v)), "0");
+    reply_free(&r);
+    assert_int_equal(recorder_calls(f), 2);
+    assert_int_equal(f->rec.samples, 4);
+
+    /* overloaded: UNAVAILABLE with google.rpc.Status + RetryInfo in the details */
+    const int retryable[] = {FG_EFULL, FG_ERETRYABLE, FG_ESTOPPED, FG_ENOMEM};
+    for (size_t i = 0; i < FG_ARRAY_LEN(retryable); i++) {
+        set_answer(f, retryable[i]);
+        grpc_post(f->port, EXPORT_PATH, req.data, req.len, false, &r);
+        assert_string_equal(header_value(&r, "grpc-status", v, sizeof(v)), "14");
+        uint8_t det[512];
+        size_t n = b64_decode(header_value(&r, "grpc-status-details-bin", v, sizeof(v)), det,
+                              sizeof(det));
+        Google__Rpc__Status *st = google__rpc__status__unpack(NULL, n, det);
+        assert_non_null(st);
+        assert_int_equal(st->code, 14);
+        assert_int_equal(st->n_details, 1);
+        assert_string_equal(st->details[0]->type_url, "type.googleapis.com/google.rpc.RetryInfo");
+        Google__Rpc__RetryInfo *ri = google__rpc__retry_info__unpack(
+            NULL, st->details[0]->value.len, st->details[0]->value.data);
+        assert_non_null(ri);
+        assert_int_equal(ri->retry_delay->seconds, 1);
+        google__rpc__retry_info__free_unpacked(ri, NULL);
+        google__rpc__status__free_unpacked(st, NULL);
+        reply_free(&r);
+    }
+    set_answer(f, FG_EINVAL);
+    grpc_post(f->port, EXPORT_PATH, req.data, req.len, false, &r);
+    assert_string_equal(header_value(&r, "grpc-status", v, sizeof(v)), "3");
+    reply_free(&r);
+    set_answer(f, FG_EPERMANENT);
+    grpc_post(f->port, EXPORT_PATH, req.data, req.len, false, &r);
+    assert_string_equal(header_value(&r, "grpc-status", v, sizeof(v)), "13");
+    reply_free(&r);
+    set_answer(f, 0);
+
+    /* bad payload: INVALID_ARGUMENT naming the field, and the decoder never reached next */
+    int calls = recorder_calls(f);
+    static const uint8_t garbage[] = {0x0a, 0x7f, 0x01}; /* a field longer than the message */
+    grpc_post(f->port, EXPORT_PATH, garbage, sizeof(garbage), false, &r);
+    assert_string_equal(header_value(&r, "grpc-status", v, sizeof(v)), "3");
+    assert_true(strlen(header_value(&r, "grpc-message", v, sizeof(v))) > 0);
+    reply_free(&r);
+    assert_int_equal(recorder_calls(f), calls);
+
+    grpc_post(f->port, "/opentelemetry.proto.collector.profiles.v1experimental.ProfilesService/"
+                       "Export", req.data, req.len, false, &r);
+    assert_string_equal(header_value(&r, "grpc-status", v, sizeof(v)), "12");
+    assert_non_null(strstr(header_value(&r, "grpc-message", v, sizeof(v)), "v1development"));
+    reply_free(&r);
+
+    /* an empty request is a success that passes nothing on */
+    grpc_post(f->port, EXPORT_PATH, "", 0, false, &r);
+    assert_string_equal(header_value(&r, "grpc-status", v, sizeof(v)), "0");
+    reply_free(&r);
+    assert_int_equal(recorder_calls(f), calls);
+    fg_buf_free(&req);
+}
+
+/* Both protocols: two listeners, each logged with its label; each serves both. */
+static void test_grpc_listener(void **state)
+{
+    const struct fg_factory *fac = otlp_factory();
+    struct otlp_receiver_config *cfg = fg_calloc(1, fac->config_size);
+    struct fg_err err = {{0}};
+    assert_int_equal(fg_options_defaults(fac->options, cfg, &err), 0);
+    assert_string_equal(cfg->protocols.grpc.endpoint, "127.0.0.1:4317");
+    assert_int_equal(cfg->protocols.grpc.max_recv_msg_size_mib, 4);
+    assert_int_equal(cfg->protocols.grpc.limits.max_concurrent_streams, 100);
+    cfg->protocols.grpc_enabled = cfg->protocols.http_enabled = true;
+    /* the same fixed endpoint twice is refused */
+    fg_free(cfg->protocols.grpc.endpoint);
+    cfg->protocols.grpc.endpoint = fg_strdup("127.0.0.1:4318");
+    assert_int_equal(fac->validate(cfg, &err), FG_EINVAL);
+    assert_non_null(strstr(err.msg, "protocols.grpc.endpoint"));
+    fg_free(cfg->protocols.grpc.endpoint);
+    fg_free(cfg->protocols.http.endpoint);
+    cfg->protocols.grpc.endpoint = fg_strdup("127.0.0.1:0");
+    cfg->protocols.http.endpoint = fg_strdup("127.0.0.1:0");
+    assert_int_equal(fac->validate(cfg, &err), 0);
+
+    struct recorder rec = {.base.consume = record_consume};
+    pthread_mutex_init(&rec.mu, NULL);
+    struct fg_create_args args = {.id = "otlp", .config = cfg, .next = &rec.base};
+    struct fg_component *c = NULL;
+    assert_int_equal(fac->create(&args, &c, &err), 0);
+    char path[] = "/tmp/fg-otlp-log-XXXXXX";
+    int fd = mkstemp(path);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+    int rc = c->ops->start(c, &err);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(fd);
+    size_t len = 0;
+    char *log = (char *)tu_read_file(path, &len);
+    unlink(path);
+    assert_int_equal(rc, 0);
+    unsigned gport = 0, hport = 0;
+    const char *g = strstr(log, "(OTLP/gRPC)");
+    const char *hh = strstr(log, "(OTLP/HTTP)");
+    assert_non_null(g);
+    assert_non_null(hh);
+    const char *gc = memrchr(log, ':', (size_t)(g - log));
+    const char *hc = memrchr(log, ':', (size_t)(hh - log));
+    assert_int_equal(sscanf(gc + 1, "%u", &gport), 1);
+    assert_int_equal(sscanf(hc + 1, "%u", &hport), 1);
+    fg_free(log);
+    assert_int_not_equal(gport, hport);
+
+    struct fg_buf req = {0};
+    build_request(&req);
+    struct reply r;
+    char v[64];
+    unsigned ports[] = {gport, hport};
+    for (size_t i = 0; i < 2; i++) {
+        grpc_post(ports[i], EXPORT_PATH, req.data, req.len, false, &r);
+        assert_string_equal(header_value(&r, "grpc-status", v, sizeof(v)), "0");
+        reply_free(&r);
+        struct fixture fx = {.port = ports[i]};
+        post(&fx, "/v1development/profiles", PROTO, NULL, req.data, req.len, &r);
+        assert_proto_success(&r);
+        reply_free(&r);
+    }
+    assert_int_equal(rec.calls, 4);
+    fg_buf_free(&req);
+    c->ops->shutdown(c, 0);
+    c->ops->destroy(c);
+    fg_options_free(fac->options, cfg);
+    fg_free(cfg);
+    pthread_mutex_destroy(&rec.mu);
+}
+
 static void test_routing(void **state)
 {
     struct fixture *f = *state;
@@ -634,6 +865,60 @@ static void test_yaml_config(void **state)
     fg_diag_free(&diag);
 }
 
+/* The grpc block as the YAML loader sees it: Collector-shaped keys and their bounds. */
+static void test_yaml_grpc(void **state)
+{
+    const char *yaml = "receivers:\n"
+                       "  otlp:\n"
+                       "    protocols:\n"
+                       "      grpc:\n"
+                       "        endpoint: \"127.0.0.1:0\"\n"
+                       "        max_recv_msg_size_mib: 32\n"
+                       "        max_concurrent_streams: 7\n"
+                       "        max_resets_per_second: 9\n"
+                       "        keepalive:\n"
+                       "          server_parameters:\n"
+                       "            max_connection_idle: 3s\n"
+                       "            max_connection_age: 1m\n"
+                       "exporters:\n"
+                       "  debug:\n"
+                       "service:\n"
+                       "  pipelines:\n"
+                       "    profiles:\n"
+                       "      receivers: [otlp]\n"
+                       "      exporters: [debug]\n";
+    struct fg_config *cfg = NULL;
+    struct fg_diag diag;
+    fg_diag_init(&diag);
+    int rc = fg_config_load_string("g.yaml", yaml, strlen(yaml), &cfg, &diag);
+    if (rc != 0)
+        fprintf(stderr, "%.*s", (int)diag.text.len, (const char *)diag.text.data);
+    assert_int_equal(rc, 0);
+    const struct otlp_receiver_config *oc =
+        fg_config_find(cfg, FG_KIND_RECEIVER, "otlp")->config;
+    assert_true(oc->protocols.grpc_enabled);
+    assert_false(oc->protocols.http_enabled);
+    assert_int_equal(oc->protocols.grpc.max_recv_msg_size_mib, 32);
+    assert_int_equal(oc->protocols.grpc.limits.max_concurrent_streams, 7);
+    assert_int_equal(oc->protocols.grpc.limits.max_resets_per_second, 9);
+    assert_int_equal(oc->protocols.grpc.limits.max_streams_per_second, 10000);
+    assert_int_equal(oc->protocols.grpc.keepalive.server_parameters.max_connection_idle,
+                     3000000000LL);
+    assert_int_equal(oc->protocols.grpc.keepalive.server_parameters.max_connection_age,
+                     60000000000LL);
+    fg_config_free(cfg);
+    fg_diag_free(&diag);
+
+    /* 64 MiB is the ceiling */
+    char bad[1024];
+    const char *at = strstr(yaml, "32");
+    snprintf(bad, sizeof(bad), "%.*s65%s", (int)(at - yaml), yaml, at + 2);
+    fg_diag_init(&diag);
+    assert_int_not_equal(fg_config_load_string("b.yaml", bad, strlen(bad), &cfg, &diag), 0);
+    assert_non_null(memmem(diag.text.data, diag.text.len, "max_recv_msg_size_mib", 21));
+    fg_diag_free(&diag);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -646,8 +931,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_consumer_refuses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_routing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_grpc_status_mapping, setup, teardown),
+        cmocka_unit_test(test_grpc_listener),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_yaml_config),
+        cmocka_unit_test(test_yaml_grpc),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
