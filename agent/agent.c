@@ -691,6 +691,7 @@ static void *collector_main(void *arg)
     (void)arg;
     fg__tls_guard = 1;
     agent_thread_signals();
+    pthread_setname_np(pthread_self(), "fg-agent-coll"); /* its samples are the agent's */
     long long next_upload = mono_ms() + A.cfg.upload_interval_ms;
     pthread_mutex_lock(&A.mu);
     for (;;) {
@@ -761,6 +762,7 @@ static void *sender_main(void *arg)
     (void)arg;
     fg__tls_guard = 1;
     agent_thread_signals();
+    pthread_setname_np(pthread_self(), "fg-agent-send");
     long backoff = 0;
     bool warned = false;
     pthread_mutex_lock(&A.mu);
