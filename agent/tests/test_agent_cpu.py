@@ -32,6 +32,18 @@ class CpuAccuracy(a.AgentTestCase):
         return truth, reqs
 
     def check_split(self, hz, threads, seconds):
+        # CPU-clock timer signals arrive only at scheduler ticks, and on a loaded machine
+        # fewer of them reach the process, each standing for more periods (a bigger weight):
+        # the estimate stays unbiased but one run can miss by chance. A second run decides;
+        # two misses in a row fail.
+        try:
+            self.check_split_once(hz, threads, seconds)
+        except AssertionError as e:
+            print("first run missed (%s); running once more" % str(e).splitlines()[0],
+                  flush=True)
+            self.check_split_once(hz, threads, seconds)
+
+    def check_split_once(self, hz, threads, seconds):
         truth, reqs = self.run_burn(hz, threads, seconds)
         want_a = truth["burn_a_ns"] / (truth["burn_a_ns"] + truth["burn_b_ns"])
         smp = a.samples(reqs, "samples")
@@ -79,10 +91,10 @@ class CpuAccuracy(a.AgentTestCase):
         self.check_split(99, 2, 4.0)
 
     def test_999hz_one_thread(self):
-        self.check_split(999, 1, 3.2)
+        self.check_split(999, 1, 4.0)
 
     def test_999hz_four_threads(self):
-        self.check_split(999, 4, 0.8)
+        self.check_split(999, 4, 1.0)
 
 
 if __name__ == "__main__":
