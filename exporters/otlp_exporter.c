@@ -476,7 +476,7 @@ static int build_body(struct otlp_exporter *x, const struct fg_profiles *batch,
         goto fail;
     }
     if (gzip) {
-        rc = fg_gzip(payload.data, payload.len, 6, body);
+        rc = fg_gzip(payload.data, payload.len, FG_GZIP_LEVEL, body);
         if (rc != 0) {
             rc = fg_err_set(err, FG_ERETRYABLE, "gzip: %s", fg_strerror(rc));
             goto fail;

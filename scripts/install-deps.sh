@@ -8,7 +8,8 @@ build_pkgs=(build-essential cmake pkg-config
   libmicrohttpd-dev libnghttp2-dev libcurl4-openssl-dev libyaml-dev libjansson-dev
   libprotobuf-c-dev protobuf-c-compiler zlib1g-dev)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev python3 python3-protobuf protobuf-compiler
-  curl golang-go python3-grpcio python3-grpc-tools nghttp2-client)
+  curl golang-go python3-grpcio python3-grpc-tools nghttp2-client
+  chromium chromium-driver python3-selenium)
 
 # The agent overhead bench (make bench-agent) compares against gperftools; tests never need it.
 bench_pkgs=(libgoogle-perftools-dev)
