@@ -18,6 +18,8 @@ extern const struct fg_factory fg_file_exporter_factory;
 extern const struct fg_factory fg_debug_exporter_factory;
 extern const struct fg_factory fg_memory_limiter_processor_factory;
 extern const struct fg_factory fg_file_storage_factory;
+extern const struct fg_factory fg_bearertokenauth_factory;
+extern const struct fg_factory fg_basicauth_factory;
 
 static const struct fg_factory *const registry[] = {
     &fg_otlp_receiver_factory,
@@ -34,6 +36,8 @@ static const struct fg_factory *const registry[] = {
     &fg_debug_exporter_factory,
     &fg_memory_limiter_processor_factory,
     &fg_file_storage_factory,
+    &fg_bearertokenauth_factory,
+    &fg_basicauth_factory,
 };
 
 static _Thread_local const struct fg_create_args *current_args;
