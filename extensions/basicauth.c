@@ -134,7 +134,11 @@ static int add_users(struct basicauth *ba, const char *text, size_t len, const c
         ba->n_users++;
         if (u->hash[0] == '$') {
             u->slow = true;
-            if (strncmp(u->hash, "$apr1$", 6) == 0 || crypt_checksalt(u->hash) != CRYPT_SALT_OK)
+            /* Legacy ($1$, $5$) and cheap settings still verify; only unknown or disabled
+             * methods cannot. */
+            int cs = crypt_checksalt(u->hash);
+            if (strncmp(u->hash, "$apr1$", 6) == 0 || cs == CRYPT_SALT_INVALID ||
+                cs == CRYPT_SALT_METHOD_DISABLED)
                 return fg_err_set(err, FG_EINVAL,
                                   "htpasswd %s line %zu (user %s): hash format not supported "
                                   "by libcrypt (use htpasswd -B for bcrypt or -s for {SHA}; "

@@ -372,9 +372,9 @@ static int listener_start(struct otlp_receiver *r, struct otlp_listener *l, stru
     /* The host as configured (port 0 is replaced by the bound one). */
     const char *colon = strrchr(l->endpoint, ':');
     int host_len = colon ? (int)(colon - l->endpoint) : 0;
-    fg_log(FG_LOG_INFO, r->head.id, "listening on %.*s:%u (%s%s%s)", host_len, l->endpoint,
-           (unsigned)fg_http_server_port(l->srv), l->label, l->tls ? ", TLS" : "",
-           l->auth ? ", auth" : "");
+    fg_log(FG_LOG_INFO, r->head.id, "listening on %.*s:%u (%s)%s%s", host_len, l->endpoint,
+           (unsigned)fg_http_server_port(l->srv), l->label, l->tls ? " with TLS" : "",
+           l->auth ? (l->tls ? " and auth" : " with auth") : "");
     return 0;
 }
 

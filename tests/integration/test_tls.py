@@ -17,8 +17,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fgharness as h  # noqa: E402
 import grpcutil as g  # noqa: E402
 
-TLS_PORT_RE = re.compile(r"listening on [^ ]*:(\d+) \(OTLP/HTTP, TLS")
-TLS_GRPC_PORT_RE = re.compile(r"listening on [^ ]*:(\d+) \(OTLP/gRPC, TLS")
+TLS_PORT_RE = re.compile(r"listening on [^ ]*:(\d+) \(OTLP/HTTP\) with TLS")
+TLS_GRPC_PORT_RE = re.compile(r"listening on [^ ]*:(\d+) \(OTLP/gRPC\) with TLS")
 CT = {"Content-Type": "application/x-protobuf"}
 
 CA_CNF = """[ca]
