@@ -12,6 +12,7 @@
 #include <openssl/x509.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -359,6 +360,13 @@ static void *proxy_main(void *arg)
 {
     struct tls_conn *tc = arg;
     struct fg_tls_server *t = tc->t;
+    /* OpenSSL writes with plain write(): a client gone away must be EPIPE, not a SIGPIPE
+     * that kills the process (a thread-directed one stays pending while blocked and is
+     * dropped when the thread ends). */
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
     char peer[96];
     peer_name(tc->tfd, peer, sizeof(peer));
     if (handshake(tc, peer) == 0)
