@@ -5,6 +5,8 @@
 #include <string.h>
 
 extern const struct fg_factory fg_otlp_receiver_factory;
+extern const struct fg_factory fg_pyroscope_receiver_factory;
+extern const struct fg_factory fg_samples_receiver_factory;
 extern const struct fg_factory fg_batch_processor_factory;
 extern const struct fg_factory fg_attributes_processor_factory;
 extern const struct fg_factory fg_resource_processor_factory;
@@ -14,6 +16,7 @@ extern const struct fg_factory fg_resourcedetection_processor_factory;
 extern const struct fg_factory fg_sampling_processor_factory;
 extern const struct fg_factory fg_aggregate_processor_factory;
 extern const struct fg_factory fg_otlphttp_exporter_factory;
+extern const struct fg_factory fg_pyroscope_exporter_factory;
 extern const struct fg_factory fg_file_exporter_factory;
 extern const struct fg_factory fg_debug_exporter_factory;
 extern const struct fg_factory fg_memory_limiter_processor_factory;
@@ -23,6 +26,8 @@ extern const struct fg_factory fg_basicauth_factory;
 
 static const struct fg_factory *const registry[] = {
     &fg_otlp_receiver_factory,
+    &fg_pyroscope_receiver_factory,
+    &fg_samples_receiver_factory,
     &fg_batch_processor_factory,
     &fg_attributes_processor_factory,
     &fg_resource_processor_factory,
@@ -32,6 +37,7 @@ static const struct fg_factory *const registry[] = {
     &fg_sampling_processor_factory,
     &fg_aggregate_processor_factory,
     &fg_otlphttp_exporter_factory,
+    &fg_pyroscope_exporter_factory,
     &fg_file_exporter_factory,
     &fg_debug_exporter_factory,
     &fg_memory_limiter_processor_factory,

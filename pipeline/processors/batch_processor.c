@@ -1,9 +1,11 @@
 /* Processor "batch": merges incoming batches through the dictionary merge and sends them on
- * when send_batch_size samples are pending or timeout has passed since the first one. */
+ * when send_batch_size samples are pending or timeout has passed since the first one. Batches
+ * of different tenants are never merged: each tenant has its own pending batch. */
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -38,14 +40,20 @@ static int batch_validate(const void *config, struct fg_err *err)
     return 0;
 }
 
+/* What one tenant has pending: merged so far, never empty. */
+struct pending {
+    struct fg_profiles *batch;
+    int64_t since_ns;
+};
+
 struct batch_processor {
     struct fg_component base;
     struct batch_config cfg;
     struct fg_consumer *next;
     pthread_mutex_t mu;
     pthread_cond_t wake;
-    struct fg_profiles *pending; /* merged so far; NULL when empty */
-    int64_t pending_since_ns;
+    struct pending *pending; /* one per tenant with data waiting, in no order */
+    size_t n_pending, cap_pending;
     bool stopping;
     bool timer_running;
     pthread_t timer;
@@ -66,11 +74,41 @@ static int send_on(struct batch_processor *b, struct fg_profiles *batch, struct 
     return rc;
 }
 
-static struct fg_profiles *take_pending(struct batch_processor *b)
+/* Removes tenant slot i (the last slot moves into its place) and returns its batch. */
+static struct fg_profiles *take_pending(struct batch_processor *b, size_t i)
 {
-    struct fg_profiles *out = b->pending;
-    b->pending = NULL;
+    struct fg_profiles *out = b->pending[i].batch;
+    b->pending[i] = b->pending[--b->n_pending];
     return out;
+}
+
+static size_t find_pending(struct batch_processor *b, const char *tenant)
+{
+    for (size_t i = 0; i < b->n_pending; i++)
+        if (strcmp(b->pending[i].batch->tenant, tenant) == 0)
+            return i;
+    return b->n_pending;
+}
+
+/* A new empty slot for tenant; returns its index or n_pending on out of memory. */
+static size_t add_pending(struct batch_processor *b, const char *tenant)
+{
+    if (b->n_pending == b->cap_pending) {
+        size_t cap = b->cap_pending ? b->cap_pending * 2 : 4;
+        struct pending *p = fg_realloc(b->pending, cap * sizeof(*p));
+        if (!p)
+            return b->n_pending;
+        b->pending = p;
+        b->cap_pending = cap;
+    }
+    struct fg_profiles *batch = NULL;
+    if (fg_profiles_new(&batch) != 0)
+        return b->n_pending;
+    /* merge leaves the tenant alone: the slot's batch carries it on */
+    snprintf(batch->tenant, sizeof(batch->tenant), "%s", tenant);
+    b->pending[b->n_pending] = (struct pending){batch, fg_now_ns()};
+    pthread_cond_signal(&b->wake);
+    return b->n_pending++;
 }
 
 static int batch_consume(struct fg_consumer *self, struct fg_profiles *batch, struct fg_err *err)
@@ -87,29 +125,29 @@ static int batch_consume(struct fg_consumer *self, struct fg_profiles *batch, st
         fg_profiles_unref(batch);
         return fg_err_set(err, FG_ESTOPPED, "shutting down");
     }
+    size_t slot = find_pending(b, batch->tenant);
     /* keep sent batches under send_batch_max_size when both together would pass it */
-    if (b->pending && b->cfg.send_batch_max_size &&
-        b->pending->n_samples + batch->n_samples > (uint64_t)b->cfg.send_batch_max_size)
-        ready[0] = take_pending(b);
-    if (!b->pending) {
-        if ((rc = fg_profiles_new(&b->pending)) != 0) {
-            fg_err_set(err, rc, "out of memory");
-            goto out;
-        }
-        b->pending_since_ns = fg_now_ns();
-        pthread_cond_signal(&b->wake);
+    if (slot < b->n_pending && b->cfg.send_batch_max_size &&
+        b->pending[slot].batch->n_samples + batch->n_samples > (uint64_t)b->cfg.send_batch_max_size) {
+        ready[0] = take_pending(b, slot);
+        slot = b->n_pending;
     }
-    if ((rc = fg_profiles_merge(b->pending, batch, err)) != 0) {
+    if (slot == b->n_pending && (slot = add_pending(b, batch->tenant)) == b->n_pending) {
+        rc = fg_err_set(err, FG_ENOMEM, "out of memory");
+        goto out;
+    }
+    struct fg_profiles *pend = b->pending[slot].batch;
+    if ((rc = fg_profiles_merge(pend, batch, err)) != 0) {
         /* the accumulated batch stays valid (a merge only ever appends whole entries), so
          * send what it holds; the sender retries this request: at least once, never lost */
         fg_log(FG_LOG_ERROR, b->base.id, "merge failed (%s); sending %llu pending samples early",
-               err ? err->msg : "out of memory", (unsigned long long)b->pending->n_samples);
-        ready[1] = take_pending(b);
+               err ? err->msg : "out of memory", (unsigned long long)pend->n_samples);
+        ready[1] = take_pending(b, slot);
         rc = FG_ERETRYABLE;
         goto out;
     }
-    if (b->pending->n_samples >= (uint64_t)b->cfg.send_batch_size)
-        ready[1] = take_pending(b);
+    if (pend->n_samples >= (uint64_t)b->cfg.send_batch_size)
+        ready[1] = take_pending(b, slot);
 out:
     pthread_mutex_unlock(&b->mu);
     fg_profiles_unref(batch);
@@ -128,18 +166,22 @@ static void *batch_timer(void *arg)
     struct batch_processor *b = arg;
     pthread_mutex_lock(&b->mu);
     while (!b->stopping) {
-        if (!b->pending) {
+        if (b->n_pending == 0) {
             pthread_cond_wait(&b->wake, &b->mu);
             continue;
         }
-        int64_t due = b->pending_since_ns + b->cfg.timeout_ns;
+        size_t oldest = 0;
+        for (size_t i = 1; i < b->n_pending; i++)
+            if (b->pending[i].since_ns < b->pending[oldest].since_ns)
+                oldest = i;
+        int64_t due = b->pending[oldest].since_ns + b->cfg.timeout_ns;
         int64_t now = fg_now_ns();
         if (now < due) {
             struct timespec ts = {due / 1000000000, due % 1000000000};
             pthread_cond_timedwait(&b->wake, &b->mu, &ts);
             continue;
         }
-        struct fg_profiles *ready = take_pending(b);
+        struct fg_profiles *ready = take_pending(b, oldest);
         pthread_mutex_unlock(&b->mu);
         send_on(b, ready, NULL);
         pthread_mutex_lock(&b->mu);
@@ -166,24 +208,33 @@ static int batch_shutdown(struct fg_component *c, int64_t deadline_ns)
     pthread_mutex_lock(&b->mu);
     b->stopping = true;
     pthread_cond_broadcast(&b->wake);
-    struct fg_profiles *rest = take_pending(b);
     pthread_mutex_unlock(&b->mu);
     if (b->timer_running) {
         pthread_join(b->timer, NULL);
         b->timer_running = false;
     }
-    if (rest) {
+    int rc = 0;
+    for (;;) {
+        pthread_mutex_lock(&b->mu);
+        struct fg_profiles *rest = b->n_pending ? take_pending(b, b->n_pending - 1) : NULL;
+        pthread_mutex_unlock(&b->mu);
+        if (!rest)
+            break;
         fg_log(FG_LOG_DEBUG, c->id, "flushing %llu samples on shutdown",
                (unsigned long long)rest->n_samples);
-        return send_on(b, rest, NULL);
+        int send_rc = send_on(b, rest, NULL);
+        if (send_rc && !rc)
+            rc = send_rc;
     }
-    return 0;
+    return rc;
 }
 
 static void batch_destroy(struct fg_component *c)
 {
     struct batch_processor *b = (struct batch_processor *)c;
-    fg_profiles_unref(b->pending);
+    for (size_t i = 0; i < b->n_pending; i++)
+        fg_profiles_unref(b->pending[i].batch);
+    fg_free(b->pending);
     pthread_mutex_destroy(&b->mu);
     pthread_cond_destroy(&b->wake);
     fg_free(b);

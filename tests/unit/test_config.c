@@ -293,10 +293,10 @@ static void test_unknown_type(void **state)
     expect_error("receivers:\n  otlp:\n    protocols: {http: }\n  jaeger/x:\n" "exporters:\n"
                  "  debug:\n" PIPE,
                  "t.yaml:4:3: error: receivers.jaeger/x: unknown receiver type \"jaeger\" "
-                 "(known receiver types: otlp)");
+                 "(known receiver types: otlp, pyroscope, samples)");
     expect_error(BASE "  kafka:\n" PIPE,
                  "t.yaml:6:3: error: exporters.kafka: unknown exporter type \"kafka\" (known "
-                 "exporter types: otlphttp, file, debug)");
+                 "exporter types: otlphttp, pyroscope, file, debug)");
     expect_error(BASE "extensions:\n  health_check:\n" PIPE,
                  "t.yaml:7:3: error: extensions.health_check: unknown extension type "
                  "\"health_check\" (known extension types: file_storage)");
