@@ -27,9 +27,23 @@ const struct fg_option fg_tls_client_options[] = {
 
 struct fg_tls_client {
     struct fg_tls_client_config cfg; /* strings borrowed from the config */
-    char *url;
-    struct curl_slist *connect_to;
+    struct curl_slist *connect_to;   /* set with server_name_override */
 };
+
+/* url with its host replaced by name; curl_free the result. NULL on failure. */
+static char *with_host(const char *url, const char *name, char **host, char **port)
+{
+    CURLU *u = curl_url();
+    char *out = NULL;
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        (!host || curl_url_get(u, CURLUPART_HOST, host, 0) == CURLUE_OK) &&
+        (!port || curl_url_get(u, CURLUPART_PORT, port, CURLU_DEFAULT_PORT) == CURLUE_OK) &&
+        curl_url_set(u, CURLUPART_HOST, name, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_URL, &out, 0) != CURLUE_OK)
+        out = NULL;
+    curl_url_cleanup(u);
+    return out;
+}
 
 int fg_tls_client_new(const struct fg_tls_client_config *cfg, const char *url,
                       struct fg_tls_client **out, struct fg_err *err)
@@ -42,47 +56,33 @@ int fg_tls_client_new(const struct fg_tls_client_config *cfg, const char *url,
     if ((cfg->cert_file && *cfg->cert_file) != (cfg->key_file && *cfg->key_file))
         return fg_err_set(err, FG_EINVAL, "tls: cert_file and key_file go together");
     struct fg_tls_client *t = fg_calloc(1, sizeof(*t));
-    CURLU *u = NULL;
     char *host = NULL, *port = NULL, *rewritten = NULL;
     int rc = 0;
     if (!t)
         return fg_err_set(err, FG_ENOMEM, "out of memory");
     t->cfg = *cfg;
     if (cfg->server_name_override && *cfg->server_name_override && https) {
-        if (!(u = curl_url()) || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-            curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-            curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
-            curl_url_set(u, CURLUPART_HOST, cfg->server_name_override, 0) != CURLUE_OK ||
-            curl_url_get(u, CURLUPART_URL, &rewritten, 0) != CURLUE_OK) {
+        if (!(rewritten = with_host(url, cfg->server_name_override, &host, &port))) {
             rc = fg_err_set(err, FG_EINVAL, "tls.server_name_override: cannot apply \"%s\" to %s",
                             cfg->server_name_override, url);
             goto fail;
         }
         char line[512];
         snprintf(line, sizeof(line), "%s:%s:%s:%s", cfg->server_name_override, port, host, port);
-        struct curl_slist *l = curl_slist_append(NULL, line);
-        t->url = fg_strdup(rewritten);
-        if (!l || !t->url) {
-            curl_slist_free_all(l);
+        if (!(t->connect_to = curl_slist_append(NULL, line))) {
             rc = fg_err_set(err, FG_ENOMEM, "out of memory");
             goto fail;
         }
-        t->connect_to = l;
-    } else if (!(t->url = fg_strdup(url))) {
-        rc = fg_err_set(err, FG_ENOMEM, "out of memory");
-        goto fail;
     }
     curl_free(host);
     curl_free(port);
     curl_free(rewritten);
-    curl_url_cleanup(u);
     *out = t;
     return 0;
 fail:
     curl_free(host);
     curl_free(port);
     curl_free(rewritten);
-    curl_url_cleanup(u);
     fg_tls_client_free(t);
     return rc;
 }
@@ -92,23 +92,22 @@ void fg_tls_client_free(struct fg_tls_client *t)
     if (!t)
         return;
     curl_slist_free_all(t->connect_to);
-    fg_free(t->url);
     fg_free(t);
 }
 
-const char *fg_tls_client_url(const struct fg_tls_client *t)
-{
-    return t->url;
-}
-
-void fg_tls_client_apply(const struct fg_tls_client *t, CURL *h)
+int fg_tls_client_apply(const struct fg_tls_client *t, CURL *h, const char *url)
 {
     if (!t)
-        return;
+        return 0;
     const struct fg_tls_client_config *c = &t->cfg;
-    curl_easy_setopt(h, CURLOPT_URL, t->url);
-    if (t->connect_to)
+    if (t->connect_to) {
+        char *u = with_host(url, c->server_name_override, NULL, NULL);
+        if (!u)
+            return FG_EINVAL;
+        curl_easy_setopt(h, CURLOPT_URL, u); /* libcurl copies it */
+        curl_free(u);
         curl_easy_setopt(h, CURLOPT_CONNECT_TO, t->connect_to);
+    }
     if (c->ca_file && *c->ca_file)
         curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
     if (c->cert_file && *c->cert_file) {
@@ -121,4 +120,5 @@ void fg_tls_client_apply(const struct fg_tls_client *t, CURL *h)
     }
     /* The Collector's default minimum. */
     curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    return 0;
 }

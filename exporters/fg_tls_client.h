@@ -22,15 +22,15 @@ extern const struct fg_option fg_tls_client_options[];
 
 struct fg_tls_client;
 
-/* Checks cfg against url and prepares what each request needs; url is borrowed. */
+/* Checks cfg against url (the exporter's base URL) and prepares what each request needs;
+ * url is borrowed. */
 int fg_tls_client_new(const struct fg_tls_client_config *cfg, const char *url,
                       struct fg_tls_client **out, struct fg_err *err);
 void fg_tls_client_free(struct fg_tls_client *t);
-/* The URL to request: url, or with its host replaced by server_name_override (the
- * connection still goes to the original host, through CURLOPT_CONNECT_TO). */
-const char *fg_tls_client_url(const struct fg_tls_client *t);
-/* Sets the TLS options (and CURLOPT_URL) on h; call after curl_easy_reset. t may be NULL
- * (then only the URL is not set: the caller's). Any thread. */
-void fg_tls_client_apply(const struct fg_tls_client *t, CURL *h);
+/* Sets the TLS options on h (after curl_easy_reset and CURLOPT_URL) for a request to url, a
+ * URL on the same host as the base one. With server_name_override the request goes to url
+ * with its host replaced by that name, and CURLOPT_CONNECT_TO still connects to the real
+ * host. t may be NULL (nothing to do). Returns 0 or FG_ENOMEM / FG_EINVAL. Any thread. */
+int fg_tls_client_apply(const struct fg_tls_client *t, CURL *h, const char *url);
 
 #endif

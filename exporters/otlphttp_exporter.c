@@ -330,7 +330,10 @@ static int otlphttp_send(void *ctx, struct fg_profiles *batch, int64_t *retry_af
     }
     char curl_err[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(h, CURLOPT_URL, x->url);
-    fg_tls_client_apply(x->tls, h);
+    if (fg_tls_client_apply(x->tls, h, x->url) != 0) {
+        rc = fg_err_set(err, FG_EPERMANENT, "tls: cannot apply server_name_override");
+        goto fail;
+    }
     curl_easy_setopt(h, CURLOPT_POST, 1L);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body->len ? (const char *)body->data : "");
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
