@@ -4,7 +4,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 
-.PHONY: all build deps test-deps run test test-fast test-asan test-docker fuzz clean
+.PHONY: all build deps test-deps run test test-fast test-asan test-docker fuzz bench clean
 
 all: build
 
@@ -46,6 +46,13 @@ test-asan:
 fuzz: test-deps
 	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DFG_FUZZ=ON >/dev/null
 	@cmake --build build-fuzz -j $(JOBS)
+
+# Benchmark (bench/README.md): RelWithDebInfo build, h2load load over HTTP/1.1, h2c and
+# gRPC, one table on stdout. Not a test; a few minutes at most.
+bench: test-deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target bench_tools
+	/usr/bin/python3 bench/bench.py --build $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

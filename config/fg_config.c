@@ -16,8 +16,8 @@
 #define MAX_CONFIG_FILE (16u << 20)
 #define PATH_LEN 512
 
-static const char *const section_names[] = {"receivers", "processors", "exporters",
-                                            "extensions"};
+static const char *const section_names[FG_CONFIG_KINDS] = {
+    "receivers", "processors", "exporters", "extensions", "connectors"};
 
 /* ---- diagnostics ---- */
 
@@ -68,11 +68,36 @@ void fg_diag_add(struct fg_diag *d, int is_error, const char *file, int line, in
 
 /* ---- loader state ---- */
 
+/* A connector id in a pipeline's receivers or exporters list, where it was written. */
+struct conn_use {
+    size_t pipeline;
+    const char *connector; /* the id string held by the pipeline */
+    bool as_exporter;
+    int line, col;
+};
+
+/* A pipeline id in a connector's settings (fg_config_pipeline_ref), checked once the
+ * service section is known. */
+struct pipe_ref {
+    char *connector;
+    char *pipeline;
+    char *path;
+    int line, col;
+};
+
 struct loader {
     const char *file;
     struct fg_diag *diag;
     struct fg_config *cfg;
     bool nomem;
+    /* set while a component's body is parsed, and while a pipeline's lists are */
+    const char *cur_component;
+    enum fg_kind cur_kind;
+    size_t cur_pipeline;
+    struct conn_use *uses;
+    size_t n_uses;
+    struct pipe_ref *refs;
+    size_t n_refs;
 };
 
 static void errf(struct loader *L, const struct fg_ynode *at, const char *fmt, ...)
@@ -212,6 +237,35 @@ static void parse_strlist(struct loader *L, struct fg_strlist *l, const struct f
     }
 }
 
+static void add_pipe_ref(struct loader *L, const char *pipeline, const struct fg_ynode *at,
+                         const char *path)
+{
+    if (L->cur_kind != FG_KIND_CONNECTOR || !L->cur_component) {
+        errf(L, at, "%s: only connectors refer to pipelines", path);
+        return;
+    }
+    struct pipe_ref *bigger = fg_realloc(L->refs, (L->n_refs + 1) * sizeof(*L->refs));
+    if (!bigger) {
+        L->nomem = true;
+        return;
+    }
+    L->refs = bigger;
+    struct pipe_ref *r = &L->refs[L->n_refs];
+    r->connector = fg_strdup(L->cur_component);
+    r->pipeline = fg_strdup(pipeline);
+    r->path = fg_strdup(path);
+    r->line = at->line;
+    r->col = at->col;
+    if (!r->connector || !r->pipeline || !r->path) {
+        fg_free(r->connector);
+        fg_free(r->pipeline);
+        fg_free(r->path);
+        L->nomem = true;
+        return;
+    }
+    L->n_refs++;
+}
+
 /* Runs an option's value check and reports its message at the value's position. */
 static void run_check(struct loader *L, const struct fg_option *opt, const void *value,
                       const struct fg_ynode *at, const char *path)
@@ -224,6 +278,20 @@ static void run_check(struct loader *L, const struct fg_option *opt, const void 
         L->nomem = true;
     else if (rc)
         errf(L, at, "%s: %s", path, err.msg);
+    else if (opt->check == fg_config_pipeline_ref)
+        add_pipe_ref(L, *(const char *const *)value, at, path);
+}
+
+int fg_config_pipeline_ref(const void *value, struct fg_err *err)
+{
+    const char *id = *(const char *const *)value;
+    if (!id)
+        return 0;
+    if (strcmp(id, "profiles") == 0 ||
+        (strncmp(id, "profiles/", 9) == 0 && id[9] != '\0'))
+        return 0;
+    return fg_err_set(err, FG_EINVAL, "invalid pipeline id \"%s\" (expected profiles or "
+                                      "profiles/NAME)", id);
 }
 
 static void parse_structlist(struct loader *L, const struct fg_option *opt,
@@ -457,7 +525,10 @@ static void parse_component(struct loader *L, enum fg_kind kind, const struct fg
         return;
     }
     int errors_before = L->diag->errors;
+    L->cur_component = c->id;
+    L->cur_kind = kind;
     parse_options(L, factory->options, c->config, body, path);
+    L->cur_component = NULL;
     if (L->nomem || L->diag->errors != errors_before || !factory->validate)
         return;
     if (factory->validate(c->config, &err) != 0)
@@ -482,10 +553,26 @@ static void parse_section(struct loader *L, enum fg_kind kind, const struct fg_y
 
 /* ---- service ---- */
 
-/* A list of component ids of one kind; each must be defined and appear once. */
+static bool add_conn_use(struct loader *L, const char *connector, bool as_exporter,
+                         const struct fg_ynode *at)
+{
+    struct conn_use *bigger = fg_realloc(L->uses, (L->n_uses + 1) * sizeof(*L->uses));
+    if (!bigger) {
+        L->nomem = true;
+        return false;
+    }
+    L->uses = bigger;
+    L->uses[L->n_uses++] = (struct conn_use){L->cur_pipeline, connector, as_exporter, at->line,
+                                             at->col};
+    return true;
+}
+
+/* A list of component ids of one kind; each must be defined and appear once. In a
+ * pipeline's receivers and exporters a connector id stands too (recorded in L->uses). */
 static void parse_id_list(struct loader *L, enum fg_kind kind, const struct fg_ynode *val,
                           const char *path, char ***out, size_t *n_out)
 {
+    bool connectors_too = kind == FG_KIND_RECEIVER || kind == FG_KIND_EXPORTER;
     if (is_null(val))
         return;
     if (val->kind != FG_YNODE_SEQUENCE) {
@@ -508,9 +595,20 @@ static void parse_id_list(struct loader *L, enum fg_kind kind, const struct fg_y
                  item->kind == FG_YNODE_SCALAR ? "nothing" : node_kind_name(item));
             continue;
         }
-        if (!find_component(L->cfg, kind, item->text)) {
-            errf(L, item, "%s: %s \"%s\" is not defined in %s", path, fg_kind_name(kind),
-                 item->text, section_names[kind]);
+        bool plain = find_component(L->cfg, kind, item->text) != NULL;
+        bool conn = connectors_too && find_component(L->cfg, FG_KIND_CONNECTOR, item->text);
+        if (plain && conn) {
+            /* the Collector refuses the same ambiguity */
+            errf(L, item, "%s: \"%s\" is ambiguous: both a %s and a connector have this id "
+                          "(rename one, e.g. \"%s/2\")",
+                 path, item->text, fg_kind_name(kind), item->text);
+            continue;
+        }
+        if (!plain && !conn) {
+            errf(L, item, "%s: %s \"%s\" is not defined in %s%s", path, fg_kind_name(kind),
+                 item->text, section_names[kind],
+                 connectors_too && L->cfg->n_components[FG_KIND_CONNECTOR] ? " or connectors"
+                                                                            : "");
             continue;
         }
         bool dup = false;
@@ -526,6 +624,8 @@ static void parse_id_list(struct loader *L, enum fg_kind kind, const struct fg_y
             return;
         }
         (*n_out)++;
+        if (conn && !add_conn_use(L, ids[*n_out - 1], kind == FG_KIND_EXPORTER, item))
+            return;
     }
 }
 
@@ -572,6 +672,7 @@ static void parse_pipeline(struct loader *L, const struct fg_ynode *key,
         return;
     }
     cfg->n_pipelines++;
+    L->cur_pipeline = cfg->n_pipelines - 1;
 
     if (!is_null(body) && body->kind != FG_YNODE_MAPPING) {
         errf(L, body, "%s: expected a mapping with receivers, processors and exporters, got a %s",
@@ -780,7 +881,7 @@ static bool in_list(char *const *ids, size_t n, const char *id)
 static void warn_unused(struct loader *L)
 {
     const struct fg_config *cfg = L->cfg;
-    for (int kind = 0; kind < 4; kind++) {
+    for (int kind = 0; kind < FG_CONFIG_KINDS; kind++) {
         for (size_t i = 0; i < cfg->n_components[kind]; i++) {
             const struct fg_config_component *c = &cfg->components[kind][i];
             if (!c->factory)
@@ -796,6 +897,9 @@ static void warn_unused(struct loader *L)
                     used = in_list(pl->processors, pl->n_processors, c->id);
                 else if (kind == FG_KIND_EXPORTER)
                     used = in_list(pl->exporters, pl->n_exporters, c->id);
+                else if (kind == FG_KIND_CONNECTOR)
+                    used = in_list(pl->exporters, pl->n_exporters, c->id) ||
+                           in_list(pl->receivers, pl->n_receivers, c->id);
             }
             if (used)
                 continue;
@@ -811,11 +915,177 @@ static void warn_unused(struct loader *L)
     }
 }
 
+/* ---- connectors: both ends used, pipelines they name, no cycles ---- */
+
+static const struct conn_use *first_use(const struct loader *L, const char *connector,
+                                        bool as_exporter)
+{
+    for (size_t i = 0; i < L->n_uses; i++)
+        if (L->uses[i].as_exporter == as_exporter && strcmp(L->uses[i].connector, connector) == 0)
+            return &L->uses[i];
+    return NULL;
+}
+
+static void check_connector_ends(struct loader *L)
+{
+    const struct fg_config *cfg = L->cfg;
+    for (size_t i = 0; i < cfg->n_components[FG_KIND_CONNECTOR]; i++) {
+        const struct fg_config_component *c = &cfg->components[FG_KIND_CONNECTOR][i];
+        const struct conn_use *e = first_use(L, c->id, true), *r = first_use(L, c->id, false);
+        if (!c->factory || (e && r) || (!e && !r))
+            continue; /* unknown type: reported; unused: warned */
+        const struct conn_use *u = e ? e : r;
+        fg_diag_add(L->diag, 1, L->file, u->line, u->col,
+                    "service.pipelines.%s.%s: connector \"%s\" is used as %s here but no "
+                    "pipeline lists it among its %s (a connector joins the end of one pipeline "
+                    "to the start of another)",
+                    cfg->pipelines[u->pipeline].name, e ? "exporters" : "receivers", c->id,
+                    e ? "an exporter" : "a receiver", e ? "receivers" : "exporters");
+    }
+}
+
+static void check_pipe_refs(struct loader *L)
+{
+    const struct fg_config *cfg = L->cfg;
+    for (size_t i = 0; i < L->n_refs; i++) {
+        const struct pipe_ref *r = &L->refs[i];
+        const struct fg_config_pipeline *pl = NULL;
+        for (size_t p = 0; p < cfg->n_pipelines && !pl; p++)
+            if (strcmp(cfg->pipelines[p].name, r->pipeline) == 0)
+                pl = &cfg->pipelines[p];
+        if (!pl)
+            fg_diag_add(L->diag, 1, L->file, r->line, r->col,
+                        "%s: pipeline \"%s\" is not defined in service.pipelines", r->path,
+                        r->pipeline);
+        else if (!in_list(pl->receivers, pl->n_receivers, r->connector))
+            fg_diag_add(L->diag, 1, L->file, r->line, r->col,
+                        "%s: pipeline \"%s\" does not list connector \"%s\" among its "
+                        "receivers (add it there to route data to it)",
+                        r->path, r->pipeline, r->connector);
+    }
+}
+
+/* An edge of the pipeline graph: from exports to connector, to lists it as a receiver. */
+struct edge {
+    size_t from, to;
+    const struct conn_use *use; /* the connector in from's exporters */
+};
+
+struct dfs_frame {
+    size_t node;
+    size_t next_edge;  /* index into the edge array, of edges leaving node */
+    size_t edge_taken; /* the edge followed to the frame above */
+};
+
+/* Appends "a -> conn -> b -> ... -> a" for the cycle closed by edge e over the DFS stack. */
+static void describe_cycle(const struct fg_config *cfg, const struct dfs_frame *stack,
+                           size_t depth, const struct edge *edges, const struct edge *e,
+                           char *out, size_t size)
+{
+    size_t start = 0, used = 0;
+    while (start < depth && stack[start].node != e->to)
+        start++;
+    out[0] = '\0';
+    for (size_t i = start; i < depth; i++) {
+        const struct edge *step = i + 1 < depth ? &edges[stack[i].edge_taken] : e;
+        int n = snprintf(out + used, size - used, "%s -> %s -> ",
+                         cfg->pipelines[stack[i].node].name, step->use->connector);
+        if (n < 0 || (size_t)n >= size - used)
+            return;
+        used += (size_t)n;
+    }
+    snprintf(out + used, size - used, "%s", cfg->pipelines[e->to].name);
+}
+
+/* Data must not come back to a pipeline it has passed through: that would loop forever.
+ * Depth-first search without recursion (a generated configuration may chain thousands of
+ * pipelines); the first cycle found is reported where its last connector is exported to. */
+static void check_cycles(struct loader *L)
+{
+    const struct fg_config *cfg = L->cfg;
+    size_t n_edges = 0, cap = 0;
+    struct edge *edges = NULL;
+    uint8_t *color = NULL; /* 0 unvisited, 1 on the stack, 2 done */
+    size_t *first = NULL;  /* edges sorted by from: first[p]..first[p+1] */
+    struct dfs_frame *stack = NULL;
+    /* uses are recorded pipeline by pipeline, so edges come out sorted by from */
+    for (size_t u = 0; u < L->n_uses; u++) {
+        const struct conn_use *e = &L->uses[u];
+        if (!e->as_exporter)
+            continue;
+        for (size_t v = 0; v < L->n_uses; v++) {
+            const struct conn_use *r = &L->uses[v];
+            if (r->as_exporter || strcmp(r->connector, e->connector) != 0)
+                continue;
+            if (n_edges == cap) {
+                size_t ncap = cap ? cap * 2 : 16;
+                struct edge *bigger = fg_realloc(edges, ncap * sizeof(*edges));
+                if (!bigger)
+                    goto nomem;
+                edges = bigger;
+                cap = ncap;
+            }
+            edges[n_edges++] = (struct edge){e->pipeline, r->pipeline, e};
+        }
+    }
+    if (!n_edges)
+        goto done;
+    color = fg_calloc(cfg->n_pipelines, 1);
+    first = fg_calloc(cfg->n_pipelines + 1, sizeof(*first));
+    stack = fg_calloc(cfg->n_pipelines, sizeof(*stack));
+    if (!color || !first || !stack)
+        goto nomem;
+    for (size_t i = 0, p = 0; p <= cfg->n_pipelines; p++) {
+        while (i < n_edges && edges[i].from < p)
+            i++;
+        first[p] = i;
+    }
+    for (size_t root = 0; root < cfg->n_pipelines; root++) {
+        if (color[root])
+            continue;
+        size_t depth = 0;
+        stack[depth++] = (struct dfs_frame){root, first[root], 0};
+        color[root] = 1;
+        while (depth) {
+            struct dfs_frame *top = &stack[depth - 1];
+            if (top->next_edge == first[top->node + 1]) {
+                color[top->node] = 2;
+                depth--;
+                continue;
+            }
+            size_t ei = top->next_edge++;
+            const struct edge *e = &edges[ei];
+            if (color[e->to] == 1) {
+                char cycle[600];
+                describe_cycle(cfg, stack, depth, edges, e, cycle, sizeof(cycle));
+                fg_diag_add(L->diag, 1, L->file, e->use->line, e->use->col,
+                            "service.pipelines.%s.exporters: connector \"%s\" closes a cycle "
+                            "of pipelines (%s): data would loop forever",
+                            cfg->pipelines[e->from].name, e->use->connector, cycle);
+                goto done;
+            }
+            if (color[e->to] == 0) {
+                top->edge_taken = ei;
+                color[e->to] = 1;
+                stack[depth++] = (struct dfs_frame){e->to, first[e->to], 0};
+            }
+        }
+    }
+    goto done;
+nomem:
+    L->nomem = true;
+done:
+    fg_free(edges);
+    fg_free(color);
+    fg_free(first);
+    fg_free(stack);
+}
+
 static void load_root(struct loader *L, const struct fg_ynode *root)
 {
-    static const char *const top_keys[] = {"receivers", "processors", "exporters", "extensions",
-                                           "service"};
-    const struct fg_ynode *keys[5] = {NULL}, *values[5] = {NULL};
+    static const char *const top_keys[] = {"receivers",  "processors", "exporters",
+                                           "extensions", "connectors", "service"};
+    const struct fg_ynode *keys[6] = {NULL}, *values[6] = {NULL};
     if (is_null(root)) {
         errf(L, root ? root : &(struct fg_ynode){.line = 1, .col = 1},
              "empty configuration (expected receivers, exporters and service)");
@@ -823,7 +1093,7 @@ static void load_root(struct loader *L, const struct fg_ynode *root)
     }
     if (root->kind != FG_YNODE_MAPPING) {
         errf(L, root, "the configuration must be a mapping (receivers, processors, exporters, "
-                      "extensions, service), not a %s",
+                      "extensions, connectors, service), not a %s",
              node_kind_name(root));
         return;
     }
@@ -836,13 +1106,9 @@ static void load_root(struct loader *L, const struct fg_ynode *root)
             if (strcmp(top_keys[t], k->text) == 0)
                 break;
         if (t == FG_ARRAY_LEN(top_keys)) {
-            if (strcmp(k->text, "connectors") == 0)
-                errf(L, k, "connectors are not supported (flamegate has only profiles "
-                           "pipelines)");
-            else
-                errf(L, k, "%s: unknown top-level key (valid keys: receivers, processors, "
-                           "exporters, extensions, service)",
-                     k->text);
+            errf(L, k, "%s: unknown top-level key (valid keys: receivers, processors, "
+                       "exporters, extensions, connectors, service)",
+                 k->text);
             continue;
         }
         if (keys[t]) {
@@ -854,13 +1120,18 @@ static void load_root(struct loader *L, const struct fg_ynode *root)
     }
     /* Components in the order written, so diagnostics read top to bottom. */
     for (size_t i = 0; i < root->n && !L->nomem; i++) {
-        for (int kind = 0; kind < 4; kind++)
+        for (int kind = 0; kind < FG_CONFIG_KINDS; kind++)
             if (keys[kind] == fg__ynode_key(root, i))
                 parse_section(L, (enum fg_kind)kind, values[kind]);
     }
     if (L->nomem)
         return;
-    parse_service(L, keys[4], values[4], root);
+    parse_service(L, keys[5], values[5], root);
+    if (L->nomem)
+        return;
+    check_connector_ends(L);
+    check_pipe_refs(L);
+    check_cycles(L);
     if (!L->nomem)
         warn_unused(L);
 }
@@ -871,7 +1142,7 @@ void fg_config_free(struct fg_config *cfg)
 {
     if (!cfg)
         return;
-    for (int kind = 0; kind < 4; kind++) {
+    for (int kind = 0; kind < FG_CONFIG_KINDS; kind++) {
         for (size_t i = 0; i < cfg->n_components[kind]; i++) {
             struct fg_config_component *c = &cfg->components[kind][i];
             if (c->factory && c->config)
@@ -905,15 +1176,29 @@ void fg_config_free(struct fg_config *cfg)
 const struct fg_config_component *fg_config_find(const struct fg_config *cfg, enum fg_kind kind,
                                                  const char *id)
 {
-    if (!cfg || !id || (unsigned)kind >= 4)
+    if (!cfg || !id || (unsigned)kind >= FG_CONFIG_KINDS)
         return NULL;
     return find_component(cfg, kind, id);
+}
+
+static void loader_free(struct loader *L)
+{
+    for (size_t i = 0; i < L->n_refs; i++) {
+        fg_free(L->refs[i].connector);
+        fg_free(L->refs[i].pipeline);
+        fg_free(L->refs[i].path);
+    }
+    fg_free(L->refs);
+    fg_free(L->uses);
+    L->refs = NULL;
+    L->uses = NULL;
+    L->n_refs = L->n_uses = 0;
 }
 
 int fg_config_load_string(const char *source_name, const char *yaml, size_t len,
                           struct fg_config **out, struct fg_diag *diag)
 {
-    struct loader L = {source_name ? source_name : "<config>", diag, NULL, false};
+    struct loader L = {.file = source_name ? source_name : "<config>", .diag = diag};
     struct fg_ynode *root = NULL;
     int errors_before = diag->errors;
     int rc;
@@ -943,12 +1228,14 @@ int fg_config_load_string(const char *source_name, const char *yaml, size_t len,
         goto fail;
     }
     fg__ynode_free(root);
+    loader_free(&L);
     *out = L.cfg;
     return 0;
 fail:
     if (rc == FG_ENOMEM)
         fg_diag_add(diag, 1, L.file, 0, 0, "out of memory while loading the configuration");
     fg__ynode_free(root);
+    loader_free(&L);
     fg_config_free(L.cfg);
     return rc;
 }

@@ -28,6 +28,9 @@ struct fg_config_component {
     int line, col;                     /* where the id was declared */
 };
 
+/* Every enum fg_kind, connectors included. */
+#define FG_CONFIG_KINDS 5
+
 struct fg_config_pipeline {
     char *name; /* "profiles" or "profiles/NAME" */
     char **receivers;
@@ -40,8 +43,8 @@ struct fg_config_pipeline {
 
 struct fg_config {
     char *source; /* file name, or "<default>" for the embedded default */
-    struct fg_config_component *components[4]; /* indexed by enum fg_kind */
-    size_t n_components[4];
+    struct fg_config_component *components[FG_CONFIG_KINDS]; /* indexed by enum fg_kind */
+    size_t n_components[FG_CONFIG_KINDS];
     struct fg_config_pipeline *pipelines;
     size_t n_pipelines;
     char **service_extensions;
@@ -61,6 +64,12 @@ void fg_config_free(struct fg_config *cfg);
 
 const struct fg_config_component *fg_config_find(const struct fg_config *cfg, enum fg_kind kind,
                                                  const char *id);
+
+/* An option check (config/fg_option.h) for a STRLIST of pipeline ids, such as a routing
+ * connector's routes[].pipelines: besides the id's syntax, the loader checks that each named
+ * pipeline exists and lists the connector among its receivers, with the item's FILE:LINE:COL.
+ * Only meaningful in a connector's option table. */
+int fg_config_pipeline_ref(const void *value, struct fg_err *err);
 
 /* The embedded default: otlp (http 127.0.0.1:4318) → batch → file (./flamegate-data) + debug. */
 extern const char fg_default_config_yaml[];

@@ -1,4 +1,4 @@
-/* Components (receivers, processors, exporters, extensions): a factory per type, registered
+/* Components (receivers, processors, exporters, extensions, connectors): a factory per type, registered
  * once in a static table (pipeline/fg_registry.c), and the consumer interface that moves
  * batches between them. Modelled on the OpenTelemetry Collector's component/consumer API. */
 #ifndef FG_COMPONENT_H
@@ -12,7 +12,15 @@
 
 struct fg_profiles;
 
-enum fg_kind { FG_KIND_RECEIVER, FG_KIND_PROCESSOR, FG_KIND_EXPORTER, FG_KIND_EXTENSION };
+/* A connector ends one or more pipelines (listed among their exporters) and feeds others
+ * (listed among their receivers), as in the Collector. */
+enum fg_kind {
+    FG_KIND_RECEIVER,
+    FG_KIND_PROCESSOR,
+    FG_KIND_EXPORTER,
+    FG_KIND_EXTENSION,
+    FG_KIND_CONNECTOR
+};
 
 /* Something that accepts batches. consume takes ownership of one reference to batch in
  * every case (also on error) and must treat it as read-only: it may be shared with other
@@ -45,7 +53,7 @@ struct fg_component {
     const struct fg_component_ops *ops;
     const struct fg_factory *factory;
     char id[128];                /* "type" or "type/name" */
-    struct fg_consumer consumer; /* valid for processors and exporters */
+    struct fg_consumer consumer; /* valid for processors, exporters and connectors */
 };
 
 /* What create gets besides the typed config. */
@@ -57,6 +65,12 @@ struct fg_create_args {
      * tests). The instance found is created, and started before any other component. */
     struct fg_component *(*find_extension)(void *ctx, const char *id);
     void *find_ctx;
+    /* Connectors: the pipelines that list this connector among their receivers (names such
+     * as "profiles/a") and, at the same index, where each pipeline's data goes in (its first
+     * processor, or its exporters' fan-out). Borrowed; valid for the service's lifetime. */
+    const char *const *pipelines;
+    struct fg_consumer *const *pipeline_heads;
+    size_t n_pipelines;
 };
 
 /* The args of the create call running on this thread (the service sets them around

@@ -16,6 +16,7 @@ extern const struct fg_factory fg_resourcedetection_processor_factory;
 extern const struct fg_factory fg_sampling_processor_factory;
 extern const struct fg_factory fg_aggregate_processor_factory;
 extern const struct fg_factory fg_otlphttp_exporter_factory;
+extern const struct fg_factory fg_otlp_exporter_factory;
 extern const struct fg_factory fg_pyroscope_exporter_factory;
 extern const struct fg_factory fg_file_exporter_factory;
 extern const struct fg_factory fg_debug_exporter_factory;
@@ -23,6 +24,8 @@ extern const struct fg_factory fg_memory_limiter_processor_factory;
 extern const struct fg_factory fg_file_storage_factory;
 extern const struct fg_factory fg_bearertokenauth_factory;
 extern const struct fg_factory fg_basicauth_factory;
+extern const struct fg_factory fg_forward_connector_factory;
+extern const struct fg_factory fg_routing_connector_factory;
 
 static const struct fg_factory *const registry[] = {
     &fg_otlp_receiver_factory,
@@ -37,6 +40,7 @@ static const struct fg_factory *const registry[] = {
     &fg_sampling_processor_factory,
     &fg_aggregate_processor_factory,
     &fg_otlphttp_exporter_factory,
+    &fg_otlp_exporter_factory,
     &fg_pyroscope_exporter_factory,
     &fg_file_exporter_factory,
     &fg_debug_exporter_factory,
@@ -44,6 +48,8 @@ static const struct fg_factory *const registry[] = {
     &fg_file_storage_factory,
     &fg_bearertokenauth_factory,
     &fg_basicauth_factory,
+    &fg_forward_connector_factory,
+    &fg_routing_connector_factory,
 };
 
 static _Thread_local const struct fg_create_args *current_args;
@@ -74,6 +80,7 @@ const struct fg_factory *const *fg_factories(size_t *count)
 
 const char *fg_kind_name(enum fg_kind kind)
 {
-    static const char *const names[] = {"receiver", "processor", "exporter", "extension"};
+    static const char *const names[] = {"receiver", "processor", "exporter", "extension",
+                                         "connector"};
     return (unsigned)kind < FG_ARRAY_LEN(names) ? names[kind] : "component";
 }

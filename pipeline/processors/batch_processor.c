@@ -54,24 +54,106 @@ struct batch_processor {
     pthread_cond_t wake;
     struct pending *pending; /* one per tenant with data waiting, in no order */
     size_t n_pending, cap_pending;
+    /* Batches the next component refused with a retryable error: acknowledged data, so
+     * they are kept and offered again, oldest first; while any is held, new data is
+     * refused (backpressure) instead of piling up. */
+    struct fg_profiles **held;
+    size_t n_held, cap_held;
+    uint64_t held_samples;
+    int64_t retry_at_ns;
+    int64_t backoff_ns;
     bool stopping;
     bool timer_running;
     pthread_t timer;
 };
 
-/* Sends one merged batch on; the caller holds no lock. */
-static int send_on(struct batch_processor *b, struct fg_profiles *batch, struct fg_err *err)
+#define HOLD_BACKOFF_MIN_NS (100 * INT64_C(1000000))
+#define HOLD_BACKOFF_MAX_NS (5 * INT64_C(1000000000))
+
+static bool retryable(int rc)
+{
+    return rc == FG_EFULL || rc == FG_ERETRYABLE || rc == FG_ENOMEM || rc == FG_ESTOPPED;
+}
+
+/* Keeps a refused batch (at the front when it was the oldest); called with the lock held.
+ * Returns false when even the bookkeeping cannot grow. */
+static bool hold(struct batch_processor *b, struct fg_profiles *batch, bool front)
+{
+    if (b->n_held == b->cap_held) {
+        size_t cap = b->cap_held ? b->cap_held * 2 : 4;
+        struct fg_profiles **bigger = fg_realloc(b->held, cap * sizeof(*bigger));
+        if (!bigger)
+            return false;
+        b->held = bigger;
+        b->cap_held = cap;
+    }
+    if (front) {
+        memmove(b->held + 1, b->held, b->n_held * sizeof(*b->held));
+        b->held[0] = batch;
+    } else {
+        b->held[b->n_held] = batch;
+    }
+    b->n_held++;
+    b->held_samples += batch->n_samples;
+    int64_t now = fg_now_ns();
+    b->backoff_ns = b->backoff_ns ? FG_MIN(b->backoff_ns * 2, HOLD_BACKOFF_MAX_NS)
+                                  : HOLD_BACKOFF_MIN_NS;
+    b->retry_at_ns = now + b->backoff_ns;
+    pthread_cond_signal(&b->wake);
+    return true;
+}
+
+/* Sends one merged batch on; the caller holds no lock. A retryable refusal keeps the batch
+ * (it holds data already acknowledged); a permanent one drops it and says so. */
+static int send_on(struct batch_processor *b, struct fg_profiles *batch, bool front,
+                   struct fg_err *err)
 {
     uint64_t samples = batch->n_samples;
     struct fg_err local = {{0}};
+    fg_profiles_ref(batch); /* the next component takes one reference whatever happens */
     int rc = fg_consume(b->next, batch, &local);
-    if (rc) {
-        fg_log(FG_LOG_WARN, b->base.id, "next component refused a batch of %llu samples: %s",
-               (unsigned long long)samples, local.msg);
-        if (err)
-            *err = local;
+    if (rc == 0) {
+        fg_profiles_unref(batch);
+        pthread_mutex_lock(&b->mu);
+        b->backoff_ns = 0;
+        pthread_mutex_unlock(&b->mu);
+        return 0;
     }
+    if (err)
+        *err = local;
+    if (retryable(rc)) {
+        pthread_mutex_lock(&b->mu);
+        bool kept = hold(b, batch, front);
+        pthread_mutex_unlock(&b->mu);
+        if (kept) {
+            fg_log(FG_LOG_WARN, b->base.id,
+                   "next component refused a batch of %llu samples (%s); holding it and "
+                   "refusing new data until it is accepted",
+                   (unsigned long long)samples, local.msg);
+            return rc;
+        }
+    }
+    fg_log(FG_LOG_ERROR, b->base.id, "dropped a batch of %llu samples: %s",
+           (unsigned long long)samples, local.msg);
+    fg_profiles_unref(batch);
     return rc;
+}
+
+/* Offers the oldest held batch again; returns false when there was none. */
+static bool retry_held(struct batch_processor *b)
+{
+    pthread_mutex_lock(&b->mu);
+    if (b->n_held == 0) {
+        pthread_mutex_unlock(&b->mu);
+        return false;
+    }
+    struct fg_profiles *batch = b->held[0];
+    memmove(b->held, b->held + 1, (b->n_held - 1) * sizeof(*b->held));
+    b->n_held--;
+    b->held_samples -= batch->n_samples;
+    pthread_mutex_unlock(&b->mu);
+    send_on(b, batch, true, NULL);
+    return true;
 }
 
 /* Removes tenant slot i (the last slot moves into its place) and returns its batch. */
@@ -116,7 +198,7 @@ static int batch_consume(struct fg_consumer *self, struct fg_profiles *batch, st
     struct batch_processor *b = (struct batch_processor *)((char *)self -
                                                            offsetof(struct fg_component, consumer));
     if (b->cfg.timeout_ns == 0) /* Collector semantics: no timeout means no batching */
-        return send_on(b, batch, err);
+        return fg_consume(b->next, batch, err);
     struct fg_profiles *ready[2] = {NULL, NULL};
     int rc = 0;
     pthread_mutex_lock(&b->mu);
@@ -124,6 +206,14 @@ static int batch_consume(struct fg_consumer *self, struct fg_profiles *batch, st
         pthread_mutex_unlock(&b->mu);
         fg_profiles_unref(batch);
         return fg_err_set(err, FG_ESTOPPED, "shutting down");
+    }
+    if (b->n_held) {
+        uint64_t held = b->held_samples;
+        pthread_mutex_unlock(&b->mu);
+        fg_profiles_unref(batch);
+        return fg_err_set(err, FG_ERETRYABLE,
+                          "downstream is refusing data; %llu samples waiting to be sent",
+                          (unsigned long long)held);
     }
     size_t slot = find_pending(b, batch->tenant);
     /* keep sent batches under send_batch_max_size when both together would pass it */
@@ -154,8 +244,9 @@ out:
     for (int i = 0; i < 2; i++) {
         if (!ready[i])
             continue;
-        int send_rc = send_on(b, ready[i], err);
-        if (send_rc && !rc)
+        /* a held batch counts as accepted: it carries this request's data safely */
+        int send_rc = send_on(b, ready[i], false, err);
+        if (send_rc && !retryable(send_rc) && !rc)
             rc = send_rc;
     }
     return rc;
@@ -166,24 +257,36 @@ static void *batch_timer(void *arg)
     struct batch_processor *b = arg;
     pthread_mutex_lock(&b->mu);
     while (!b->stopping) {
-        if (b->n_pending == 0) {
+        int64_t now = fg_now_ns();
+        if (b->n_held && now >= b->retry_at_ns) {
+            pthread_mutex_unlock(&b->mu);
+            retry_held(b);
+            pthread_mutex_lock(&b->mu);
+            continue;
+        }
+        if (b->n_pending == 0 && b->n_held == 0) {
             pthread_cond_wait(&b->wake, &b->mu);
             continue;
         }
-        size_t oldest = 0;
-        for (size_t i = 1; i < b->n_pending; i++)
-            if (b->pending[i].since_ns < b->pending[oldest].since_ns)
+        int64_t due = INT64_MAX;
+        size_t oldest = b->n_pending;
+        for (size_t i = 0; i < b->n_pending; i++)
+            if (oldest == b->n_pending || b->pending[i].since_ns < b->pending[oldest].since_ns)
                 oldest = i;
-        int64_t due = b->pending[oldest].since_ns + b->cfg.timeout_ns;
-        int64_t now = fg_now_ns();
+        if (oldest < b->n_pending)
+            due = b->pending[oldest].since_ns + b->cfg.timeout_ns;
+        if (b->n_held)
+            due = FG_MIN(due, b->retry_at_ns);
         if (now < due) {
             struct timespec ts = {due / 1000000000, due % 1000000000};
             pthread_cond_timedwait(&b->wake, &b->mu, &ts);
             continue;
         }
+        if (oldest == b->n_pending || now < b->pending[oldest].since_ns + b->cfg.timeout_ns)
+            continue; /* a held batch is due: handled at the top */
         struct fg_profiles *ready = take_pending(b, oldest);
         pthread_mutex_unlock(&b->mu);
-        send_on(b, ready, NULL);
+        send_on(b, ready, false, NULL);
         pthread_mutex_lock(&b->mu);
     }
     pthread_mutex_unlock(&b->mu);
@@ -222,9 +325,33 @@ static int batch_shutdown(struct fg_component *c, int64_t deadline_ns)
             break;
         fg_log(FG_LOG_DEBUG, c->id, "flushing %llu samples on shutdown",
                (unsigned long long)rest->n_samples);
-        int send_rc = send_on(b, rest, NULL);
+        int send_rc = send_on(b, rest, false, NULL);
         if (send_rc && !rc)
             rc = send_rc;
+    }
+    /* offer what is held until the deadline; what is left then is lost, and said so */
+    for (;;) {
+        pthread_mutex_lock(&b->mu);
+        size_t n = b->n_held;
+        int64_t wait = b->retry_at_ns - fg_now_ns();
+        pthread_mutex_unlock(&b->mu);
+        if (n == 0)
+            break;
+        if (fg_now_ns() >= deadline_ns) {
+            pthread_mutex_lock(&b->mu);
+            fg_log(FG_LOG_ERROR, c->id,
+                   "shutdown deadline passed: lost %zu batches (%llu samples) the next "
+                   "component kept refusing",
+                   b->n_held, (unsigned long long)b->held_samples);
+            pthread_mutex_unlock(&b->mu);
+            return FG_ETIMEOUT;
+        }
+        if (wait > 0) {
+            int64_t nap = FG_MIN(wait, deadline_ns - fg_now_ns());
+            struct timespec ts = {nap / 1000000000, nap % 1000000000};
+            nanosleep(&ts, NULL);
+        }
+        retry_held(b);
     }
     return rc;
 }
@@ -235,6 +362,9 @@ static void batch_destroy(struct fg_component *c)
     for (size_t i = 0; i < b->n_pending; i++)
         fg_profiles_unref(b->pending[i].batch);
     fg_free(b->pending);
+    for (size_t i = 0; i < b->n_held; i++)
+        fg_profiles_unref(b->held[i]);
+    fg_free(b->held);
     pthread_mutex_destroy(&b->mu);
     pthread_cond_destroy(&b->wake);
     fg_free(b);

@@ -162,14 +162,39 @@ static void test_max_size_splits_between_requests(void **state)
     teardown(&f);
 }
 
-static void test_refusal_downstream_reaches_the_sender(void **state)
+static void test_refused_batch_is_held_and_backpressure_applies(void **state)
 {
     struct fixture f;
     setup(&f, "    timeout: 1h\n    send_batch_size: 4");
     f.rec.refuse = 1;
-    assert_int_equal(send(&f, "a", 5), FG_EFULL);
+    /* the size flush is refused: the batch is kept, so this request is still accepted */
+    assert_int_equal(send(&f, "a", 5), 0);
+    assert_int_equal(count(&f.rec), 0);
+    /* while it is held, new data is refused with a retryable error, not dropped */
+    assert_int_equal(send(&f, "b", 1), FG_ERETRYABLE);
+    pthread_mutex_lock(&f.rec.mu);
     f.rec.refuse = 0;
+    pthread_mutex_unlock(&f.rec.mu);
+    /* the timer offers it again (first retry after 100 ms) */
+    for (int i = 0; i < 400 && count(&f.rec) == 0; i++)
+        usleep(5000);
+    assert_int_equal(count(&f.rec), 1);
+    assert_int_equal(f.rec.batches[0]->n_samples, 5);
+    assert_int_equal(send(&f, "b", 1), 0);
     f.batch->ops->shutdown(f.batch, fg_now_ns() + 1000000000);
+    assert_int_equal(count(&f.rec), 2);
+    teardown(&f);
+}
+
+static void test_shutdown_retries_held_until_the_deadline(void **state)
+{
+    struct fixture f;
+    setup(&f, "    timeout: 1h");
+    assert_int_equal(send(&f, "a", 3), 0);
+    f.rec.refuse = 1;
+    /* refused on the shutdown flush and still refused at the deadline: reported lost */
+    assert_int_equal(f.batch->ops->shutdown(f.batch, fg_now_ns() + 300000000), FG_ETIMEOUT);
+    assert_int_equal(count(&f.rec), 0);
     teardown(&f);
 }
 
@@ -221,7 +246,8 @@ int main(void)
         cmocka_unit_test(test_timeout_trigger),
         cmocka_unit_test(test_shutdown_flushes_pending),
         cmocka_unit_test(test_max_size_splits_between_requests),
-        cmocka_unit_test(test_refusal_downstream_reaches_the_sender),
+        cmocka_unit_test(test_refused_batch_is_held_and_backpressure_applies),
+        cmocka_unit_test(test_shutdown_retries_held_until_the_deadline),
         cmocka_unit_test(test_zero_timeout_passes_through),
         cmocka_unit_test(test_concurrent_senders_lose_nothing),
     };

@@ -296,7 +296,7 @@ static void test_unknown_type(void **state)
                  "(known receiver types: otlp, pyroscope, samples)");
     expect_error(BASE "  kafka:\n" PIPE,
                  "t.yaml:6:3: error: exporters.kafka: unknown exporter type \"kafka\" (known "
-                 "exporter types: otlphttp, pyroscope, file, debug)");
+                 "exporter types: otlphttp, otlp, pyroscope, file, debug)");
     expect_error(BASE "extensions:\n  health_check:\n" PIPE,
                  "t.yaml:7:3: error: extensions.health_check: unknown extension type "
                  "\"health_check\" (known extension types: file_storage");
@@ -323,11 +323,12 @@ static void test_unknown_key(void **state)
     expect_error("receivers:\n  otlp:\n    protocols:\n      thrift:\n" "exporters:\n  debug:\n" PIPE,
                  "t.yaml:4:7: error: receivers.otlp.protocols.thrift: unknown key (valid keys: "
                  "http, grpc)");
-    expect_error(BASE "connectors:\n  forward:\n" PIPE,
-                 "t.yaml:6:1: error: connectors are not supported");
+    expect_error(BASE "connectors:\n  spanmetrics:\n" PIPE,
+                 "t.yaml:7:3: error: connectors.spanmetrics: unknown connector type "
+                 "\"spanmetrics\" (known connector types: forward, routing)");
     expect_error(BASE "recievers:\n" PIPE,
                  "t.yaml:6:1: error: recievers: unknown top-level key (valid keys: receivers, "
-                 "processors, exporters, extensions, service)");
+                 "processors, exporters, extensions, connectors, service)");
     expect_error(BASE PIPE "  foo: 1\n",
                  "t.yaml:11:3: error: service.foo: unknown key (valid keys: extensions, "
                  "pipelines, shutdown_timeout, telemetry)");
@@ -678,6 +679,286 @@ static void test_null_and_lists(void **state)
                  "receiver id, got list");
 }
 
+/* ---- connectors ---- */
+
+/* Lines:                                                   1 */
+#define CONN_HEAD                                                                          \
+    "receivers:\n"                                           /* 1 */                        \
+    "  otlp:\n"                                              /* 2 */                        \
+    "    protocols: {http: }\n"                              /* 3 */                        \
+    "exporters:\n"                                           /* 4 */                        \
+    "  debug/a:\n"                                           /* 5 */                        \
+    "  debug/b:\n"                                           /* 6 */                        \
+    "connectors:\n"                                          /* 7 */                        \
+    "  forward:\n"                                           /* 8 */                        \
+    "  routing:\n"                                           /* 9 */                        \
+    "    default_pipelines: [profiles/b]\n"                  /* 10 */                       \
+    "    routes:\n"                                          /* 11 */                       \
+    "      - match: {resource_attribute: service.name, value: x}\n" /* 12 */                \
+    "        pipelines: [profiles/a]\n"                      /* 13 */                       \
+    "service:\n"                                             /* 14 */                       \
+    "  pipelines:\n"                                         /* 15 */                       \
+    "    profiles/in:\n"                                     /* 16 */                       \
+    "      receivers: [otlp]\n"                              /* 17 */                       \
+    "      exporters: [routing, forward]\n"                  /* 18 */
+
+static const char conn_ok[] = CONN_HEAD
+    "    profiles/a:\n"                                      /* 19 */
+    "      receivers: [routing, forward]\n"                  /* 20 */
+    "      exporters: [debug/a]\n"                           /* 21 */
+    "    profiles/b:\n"                                      /* 22 */
+    "      receivers: [routing]\n"                           /* 23 */
+    "      exporters: [debug/b]\n";                          /* 24 */
+
+static void test_connectors_ok(void **state)
+{
+    struct fg_config *cfg = NULL;
+    struct fg_diag d;
+    int rc = load(conn_ok, &cfg, &d);
+    if (rc)
+        fail_msg("%s", diag_text(&d));
+    assert_int_equal(d.errors + d.warnings, 0);
+    assert_int_equal(cfg->n_components[FG_KIND_CONNECTOR], 2);
+    const struct fg_config_component *r = fg_config_find(cfg, FG_KIND_CONNECTOR, "routing");
+    assert_non_null(r);
+    assert_string_equal(r->factory->type, "routing");
+    assert_int_equal(r->line, 9);
+    assert_null(fg_config_find(cfg, FG_KIND_EXPORTER, "routing"));
+    assert_int_equal(cfg->n_pipelines, 3);
+    assert_string_equal(cfg->pipelines[0].exporters[0], "routing");
+    assert_string_equal(cfg->pipelines[0].exporters[1], "forward");
+    assert_string_equal(cfg->pipelines[1].receivers[1], "forward");
+    const struct fg_strlist *def = field(r, "default_pipelines");
+    assert_int_equal(def->n, 1);
+    assert_string_equal(def->items[0], "profiles/b");
+    fg_config_free(cfg);
+    fg_diag_free(&d);
+}
+
+static void test_connector_pipeline_refs(void **state)
+{
+    /* a route naming a pipeline that does not exist */
+    expect_error(CONN_HEAD "    profiles/a:\n      receivers: [routing, forward]\n"
+                           "      exporters: [debug/a]\n",
+                 "t.yaml:10:25: error: connectors.routing.default_pipelines: pipeline "
+                 "\"profiles/b\" is not defined in service.pipelines");
+    /* a pipeline that exists but is not fed by the connector */
+    expect_error(CONN_HEAD "    profiles/a:\n      receivers: [routing, forward]\n"
+                           "      exporters: [debug/a]\n"
+                           "    profiles/b:\n      receivers: [otlp]\n"
+                           "      exporters: [debug/b]\n",
+                 "t.yaml:10:25: error: connectors.routing.default_pipelines: pipeline "
+                 "\"profiles/b\" does not list connector \"routing\" among its receivers");
+    /* the position is the list item's, also inside a route */
+    struct fg_config *cfg = (struct fg_config *)1;
+    struct fg_diag d;
+    char yaml[2048];
+    snprintf(yaml, sizeof(yaml), "%s", conn_ok);
+    char *at = strstr(yaml, "pipelines: [profiles/a]");
+    assert_non_null(at);
+    memcpy(at + strlen("pipelines: [profiles/"), "z", 1);
+    assert_int_equal(load(yaml, &cfg, &d), FG_EINVAL);
+    assert_int_equal(d.errors, 1);
+    assert_diag(&d, "t.yaml:13:21: error: connectors.routing.routes[0].pipelines: pipeline "
+                    "\"profiles/z\" is not defined in service.pipelines");
+    fg_diag_free(&d);
+    /* a malformed pipeline id is caught by the option check */
+    snprintf(yaml, sizeof(yaml), "%s", conn_ok);
+    at = strstr(yaml, "[profiles/b]");
+    memcpy(at + 1, "traces/b  ", 10);
+    expect_error(yaml, "t.yaml:10:25: error: connectors.routing.default_pipelines: invalid "
+                       "pipeline id \"traces/b\" (expected profiles or profiles/NAME)");
+}
+
+static void test_connector_route_checks(void **state)
+{
+#define ROUTING(body)                                                                       \
+    "receivers:\n  otlp:\n    protocols: {http: }\nexporters:\n  debug:\n"                   \
+    "connectors:\n  routing:\n" body                                                        \
+    "service:\n  pipelines:\n    profiles/in:\n      receivers: [otlp]\n"                    \
+    "      exporters: [routing]\n    profiles/a:\n      receivers: [routing]\n"             \
+    "      exporters: [debug]\n"
+    expect_error(ROUTING("    routes:\n      - pipelines: [profiles/a]\n"),
+                 "t.yaml:9:9: error: connectors.routing.routes[0]: match: needs "
+                 "resource_attribute (with value or regex) or tenant");
+    expect_error(ROUTING("    routes:\n      - match: {resource_attribute: k, value: v, regex: r}\n"
+                         "        pipelines: [profiles/a]\n"),
+                 "t.yaml:9:9: error: connectors.routing.routes[0]: match: resource_attribute "
+                 "needs exactly one of value or regex");
+    expect_error(ROUTING("    routes:\n      - match: {value: v}\n"
+                         "        pipelines: [profiles/a]\n"),
+                 "match: needs resource_attribute");
+    expect_error(ROUTING("    routes:\n      - match: {tenant: t, regex: r}\n"
+                         "        pipelines: [profiles/a]\n"),
+                 "match: value and regex only mean something with resource_attribute");
+    expect_error(ROUTING("    routes:\n      - match: {tenant: t}\n"),
+                 "t.yaml:9:9: error: connectors.routing.routes[0]: pipelines: a route needs at "
+                 "least one pipeline");
+    expect_error(ROUTING("    routes:\n      - match: {resource_attribute: k, regex: 'a(b'}\n"
+                         "        pipelines: [profiles/a]\n"),
+                 "t.yaml:9:47: error: connectors.routing.routes[0].match.regex: invalid regex");
+    expect_error(ROUTING("    error_mode: loud\n    default_pipelines: [profiles/a]\n"),
+                 "t.yaml:8:17: error: connectors.routing.error_mode: invalid value \"loud\"");
+    expect_error(ROUTING("    match_once: true\n"),
+                 "t.yaml:7:3: error: connectors.routing: needs routes or default_pipelines");
+    expect_error(ROUTING("    routes:\n      - match: {tenant: t}\n        pipelines: [profiles/a]\n"
+                         "        via: x\n"),
+                 "t.yaml:11:9: error: connectors.routing.routes[0].via: unknown key");
+#undef ROUTING
+}
+
+static void test_connector_ends(void **state)
+{
+    /* exported to, but feeding nothing */
+    expect_error("receivers:\n  otlp:\n    protocols: {http: }\nexporters:\n  debug:\n"
+                 "connectors:\n  forward:\n"
+                 "service:\n  pipelines:\n    profiles:\n      receivers: [otlp]\n"
+                 "      exporters: [debug, forward]\n",
+                 "t.yaml:12:26: error: service.pipelines.profiles.exporters: connector "
+                 "\"forward\" is used as an exporter here but no pipeline lists it among its "
+                 "receivers");
+    /* a receiver that nothing exports to */
+    expect_error("receivers:\n  otlp:\n    protocols: {http: }\nexporters:\n  debug:\n"
+                 "connectors:\n  forward:\n"
+                 "service:\n  pipelines:\n    profiles:\n      receivers: [otlp, forward]\n"
+                 "      exporters: [debug]\n",
+                 "t.yaml:11:25: error: service.pipelines.profiles.receivers: connector "
+                 "\"forward\" is used as a receiver here but no pipeline lists it among its "
+                 "exporters");
+    /* a connector is not a processor */
+    expect_error("receivers:\n  otlp:\n    protocols: {http: }\nexporters:\n  debug:\n"
+                 "connectors:\n  forward:\n"
+                 "service:\n  pipelines:\n    profiles:\n      receivers: [otlp]\n"
+                 "      processors: [forward]\n      exporters: [debug]\n",
+                 "t.yaml:12:20: error: service.pipelines.profiles.processors: processor "
+                 "\"forward\" is not defined in processors");
+    /* undefined ids mention connectors when there are some */
+    expect_error("receivers:\n  otlp:\n    protocols: {http: }\nexporters:\n  debug:\n"
+                 "connectors:\n  forward:\n"
+                 "service:\n  pipelines:\n    profiles:\n      receivers: [otlp]\n"
+                 "      exporters: [debug, forward/2]\n",
+                 "t.yaml:12:26: error: service.pipelines.profiles.exporters: exporter "
+                 "\"forward/2\" is not defined in exporters or connectors");
+    /* defined but unused: a warning, like any component */
+    struct fg_config *cfg = NULL;
+    struct fg_diag d;
+    int rc = load(BASE "connectors:\n  forward/spare:\n" PIPE, &cfg, &d);
+    if (rc)
+        fail_msg("%s", diag_text(&d));
+    assert_int_equal(d.warnings, 1);
+    assert_diag(&d, "t.yaml:7:3: warning: connectors.forward/spare: connector \"forward/spare\" "
+                    "is not used in any pipeline");
+    fg_config_free(cfg);
+    fg_diag_free(&d);
+}
+
+static void test_connector_cycles(void **state)
+{
+    /* a -> forward/1 -> b -> forward/2 -> a; reported where the loop closes */
+    const char *two =
+        "receivers:\n  otlp:\n    protocols: {http: }\nexporters:\n  debug:\n" /* 1-5 */
+        "connectors:\n  forward/1:\n  forward/2:\n"                            /* 6-8 */
+        "service:\n  pipelines:\n"                                              /* 9-10 */
+        "    profiles/a:\n      receivers: [otlp, forward/2]\n"                 /* 11-12 */
+        "      exporters: [forward/1, debug]\n"                                  /* 13 */
+        "    profiles/b:\n      receivers: [forward/1]\n"                       /* 14-15 */
+        "      exporters: [forward/2]\n";                                        /* 16 */
+    expect_error(two, "t.yaml:16:19: error: service.pipelines.profiles/b.exporters: connector "
+                      "\"forward/2\" closes a cycle of pipelines (profiles/a -> forward/1 -> "
+                      "profiles/b -> forward/2 -> profiles/a): data would loop forever");
+    /* a pipeline feeding itself */
+    expect_error("receivers:\n  otlp:\n    protocols: {http: }\nexporters:\n  debug:\n"
+                 "connectors:\n  forward:\n"
+                 "service:\n  pipelines:\n    profiles:\n      receivers: [otlp, forward]\n"
+                 "      exporters: [debug, forward]\n",
+                 "t.yaml:12:26: error: service.pipelines.profiles.exporters: connector "
+                 "\"forward\" closes a cycle of pipelines (profiles -> forward -> profiles)");
+    /* a cycle through routing, found although the route goes elsewhere: the graph is made of
+     * the pipelines' lists, as in the Collector */
+    expect_error("receivers:\n  otlp:\n    protocols: {http: }\nexporters:\n  debug:\n"
+                 "connectors:\n  routing:\n    default_pipelines: [profiles/b]\n"
+                 "service:\n  pipelines:\n"
+                 "    profiles/a:\n      receivers: [otlp, routing]\n"
+                 "      exporters: [routing]\n"
+                 "    profiles/b:\n      receivers: [routing]\n      exporters: [debug]\n",
+                 "closes a cycle of pipelines (profiles/a -> routing -> profiles/a)");
+}
+
+/* A chain of n pipelines joined by forward connectors, optionally closed into a ring: the
+ * cycle check must not recurse per pipeline. */
+static char *chain_yaml(int n, bool ring)
+{
+    struct fg_buf b;
+    fg_buf_init(&b, 0);
+    assert_int_equal(fg_buf_printf(&b, "receivers:\n  otlp:\n    protocols: {http: }\n"
+                                       "exporters:\n  debug:\nconnectors:\n"), 0);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(fg_buf_printf(&b, "  forward/%d:\n", i), 0);
+    assert_int_equal(fg_buf_printf(&b, "service:\n  pipelines:\n"), 0);
+    for (int i = 0; i < n; i++) {
+        char recv[64];
+        if (i == 0)
+            snprintf(recv, sizeof(recv), ring ? "otlp, forward/%d" : "otlp", n - 1);
+        else
+            snprintf(recv, sizeof(recv), "forward/%d", i - 1);
+        if (i < n - 1 || ring)
+            assert_int_equal(fg_buf_printf(&b, "    profiles/%d:\n      receivers: [%s]\n"
+                                               "      exporters: [forward/%d]\n",
+                                           i, recv, i), 0);
+        else
+            assert_int_equal(fg_buf_printf(&b, "    profiles/%d:\n      receivers: [%s]\n"
+                                               "      exporters: [debug]\n",
+                                           i, recv), 0);
+    }
+    assert_int_equal(fg_buf_append(&b, "", 1), 0);
+    return (char *)b.data;
+}
+
+static void test_connector_long_chain(void **state)
+{
+    char *yaml = chain_yaml(3000, false);
+    struct fg_config *cfg = NULL;
+    struct fg_diag d;
+    /* the last connector is unused: one warning */
+    int rc = load(yaml, &cfg, &d);
+    if (rc)
+        fail_msg("%.400s", diag_text(&d));
+    assert_int_equal(cfg->n_pipelines, 3000);
+    fg_config_free(cfg);
+    fg_diag_free(&d);
+    fg_free(yaml);
+
+    yaml = chain_yaml(3000, true);
+    cfg = (struct fg_config *)1;
+    assert_int_equal(load(yaml, &cfg, &d), FG_EINVAL);
+    assert_int_equal(d.errors, 1);
+    assert_diag(&d, "service.pipelines.profiles/2999.exporters: connector \"forward/2999\" "
+                    "closes a cycle of pipelines (profiles/0 -> forward/0 -> profiles/1 -> ");
+    fg_diag_free(&d);
+    fg_free(yaml);
+}
+
+static void test_connectors_alloc_failures(void **state)
+{
+    unsigned long n;
+    for (n = 1; n < 100000; n++) {
+        struct fg_config *cfg = (struct fg_config *)1;
+        struct fg_diag d;
+        fg_diag_init(&d);
+        fg_alloc_fail_after(n);
+        int rc = fg_config_load_string("t.yaml", conn_ok, strlen(conn_ok), &cfg, &d);
+        fg_alloc_fail_after(0);
+        fg_diag_free(&d);
+        if (rc == 0) {
+            fg_config_free(cfg);
+            break;
+        }
+        assert_int_equal(rc, FG_ENOMEM);
+        assert_null(cfg);
+    }
+    assert_true(n > 50 && n < 100000);
+}
+
 static void test_alloc_failures_full(void **state)
 {
     /* the bigger config touches maps, nested blocks, several pipelines */
@@ -720,6 +1001,13 @@ int main(void)
         cmocka_unit_test(test_env_expansion),
         cmocka_unit_test(test_null_and_lists),
         cmocka_unit_test(test_alloc_failures_full),
+        cmocka_unit_test(test_connectors_ok),
+        cmocka_unit_test(test_connector_pipeline_refs),
+        cmocka_unit_test(test_connector_route_checks),
+        cmocka_unit_test(test_connector_ends),
+        cmocka_unit_test(test_connector_cycles),
+        cmocka_unit_test(test_connector_long_chain),
+        cmocka_unit_test(test_connectors_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
