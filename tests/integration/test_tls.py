@@ -287,6 +287,42 @@ class TlsTest(h.FgTestCase):
         self.stop_clean(a)
         self.stop_clean(b)
 
+    def test_h_grpc_exporter_tls_and_basic_auth(self):
+        """flamegate A (otlp gRPC exporter, TLS with ca_file, basicauth client) → B (gRPC
+        listener with TLS + basicauth) → file."""
+        out = self.out_dir("b-out")
+        password = "grpc-basic-pw-51a"
+        b_cfg = h.config(
+            {"otlp": {"protocols": {"grpc": {
+                "endpoint": "127.0.0.1:0",
+                "tls": {"cert_file": self.srv[0], "key_file": self.srv[1]},
+                "auth": {"authenticator": "basicauth/in"}}}}},
+            {"file": {"path": out, "format": "otlp_proto"}})
+        b_cfg["extensions"] = {"basicauth/in": {"htpasswd": {"inline": "agent:" + password}}}
+        b_cfg["service"]["extensions"] = ["basicauth/in"]
+        b = self.start(b_cfg, "b", wait_port=False)
+        b.port = g.wait_log_port(b, TLS_GRPC_PORT_RE)
+        a_cfg = h.config(
+            {"otlp": h.otlp_receiver()},
+            {"otlp": {"endpoint": "localhost:%d" % b.port,
+                      "tls": {"ca_file": self.ca.crt},
+                      "auth": {"authenticator": "basicauth/out"},
+                      "retry_on_failure": {"initial_interval": "100ms"}}})
+        a_cfg["extensions"] = {"basicauth/out": {"client_auth": {"username": "agent",
+                                                                 "password": password}}}
+        a_cfg["service"]["extensions"] = ["basicauth/out"]
+        a = self.start(a_cfg, "a")
+        reqs = [h.synthetic_request(20 + i) for i in range(3)]
+        for r in reqs:
+            self.assertStatus(h.post(a.port, r.SerializeToString()), 200, "post to A")
+        want = h.canonical_sum(reqs)
+        got, _ = h.collect_dir(out, h.sample_count(want))
+        self.assertSameData(want, got, "A → B over gRPC with TLS and basic auth")
+        for p in (a, b):
+            self.assertNotIn(password, p.log_text(), "the password leaked into %s" % p.name)
+        self.stop_clean(a)
+        self.stop_clean(b)
+
 
 if __name__ == "__main__":
     h.main()
