@@ -11,7 +11,9 @@ requests/s and samples/s accepted by A, A's peak RSS (VmHWM) and CPU seconds
 """
 import argparse
 import http.client
+import json
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -92,6 +94,9 @@ def main():
     ap.add_argument("--sink", choices=("debug", "file"), default="debug",
                     help="B's exporter: debug (nothing kept) or file (in a tmpfs dir)")
     ap.add_argument("--payload", help="an ExportProfilesServiceRequest protobuf file")
+    ap.add_argument("--liveview", action="store_true",
+                    help="run A with the liveview extension (on a free port): its tap sees "
+                         "every batch A forwards")
     args = ap.parse_args()
     if args.seconds > 300 or args.threads > 64:
         ap.error("keep it bounded: --seconds <= 300, --threads <= 64")
@@ -105,11 +110,16 @@ def main():
     else:
         b_cfg = h.config({"otlp": h.otlp_receiver()}, {"debug": {"verbosity": "basic"}})
     b = h.Flamegate(b_cfg, "B", workdir=work)
-    a = h.Flamegate(h.forward_config(b.port), "A", workdir=work)
+    a_cfg = h.forward_config(b.port)
+    if args.liveview:
+        a_cfg["extensions"] = {"liveview": {"endpoint": "127.0.0.1:0"}}
+        a_cfg["service"]["extensions"] = ["liveview"]
+    a = h.Flamegate(a_cfg, "A", workdir=work)
     print("binary     %s" % h.binary())
     print("payload    %s: %d bytes, %d samples" % (what, len(body), samples))
-    print("load       %d threads x %.0f s, B sink %s (%s)" % (args.threads, args.seconds,
-                                                             args.sink, work))
+    print("load       %d threads x %.0f s, B sink %s (%s)%s"
+          % (args.threads, args.seconds, args.sink, work,
+             ", A with liveview" if args.liveview else ""))
     try:
         counts = {"ok": 0, "bad": 0, "errors": 0}
         lock = threading.Lock()
@@ -134,6 +144,25 @@ def main():
         print("A CPU      %.2f s (%.0f%% of one core)" % (cpu, 100 * cpu / elapsed))
         if cpu > 0:
             print("efficiency %.0f samples per CPU-second of A" % (counts["ok"] * samples / cpu))
+        if args.liveview:
+            lv_cpu = 0.0
+            for tid in os.listdir("/proc/%d/task" % a.proc.pid):
+                try:
+                    with open("/proc/%d/task/%s/comm" % (a.proc.pid, tid)) as f:
+                        if f.read().strip() != "fg-liveview":
+                            continue
+                    with open("/proc/%d/task/%s/stat" % (a.proc.pid, tid)) as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                    lv_cpu += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+                except OSError:
+                    pass
+            print("liveview   aggregator thread CPU %.2f s (%.1f%% of A's CPU)"
+                  % (lv_cpu, 100 * lv_cpu / cpu if cpu else 0))
+            m = re.search(r"listening on [^ ]*:(\d+) \(live view\)", a.log_text())
+            o = json.loads(h.request(int(m.group(1)), "GET", "/api/overview").body)
+            print("liveview   aggregated %d batches, %d samples; tap dropped %d batches"
+                  % (o["aggregate"]["batches"], o["aggregate"]["samples"],
+                     o["tap"]["dropped_batches"]))
         rc_a = a.stop(timeout=60)
         rc_b = b.stop(timeout=60)
         print("shutdown   A exit %d, B exit %d" % (rc_a, rc_b))

@@ -79,7 +79,12 @@ struct fg_exporter {
     pthread_t *threads;
     size_t n_threads;
     struct fg_exporter_stats stats; /* under mu, queue_size filled in on read */
+    struct fg_exporter *registry_next; /* under registry_mu */
 };
+
+/* Every live exporter, newest first, so pages can read counters by component id. */
+static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct fg_exporter *registry;
 
 static int64_t mono_now(void)
 {
@@ -437,6 +442,10 @@ int fg_exporter_new(const char *id, const struct fg_exporter_settings *settings,
     if (pthread_cond_init(&e->space, &attr) != 0)
         goto fail;
     pthread_condattr_destroy(&attr);
+    pthread_mutex_lock(&registry_mu);
+    e->registry_next = registry;
+    registry = e;
+    pthread_mutex_unlock(&registry_mu);
     *out = e;
     return 0;
 
@@ -770,6 +779,13 @@ void fg_exporter_free(struct fg_exporter *e)
 {
     if (!e)
         return;
+    pthread_mutex_lock(&registry_mu);
+    for (struct fg_exporter **pp = &registry; *pp; pp = &(*pp)->registry_next)
+        if (*pp == e) {
+            *pp = e->registry_next;
+            break;
+        }
+    pthread_mutex_unlock(&registry_mu);
     /* Freed without a shutdown (failed start-up): stop at once. */
     fg_exporter_shutdown(e, mono_now());
     fg_free(e->threads);
@@ -796,4 +812,19 @@ void fg_exporter_stats(struct fg_exporter *e, struct fg_exporter_stats *out)
                                                                        : st.pending_records;
     }
     pthread_mutex_unlock(&e->mu);
+}
+
+int fg_exporter_stats_by_id(const char *id, struct fg_exporter_stats *out, uint64_t *capacity)
+{
+    int rc = FG_ENOTFOUND;
+    pthread_mutex_lock(&registry_mu);
+    for (struct fg_exporter *e = registry; e; e = e->registry_next)
+        if (strcmp(e->id, id) == 0) {
+            fg_exporter_stats(e, out);
+            *capacity = e->settings.queue.enabled ? (uint64_t)e->settings.queue.queue_size : 0;
+            rc = 0;
+            break;
+        }
+    pthread_mutex_unlock(&registry_mu);
+    return rc;
 }

@@ -87,5 +87,8 @@ struct fg_exporter_stats {
     uint64_t torn_records;                /* skipped on replay */
 };
 void fg_exporter_stats(struct fg_exporter *e, struct fg_exporter_stats *out);
+/* The counters of the newest live exporter named id (for the live view), and its queue
+ * capacity in sizer units (0 without a queue); FG_ENOTFOUND when there is none. */
+int fg_exporter_stats_by_id(const char *id, struct fg_exporter_stats *out, uint64_t *capacity);
 
 #endif

@@ -433,6 +433,14 @@ int32_t fg_dict_string(struct fg_profiles *p, const char *s, size_t len)
     return intern(p, FG_TABLE_STRING, &b);
 }
 
+int32_t fg_dict_copy_string(struct fg_profiles *p, const struct fg_profiles *src, uint32_t idx)
+{
+    /* a string's hash does not depend on its batch */
+    const struct itab *t = &src->dict->t[FG_TABLE_STRING];
+    return intern_hashed(p, FG_TABLE_STRING, t->entries + (size_t)idx * sizeof(struct fg_bytes),
+                         t->hashes[idx]);
+}
+
 int32_t fg_dict_function(struct fg_profiles *p, const struct fg_function *f)
 {
     return intern(p, FG_TABLE_FUNCTION, f);
@@ -776,13 +784,8 @@ static int merge_dictionary(struct fg_profiles *dst, const struct fg_profiles *s
         rm->map[table][i] = (uint32_t)idx; \
     } while (0)
 
-    /* a string's hash does not depend on its batch: reuse the one src computed */
-    const struct itab *src_strings = &src->dict->t[FG_TABLE_STRING];
-    for (uint32_t i = 0; i < src_strings->n; i++)
-        INTERN_OR_FAIL(FG_TABLE_STRING,
-                       intern_hashed(dst, FG_TABLE_STRING,
-                                     src_strings->entries + (size_t)i * sizeof(struct fg_bytes),
-                                     src_strings->hashes[i]));
+    for (uint32_t i = 0; i < src->dict->t[FG_TABLE_STRING].n; i++)
+        INTERN_OR_FAIL(FG_TABLE_STRING, fg_dict_copy_string(dst, src, i));
     const uint32_t *strs = rm->map[FG_TABLE_STRING];
     for (uint32_t i = 0; i < src->dict->t[FG_TABLE_FUNCTION].n; i++) {
         struct fg_function f = *fg_dict_get_function(src, i);

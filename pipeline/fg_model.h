@@ -224,6 +224,8 @@ size_t fg_profiles_memory(const struct fg_profiles *p);
  * indices of this batch's dictionary. ---- */
 
 int32_t fg_dict_string(struct fg_profiles *p, const char *s, size_t len);
+/* Interns string idx of src into p, reusing the hash src already computed. */
+int32_t fg_dict_copy_string(struct fg_profiles *p, const struct fg_profiles *src, uint32_t idx);
 int32_t fg_dict_function(struct fg_profiles *p, const struct fg_function *f);
 int32_t fg_dict_mapping(struct fg_profiles *p, const struct fg_mapping *m);
 int32_t fg_dict_location(struct fg_profiles *p, const struct fg_location *l);

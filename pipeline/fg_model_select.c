@@ -69,8 +69,7 @@ static int reserve(void **buf, uint32_t *cap, uint32_t n, size_t elem)
 
 static int32_t copy_string(struct fg_copier *c, uint32_t i)
 {
-    struct fg_bytes s = fg_dict_get_string(c->src, i);
-    return fg_dict_string(c->dst, s.ptr, s.len);
+    return fg_dict_copy_string(c->dst, c->src, i);
 }
 
 /* Fills out[k] with the dst index of src[k] in table t. */

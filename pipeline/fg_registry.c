@@ -22,6 +22,7 @@ extern const struct fg_factory fg_file_exporter_factory;
 extern const struct fg_factory fg_debug_exporter_factory;
 extern const struct fg_factory fg_memory_limiter_processor_factory;
 extern const struct fg_factory fg_file_storage_factory;
+extern const struct fg_factory fg_liveview_factory;
 extern const struct fg_factory fg_bearertokenauth_factory;
 extern const struct fg_factory fg_basicauth_factory;
 extern const struct fg_factory fg_forward_connector_factory;
@@ -46,6 +47,7 @@ static const struct fg_factory *const registry[] = {
     &fg_debug_exporter_factory,
     &fg_memory_limiter_processor_factory,
     &fg_file_storage_factory,
+    &fg_liveview_factory,
     &fg_bearertokenauth_factory,
     &fg_basicauth_factory,
     &fg_forward_connector_factory,

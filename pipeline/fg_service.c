@@ -11,6 +11,7 @@
 #include "fg_config.h"
 #include "fg_log.h"
 #include "fg_model.h"
+#include "fg_tap.h"
 
 int64_t fg_now_ns(void)
 {
@@ -24,12 +25,15 @@ struct fanout {
     struct fg_consumer consumer;
     struct fg_consumer **targets;
     size_t n;
+    const char *pipeline; /* set on a pipeline's fan-out to its exporters: the tap's name */
 };
 
 static int fanout_consume(struct fg_consumer *self, struct fg_profiles *batch, struct fg_err *err)
 {
     struct fanout *f = (struct fanout *)self;
     int result = 0;
+    if (f->pipeline)
+        fg_tap_publish(f->pipeline, batch);
     for (size_t i = 0; i < f->n; i++) {
         struct fg_profiles *ref = i + 1 < f->n ? fg_profiles_ref(batch) : batch;
         struct fg_err one = {{0}};
@@ -159,6 +163,7 @@ static int build_pipeline(struct fg_service *s, size_t p, struct fg_consumer **h
     struct fanout *f = new_fanout(s, pl->n_exporters);
     if (!f)
         return fg_err_set(err, FG_ENOMEM, "out of memory");
+    f->pipeline = pl->name;
     for (size_t e = 0; e < pl->n_exporters; e++) {
         const char *id = pl->exporters[e];
         enum fg_kind kind = is_connector(s->cfg, id) ? FG_KIND_CONNECTOR : FG_KIND_EXPORTER;
@@ -431,6 +436,7 @@ int fg_service_start(struct fg_service *s, struct fg_err *err)
 {
     /* instances were created extensions → exporters → pipelines downstream first (each
      * one's processors back to front, then the connectors feeding them) → receivers */
+    fg_tap_set_config(s, s->cfg);
     for (size_t i = 0; i < s->n_instances; i++) {
         struct fg_component *c = s->instances[i].c;
         int rc = c->ops->start ? c->ops->start(c, err) : 0;
@@ -485,6 +491,7 @@ void fg_service_free(struct fg_service *s)
 {
     if (!s)
         return;
+    fg_tap_clear_config(s);
     for (size_t i = s->n_instances; i-- > 0;)
         s->instances[i].c->ops->destroy(s->instances[i].c);
     fg_free(s->instances);

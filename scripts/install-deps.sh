@@ -7,7 +7,8 @@ build_pkgs=(build-essential cmake pkg-config
   libmicrohttpd-dev libnghttp2-dev libcurl4-openssl-dev libyaml-dev libjansson-dev
   libprotobuf-c-dev protobuf-c-compiler zlib1g-dev libssl-dev libcrypt-dev)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev python3 python3-protobuf protobuf-compiler
-  curl golang-go python3-grpcio python3-grpc-tools nghttp2-client openssl debootstrap)
+  curl golang-go python3-grpcio python3-grpc-tools nghttp2-client openssl debootstrap
+  chromium chromium-driver python3-selenium)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then
