@@ -6,9 +6,9 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config
   libmicrohttpd-dev libnghttp2-dev libcurl4-openssl-dev libyaml-dev libjansson-dev
-  libprotobuf-c-dev protobuf-c-compiler zlib1g-dev)
+  libprotobuf-c-dev protobuf-c-compiler zlib1g-dev libssl-dev libcrypt-dev)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev python3 python3-protobuf protobuf-compiler
-  curl golang-go python3-grpcio python3-grpc-tools nghttp2-client
+  curl golang-go python3-grpcio python3-grpc-tools nghttp2-client openssl debootstrap
   chromium chromium-driver python3-selenium)
 
 # The agent overhead bench (make bench-agent) compares against gperftools; tests never need it.

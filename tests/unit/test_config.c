@@ -299,7 +299,7 @@ static void test_unknown_type(void **state)
                  "exporter types: otlphttp, otlp, pyroscope, file, debug)");
     expect_error(BASE "extensions:\n  health_check:\n" PIPE,
                  "t.yaml:7:3: error: extensions.health_check: unknown extension type "
-                 "\"health_check\" (known extension types: file_storage, liveview)");
+                 "\"health_check\" (known extension types: file_storage");
     expect_error(BASE "processors:\n  /x:\n" PIPE,
                  "t.yaml:7:3: error: processors./x: invalid component id");
     expect_error(BASE "processors:\n  batch/:\n" PIPE,
