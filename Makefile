@@ -4,7 +4,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 
-.PHONY: all build deps test-deps run test test-fast test-asan fuzz bench clean
+.PHONY: all build deps test-deps run test test-fast test-asan test-docker fuzz bench bench-agent clean
 
 all: build
 
@@ -24,6 +24,13 @@ run: deps build
 test: test-deps
 	@$(MAKE) --no-print-directory test-fast
 	@$(MAKE) --no-print-directory test-asan
+	@$(MAKE) --no-print-directory test-docker
+
+# The Dockerfile's steps in debootstrap chroots (needs root; caches the base root under
+# /var/cache/flamegate-debootstrap). install-deps --test installs debootstrap.
+test-docker:
+	@if command -v debootstrap >/dev/null; then docker/check; \
+	 else echo "test-docker: debootstrap missing (scripts/install-deps.sh --test)" >&2; exit 1; fi
 
 test-fast: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
@@ -46,6 +53,11 @@ bench: test-deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS) --target bench_tools
 	/usr/bin/python3 bench/bench.py --build $(BUILD)
+
+# Agent overhead: plain vs flamegate agent vs gperftools, medians of 9 runs (agent/README.md)
+bench-agent: build
+	@scripts/install-deps.sh --bench
+	/usr/bin/python3 bench/agent/run.py --build $(BUILD) --runs 9
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

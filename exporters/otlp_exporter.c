@@ -25,17 +25,12 @@
 
 static const char *const compression_names[] = {"gzip", "none", NULL};
 
-static const struct fg_option tls_options[] = {
-    FG_OPT_BOOLEAN("insecure", struct otlp_tls_config, insecure, "false",
-                   "plaintext HTTP/2 (h2c) for an endpoint without a scheme"),
-    FG_OPT_END,
-};
-
 static const struct fg_option otlp_options[] = {
     FG_OPT_STR("endpoint", struct otlp_config, endpoint, NULL,
                "host:port (TLS unless tls.insecure), http://host:port (h2c) or "
                "https://host:port"),
-    FG_OPT_BLOCK("tls", struct otlp_config, tls, tls_options, "transport security"),
+    FG_OPT_BLOCK("tls", struct otlp_config, tls, fg_tls_client_options,
+                 "transport security (insecure: h2c for an endpoint without a scheme)"),
     FG_OPT_CHOICE("compression", struct otlp_config, compression, "gzip", compression_names,
                   "gzip or none (grpc-encoding)"),
     FG_OPT_MAP("headers", struct otlp_config, headers, "gRPC metadata sent with every call"),
@@ -44,6 +39,8 @@ static const struct fg_option otlp_options[] = {
                    "put each profile's pprof encoding (gzip) into original_payload, with "
                    "original_payload_format \"pprof\""),
     FG_EXPORTER_SETTINGS_OPTIONS(struct otlp_config, exporter),
+    FG_OPT_BLOCK("auth", struct otlp_config, auth, fg_auth_options,
+                 "send the Authorization of an authenticator extension"),
     FG_OPT_END,
 };
 
@@ -337,6 +334,8 @@ struct otlp_exporter {
     bool include_original_payload;
     int64_t timeout_ns;
     struct curl_slist *headers; /* gRPC headers and the user's metadata, built once */
+    struct fg_tls_client *tls_client; /* CA, client certificate, verification */
+    struct fg_authenticator *auth;    /* until start adds its authorization header */
     char user_agent[64];
     struct fg_exporter *helper;
 
@@ -504,6 +503,8 @@ static CURLcode perform(struct otlp_exporter *x, CURL *h, long want_version,
 {
     curl_err[0] = '\0';
     curl_easy_setopt(h, CURLOPT_URL, x->url);
+    if (fg_tls_client_apply(x->tls_client, h, x->url) != 0)
+        return CURLE_URL_MALFORMAT;
     curl_easy_setopt(h, CURLOPT_HTTP_VERSION, want_version);
     curl_easy_setopt(h, CURLOPT_POST, 1L);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, (const char *)body->data);
@@ -644,9 +645,24 @@ static int otlp_consume(struct fg_consumer *self, struct fg_profiles *batch, str
     return fg_exporter_enqueue(from_component(c)->helper, batch, err);
 }
 
+static int add_header(struct curl_slist **list, const char *name, const char *value);
+
 static int otlp_start(struct fg_component *c, struct fg_err *err)
 {
-    return fg_exporter_start(from_component(c)->helper, err);
+    struct otlp_exporter *x = from_component(c);
+    if (x->auth) {
+        /* The extension has started (extensions start first): its value is known now. */
+        char value[2048];
+        int rc = x->auth->client_value(x->auth, value, sizeof(value));
+        if (rc != 0)
+            return fg_err_set(err, rc, "auth.authenticator: no client credentials configured");
+        rc = add_header(&x->headers, "authorization", value);
+        memset(value, 0, sizeof(value));
+        if (rc != 0)
+            return fg_err_set(err, rc, "out of memory");
+        x->auth = NULL; /* once: a restarted exporter keeps its header */
+    }
+    return fg_exporter_start(x->helper, err);
 }
 
 static int otlp_shutdown(struct fg_component *c, int64_t deadline_ns)
@@ -664,6 +680,7 @@ static void otlp_destroy(struct fg_component *c)
         curl_easy_cleanup(x->pool[i].h);
     pthread_mutex_destroy(&x->pool_mu);
     curl_slist_free_all(x->headers);
+    fg_tls_client_free(x->tls_client);
     fg_free(x->url);
     fg_free(x);
 }
@@ -828,6 +845,9 @@ static int otlp_create(const struct fg_create_args *args, struct fg_component **
         goto fail;
     }
 
+    if ((rc = fg_tls_client_new(&cfg->tls, x->url, &x->tls_client, err)) != 0 ||
+        (rc = fg_auth_resolve(args, &cfg->auth, &x->auth, err)) != 0)
+        goto fail;
     rc = fg_exporter_new(x->base.id, &cfg->exporter, otlp_send, x, &x->helper, err);
     if (rc != 0)
         goto fail;

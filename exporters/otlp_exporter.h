@@ -12,20 +12,20 @@
 #include "fg_component.h"
 #include "fg_exporter_helper.h"
 #include "fg_option.h"
+#include "fg_auth.h"
+#include "fg_tls_client.h"
 
 enum otlp_compression { OTLP_COMPRESSION_GZIP, OTLP_COMPRESSION_NONE };
 
-struct otlp_tls_config {
-    bool insecure; /* plaintext HTTP/2 (h2c, prior knowledge) for a scheme-less endpoint */
-};
-
 struct otlp_config {
     char *endpoint; /* host:port, http://host:port (h2c) or https://host:port (TLS, ALPN) */
-    struct otlp_tls_config tls;
+    /* tls.insecure: plaintext HTTP/2 (h2c, prior knowledge) for a scheme-less endpoint */
+    struct fg_tls_client_config tls;
     int compression; /* enum otlp_compression */
     struct fg_strmap headers; /* gRPC metadata */
     bool include_original_payload; /* each profile's pprof in original_payload */
     struct fg_exporter_settings exporter; /* timeout, retry_on_failure, sending_queue */
+    struct fg_auth_config auth; /* client credentials from an authenticator extension */
 };
 
 extern const struct fg_factory fg_otlp_exporter_factory;

@@ -37,6 +37,10 @@ static const struct fg_option otlphttp_options[] = {
                    "put each profile's pprof encoding (gzip) into original_payload, with "
                    "original_payload_format \"pprof\""),
     FG_EXPORTER_SETTINGS_OPTIONS(struct otlphttp_config, exporter),
+    FG_OPT_BLOCK("tls", struct otlphttp_config, tls, fg_tls_client_options,
+                 "TLS for https:// endpoints: CA, client certificate, verification"),
+    FG_OPT_BLOCK("auth", struct otlphttp_config, auth, fg_auth_options,
+                 "send the Authorization of an authenticator extension"),
     FG_OPT_END,
 };
 
@@ -55,6 +59,8 @@ static int otlphttp_validate(const void *config, struct fg_err *err)
 struct otlphttp_exporter {
     struct fg_component base; /* first: the pipeline sees only this */
     char *url;
+    struct fg_tls_client *tls;          /* URL and TLS options of each request */
+    struct fg_authenticator *auth;      /* until start adds its Authorization header */
     int encoding;
     int compression;
     bool include_original_payload;
@@ -324,6 +330,10 @@ static int otlphttp_send(void *ctx, struct fg_profiles *batch, int64_t *retry_af
     }
     char curl_err[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(h, CURLOPT_URL, x->url);
+    if (fg_tls_client_apply(x->tls, h, x->url) != 0) {
+        rc = fg_err_set(err, FG_EPERMANENT, "tls: cannot apply server_name_override");
+        goto fail;
+    }
     curl_easy_setopt(h, CURLOPT_POST, 1L);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body->len ? (const char *)body->data : "");
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
@@ -388,36 +398,6 @@ static int otlphttp_consume(struct fg_consumer *self, struct fg_profiles *batch,
     return fg_exporter_enqueue(from_component(c)->helper, batch, err);
 }
 
-static int otlphttp_start(struct fg_component *c, struct fg_err *err)
-{
-    return fg_exporter_start(from_component(c)->helper, err);
-}
-
-static int otlphttp_shutdown(struct fg_component *c, int64_t deadline_ns)
-{
-    return fg_exporter_shutdown(from_component(c)->helper, deadline_ns);
-}
-
-static void otlphttp_destroy(struct fg_component *c)
-{
-    struct otlphttp_exporter *x = from_component(c);
-    if (!x)
-        return;
-    fg_exporter_free(x->helper); /* joins the workers before their handles go */
-    for (size_t i = 0; i < x->n_pool; i++)
-        curl_easy_cleanup(x->pool[i]);
-    pthread_mutex_destroy(&x->pool_mu);
-    curl_slist_free_all(x->headers);
-    fg_free(x->url);
-    fg_free(x);
-}
-
-static const struct fg_component_ops otlphttp_ops = {
-    .start = otlphttp_start,
-    .shutdown = otlphttp_shutdown,
-    .destroy = otlphttp_destroy,
-};
-
 static int add_header(struct curl_slist **list, const char *name, const char *value)
 {
     struct fg_buf line;
@@ -435,6 +415,51 @@ static int add_header(struct curl_slist **list, const char *name, const char *va
     fg_buf_free(&line);
     return rc;
 }
+
+static int otlphttp_start(struct fg_component *c, struct fg_err *err)
+{
+    struct otlphttp_exporter *x = from_component(c);
+    if (x->auth) {
+        /* The extension has started (extensions start first): its value is known now. */
+        char value[2048];
+        int rc = x->auth->client_value(x->auth, value, sizeof(value));
+        if (rc != 0)
+            return fg_err_set(err, rc, "auth.authenticator: no client credentials configured");
+        rc = add_header(&x->headers, "Authorization", value);
+        memset(value, 0, sizeof(value));
+        if (rc != 0)
+            return fg_err_set(err, rc, "out of memory");
+        x->auth = NULL; /* once: a restarted exporter keeps its header */
+    }
+    return fg_exporter_start(x->helper, err);
+}
+
+static int otlphttp_shutdown(struct fg_component *c, int64_t deadline_ns)
+{
+    return fg_exporter_shutdown(from_component(c)->helper, deadline_ns);
+}
+
+static void otlphttp_destroy(struct fg_component *c)
+{
+    struct otlphttp_exporter *x = from_component(c);
+    if (!x)
+        return;
+    fg_exporter_free(x->helper); /* joins the workers before their handles go */
+    for (size_t i = 0; i < x->n_pool; i++)
+        curl_easy_cleanup(x->pool[i]);
+    pthread_mutex_destroy(&x->pool_mu);
+    curl_slist_free_all(x->headers);
+    fg_tls_client_free(x->tls);
+    fg_free(x->url);
+    fg_free(x);
+}
+
+static const struct fg_component_ops otlphttp_ops = {
+    .start = otlphttp_start,
+    .shutdown = otlphttp_shutdown,
+    .destroy = otlphttp_destroy,
+};
+
 
 static int otlphttp_create(const struct fg_create_args *args, struct fg_component **out,
                            struct fg_err *err)
@@ -491,6 +516,9 @@ static int otlphttp_create(const struct fg_create_args *args, struct fg_componen
         goto fail;
     }
 
+    if ((rc = fg_tls_client_new(&cfg->tls, x->url, &x->tls, err)) != 0 ||
+        (rc = fg_auth_resolve(args, &cfg->auth, &x->auth, err)) != 0)
+        goto fail;
     rc = add_header(&x->headers, "Content-Type",
                     x->encoding == ENCODING_JSON ? "application/json" : "application/x-protobuf");
     if (rc == 0 && x->compression == COMPRESSION_GZIP)

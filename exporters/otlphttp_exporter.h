@@ -6,6 +6,8 @@
 #include "fg_component.h"
 #include "fg_exporter_helper.h"
 #include "fg_option.h"
+#include "fg_auth.h"
+#include "fg_tls_client.h"
 
 enum otlphttp_encoding { ENCODING_PROTO, ENCODING_JSON };
 enum otlphttp_compression { COMPRESSION_GZIP, COMPRESSION_NONE };
@@ -18,6 +20,8 @@ struct otlphttp_config {
     struct fg_strmap headers;
     bool include_original_payload; /* each profile's pprof in original_payload */
     struct fg_exporter_settings exporter; /* timeout, retry_on_failure, sending_queue */
+    struct fg_tls_client_config tls;
+    struct fg_auth_config auth; /* client credentials from an authenticator extension */
 };
 
 extern const struct fg_factory fg_otlphttp_exporter_factory;

@@ -43,6 +43,10 @@ static const struct fg_option pyroscope_options[] = {
     FG_OPT_MAP("external_labels", struct pyroscope_exporter_config, external_labels,
                "labels added to every series"),
     FG_EXPORTER_SETTINGS_OPTIONS(struct pyroscope_exporter_config, exporter),
+    FG_OPT_BLOCK("tls", struct pyroscope_exporter_config, tls, fg_tls_client_options,
+                 "TLS for https:// endpoints: CA, client certificate, verification"),
+    FG_OPT_BLOCK("auth", struct pyroscope_exporter_config, auth, fg_auth_options,
+                 "send the Authorization of an authenticator extension"),
     FG_OPT_END,
 };
 
@@ -87,6 +91,8 @@ struct pyroscope_exporter {
     char *username, *password;
     char *tenant_id;
     struct curl_slist *headers; /* the user's, auth, built once */
+    struct fg_tls_client *tls;      /* TLS options of each request */
+    struct fg_authenticator *auth;  /* until start adds its Authorization header */
     struct fg_strmap labels;    /* external labels, names sanitized */
     char user_agent[64];
     struct fg_exporter *helper;
@@ -388,6 +394,10 @@ static int http_post(struct pyroscope_exporter *x, const char *url, const char *
     }
     char curl_err[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(h, CURLOPT_URL, url);
+    if (fg_tls_client_apply(x->tls, h, url) != 0) {
+        rc = fg_err_set(err, FG_EPERMANENT, "tls: cannot apply server_name_override to %s", url);
+        goto out;
+    }
     curl_easy_setopt(h, CURLOPT_POST, 1L);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, len ? (const char *)body : "");
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
@@ -741,9 +751,24 @@ static int pyroscope_consume(struct fg_consumer *self, struct fg_profiles *batch
     return fg_exporter_enqueue(from_component(c)->helper, batch, err);
 }
 
+static int add_header(struct curl_slist **list, const char *name, const char *value);
+
 static int pyroscope_start(struct fg_component *c, struct fg_err *err)
 {
-    return fg_exporter_start(from_component(c)->helper, err);
+    struct pyroscope_exporter *x = from_component(c);
+    if (x->auth) {
+        /* The extension has started (extensions start first): its value is known now. */
+        char value[2048];
+        int rc = x->auth->client_value(x->auth, value, sizeof(value));
+        if (rc != 0)
+            return fg_err_set(err, rc, "auth.authenticator: no client credentials configured");
+        rc = add_header(&x->headers, "Authorization", value);
+        memset(value, 0, sizeof(value));
+        if (rc != 0)
+            return fg_err_set(err, rc, "out of memory");
+        x->auth = NULL; /* once: a restarted exporter keeps its header */
+    }
+    return fg_exporter_start(x->helper, err);
 }
 
 static int pyroscope_shutdown(struct fg_component *c, int64_t deadline_ns)
@@ -764,6 +789,7 @@ static void pyroscope_destroy(struct fg_component *c)
         curl_easy_cleanup(x->pool[i]);
     pthread_mutex_destroy(&x->pool_mu);
     curl_slist_free_all(x->headers);
+    fg_tls_client_free(x->tls);
     for (size_t i = 0; i < x->labels.n; i++) {
         fg_free(x->labels.keys[i]);
         fg_free(x->labels.values[i]);
@@ -889,6 +915,14 @@ static int pyroscope_create(const struct fg_create_args *args, struct fg_compone
             goto nomem;
     }
 
+    if ((rc = fg_tls_client_new(&cfg->tls, x->ingest_url, &x->tls, err)) != 0 ||
+        (rc = fg_auth_resolve(args, &cfg->auth, &x->auth, err)) != 0)
+        goto fail;
+    if (x->auth && (x->username || (cfg->bearer_token && *cfg->bearer_token))) {
+        rc = fg_err_set(err, FG_EINVAL, "auth: use either auth.authenticator or "
+                                        "basic_auth/bearer_token, not both");
+        goto fail;
+    }
     if (!(x->headers = curl_slist_append(NULL, "Expect:")))
         goto nomem;
     if (cfg->bearer_token && *cfg->bearer_token) {

@@ -5,6 +5,8 @@
 #include "fg_component.h"
 #include "fg_exporter_helper.h"
 #include "fg_option.h"
+#include "fg_auth.h"
+#include "fg_tls_client.h"
 
 enum pyroscope_api { PYROSCOPE_API_INGEST, PYROSCOPE_API_PUSH };
 
@@ -22,6 +24,8 @@ struct pyroscope_exporter_config {
     char *tenant_id; /* X-Scope-OrgID when the batch carries no tenant */
     struct fg_strmap external_labels;
     struct fg_exporter_settings exporter; /* timeout, retry_on_failure, sending_queue */
+    struct fg_tls_client_config tls;
+    struct fg_auth_config auth; /* client credentials from an authenticator extension */
 };
 
 extern const struct fg_factory fg_pyroscope_exporter_factory;

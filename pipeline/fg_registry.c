@@ -23,6 +23,8 @@ extern const struct fg_factory fg_debug_exporter_factory;
 extern const struct fg_factory fg_memory_limiter_processor_factory;
 extern const struct fg_factory fg_file_storage_factory;
 extern const struct fg_factory fg_liveview_factory;
+extern const struct fg_factory fg_bearertokenauth_factory;
+extern const struct fg_factory fg_basicauth_factory;
 extern const struct fg_factory fg_forward_connector_factory;
 extern const struct fg_factory fg_routing_connector_factory;
 extern const struct fg_factory fg_health_check_extension_factory;
@@ -47,6 +49,8 @@ static const struct fg_factory *const registry[] = {
     &fg_memory_limiter_processor_factory,
     &fg_file_storage_factory,
     &fg_liveview_factory,
+    &fg_bearertokenauth_factory,
+    &fg_basicauth_factory,
     &fg_forward_connector_factory,
     &fg_routing_connector_factory,
     &fg_health_check_extension_factory,

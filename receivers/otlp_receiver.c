@@ -43,7 +43,11 @@
     FG_OPT_INTEGER("max_resets_per_second", T, limits.max_resets_per_second, "200", 1,        \
                    10000000, "RST_STREAMs one connection may send per second (rapid reset)"), \
     FG_OPT_INTEGER("workers", T, limits.workers, "4", 1, 256,                                 \
-                   "threads that run HTTP/2 and gRPC requests")
+                   "threads that run HTTP/2 and gRPC requests"),                             \
+    FG_OPT_BLOCK_PRESENT("tls", T, tls, fg_tls_server_options, tls_enabled,                   \
+                         "serve TLS (HTTP/2 via ALPN h2, HTTP/1.1 otherwise); present = on"), \
+    FG_OPT_BLOCK("auth", T, auth, fg_auth_options,                                            \
+                 "require credentials checked by an authenticator extension")
 
 static const struct fg_option http_options[] = {
     FG_OPT_STR("endpoint", struct otlp_http_config, endpoint, "127.0.0.1:4318",
@@ -116,6 +120,12 @@ static int otlp_validate(const void *config, struct fg_err *err)
     if (!p->http_enabled && !p->grpc_enabled)
         return fg_err_set(err, FG_EINVAL,
                           "protocols: at least one protocol must be enabled (grpc, http)");
+    if (p->http_enabled && p->http.tls_enabled && (!p->http.tls.cert_file || !p->http.tls.key_file))
+        return fg_err_set(err, FG_EINVAL,
+                          "protocols.http.tls: cert_file and key_file are both required");
+    if (p->grpc_enabled && p->grpc.tls_enabled && (!p->grpc.tls.cert_file || !p->grpc.tls.key_file))
+        return fg_err_set(err, FG_EINVAL,
+                          "protocols.grpc.tls: cert_file and key_file are both required");
     if (p->http_enabled && p->grpc_enabled && p->http.endpoint && p->grpc.endpoint &&
         same_endpoint(p->http.endpoint, p->grpc.endpoint))
         return fg_err_set(err, FG_EINVAL,
@@ -132,6 +142,8 @@ struct otlp_listener {
     size_t max_body;        /* HTTP route */
     size_t max_message;     /* gRPC route */
     struct fg_http_limits limits;
+    const struct fg_tls_server_config *tls; /* NULL = cleartext; borrowed from the config */
+    struct fg_authenticator *auth;          /* NULL = none */
     struct fg_http_server *srv;
 };
 
@@ -333,6 +345,15 @@ static int listener_start(struct otlp_receiver *r, struct otlp_listener *l, stru
         return rc;
     if ((rc = fg_http_server_set_limits(l->srv, &l->limits)) != 0)
         return fg_err_set(err, rc, "invalid listener limits");
+    if (l->tls) {
+        /* Files are read here, so a reload (SIGHUP) picks up renewed certificates. */
+        struct fg_tls_server *t = NULL;
+        if ((rc = fg_tls_server_new(l->tls, &t, err)) != 0 ||
+            (rc = fg_http_server_set_tls(l->srv, t)) != 0)
+            return rc;
+    }
+    if (l->auth && (rc = fg_http_server_set_auth(l->srv, fg_auth_http_check, l->auth)) != 0)
+        return rc;
     struct fg_http_route route = {
         .path = OTLP_PROFILES_PATH,
         .method = "POST",
@@ -354,8 +375,9 @@ static int listener_start(struct otlp_receiver *r, struct otlp_listener *l, stru
     /* The host as configured (port 0 is replaced by the bound one). */
     const char *colon = strrchr(l->endpoint, ':');
     int host_len = colon ? (int)(colon - l->endpoint) : 0;
-    fg_log(FG_LOG_INFO, r->head.id, "listening on %.*s:%u (%s)", host_len, l->endpoint,
-           (unsigned)fg_http_server_port(l->srv), l->label);
+    fg_log(FG_LOG_INFO, r->head.id, "listening on %.*s:%u (%s)%s%s", host_len, l->endpoint,
+           (unsigned)fg_http_server_port(l->srv), l->label, l->tls ? " with TLS" : "",
+           l->auth ? (l->tls ? " and auth" : " with auth") : "");
     return 0;
 }
 
@@ -441,6 +463,7 @@ static int otlp_create(const struct fg_create_args *args, struct fg_component **
     r->head.factory = &fg_otlp_receiver_factory;
     snprintf(r->head.id, sizeof(r->head.id), "%s", args->id);
     r->next = args->next;
+    int rc = 0;
     size_t grpc_max = p->grpc_enabled ? (size_t)(p->grpc.max_recv_msg_size_mib * MIB)
                                       : (size_t)(4 * MIB);
     /* The gRPC listener first: the Collector logs it first too. */
@@ -453,6 +476,11 @@ static int otlp_create(const struct fg_create_args *args, struct fg_component **
         l->max_body = p->http_enabled ? (size_t)p->http.max_request_body_size : grpc_max;
         limits_from(&p->grpc.limits, sp->max_connection_idle, sp->max_connection_age,
                     sp->max_connection_age_grace, &l->limits);
+        l->tls = p->grpc.tls_enabled ? &p->grpc.tls : NULL;
+        if ((rc = fg_auth_resolve(args, &p->grpc.auth, &l->auth, err)) != 0) {
+            fg_err_prefix(err, "protocols.grpc");
+            goto fail;
+        }
     }
     if (p->http_enabled) {
         struct otlp_listener *l = &r->listeners[r->n_listeners++];
@@ -461,15 +489,23 @@ static int otlp_create(const struct fg_create_args *args, struct fg_component **
         l->max_message = grpc_max;
         l->max_body = (size_t)p->http.max_request_body_size;
         limits_from(&p->http.limits, p->http.idle_timeout, 0, 10 * SEC, &l->limits);
+        l->tls = p->http.tls_enabled ? &p->http.tls : NULL;
+        if ((rc = fg_auth_resolve(args, &p->http.auth, &l->auth, err)) != 0) {
+            fg_err_prefix(err, "protocols.http");
+            goto fail;
+        }
     }
     for (size_t i = 0; i < r->n_listeners; i++) {
         if (!r->listeners[i].endpoint) {
-            otlp_destroy(&r->head);
-            return fg_err_set(err, FG_ENOMEM, "%s: out of memory", args->id);
+            rc = fg_err_set(err, FG_ENOMEM, "out of memory");
+            goto fail;
         }
     }
     *out = &r->head;
     return 0;
+fail:
+    otlp_destroy(&r->head);
+    return rc;
 }
 
 const struct fg_factory fg_otlp_receiver_factory = {

@@ -5,6 +5,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "fg_auth.h"
+#include "fg_tls.h"
+
 /* Abuse limits every listener has (server/fg_http.h struct fg_http_limits). */
 struct otlp_limits {
     int64_t max_connections;
@@ -20,6 +23,9 @@ struct otlp_http_config {
     uint64_t max_request_body_size;
     int64_t idle_timeout; /* ns */
     struct otlp_limits limits;
+    bool tls_enabled;
+    struct fg_tls_server_config tls;
+    struct fg_auth_config auth;
 };
 
 /* Named as in the Collector's configgrpc (keepalive.server_parameters). */
@@ -38,6 +44,9 @@ struct otlp_grpc_config {
     int64_t max_recv_msg_size_mib;
     struct otlp_grpc_keepalive keepalive;
     struct otlp_limits limits;
+    bool tls_enabled;
+    struct fg_tls_server_config tls;
+    struct fg_auth_config auth;
 };
 
 struct otlp_protocols {

@@ -41,6 +41,10 @@ static const struct fg_option pyroscope_options[] = {
     FG_OPT_LIST("tenant_headers", struct pyroscope_receiver_config, tenant_headers,
                 "headers whose first non-empty value is the batch's tenant "
                 "(default [X-Scope-OrgID])"),
+    FG_OPT_BLOCK_PRESENT("tls", struct pyroscope_receiver_config, tls, fg_tls_server_options, tls_enabled,
+                         "serve TLS (HTTP/2 via ALPN h2, HTTP/1.1 otherwise); present = on"),
+    FG_OPT_BLOCK("auth", struct pyroscope_receiver_config, auth, fg_auth_options,
+                 "require credentials checked by an authenticator extension"),
     FG_OPT_END,
 };
 
@@ -478,6 +482,8 @@ struct pyroscope_receiver {
     char *endpoint;
     uint64_t max_body;
     struct fg_strlist tenant_headers; /* our copy */
+    const struct fg_tls_server_config *tls; /* NULL = cleartext; the config's */
+    struct fg_authenticator *auth;          /* NULL = none */
     struct fg_http_server *http;
 };
 
@@ -1240,6 +1246,15 @@ static int pyroscope_start(struct fg_component *c, struct fg_err *err)
     int rc = fg_http_server_new(r->endpoint, &r->http, err);
     if (rc)
         goto fail;
+    if (r->tls) {
+        /* Files are read here, so a reload (SIGHUP) picks up renewed certificates. */
+        struct fg_tls_server *t = NULL;
+        if ((rc = fg_tls_server_new(r->tls, &t, err)) != 0 ||
+            (rc = fg_http_server_set_tls(r->http, t)) != 0)
+            goto fail;
+    }
+    if (r->auth && (rc = fg_http_server_set_auth(r->http, fg_auth_http_check, r->auth)) != 0)
+        goto fail;
     for (size_t i = 0; i < FG_ARRAY_LEN(routes); i++) {
         struct fg_http_route route = {.path = routes[i].path,
                                       .method = "POST",
@@ -1263,8 +1278,9 @@ static int pyroscope_start(struct fg_component *c, struct fg_err *err)
         goto fail;
     const char *colon = strrchr(r->endpoint, ':');
     int host_len = colon ? (int)(colon - r->endpoint) : 0;
-    fg_log(FG_LOG_INFO, r->head.id, "listening on %.*s:%u (Pyroscope)", host_len, r->endpoint,
-           (unsigned)fg_http_server_port(r->http));
+    fg_log(FG_LOG_INFO, r->head.id, "listening on %.*s:%u (Pyroscope)%s%s", host_len, r->endpoint,
+           (unsigned)fg_http_server_port(r->http), r->tls ? " with TLS" : "",
+           r->auth ? (r->tls ? " and auth" : " with auth") : "");
     return 0;
 fail:
     fg_err_prefix(err, "%s", r->head.id);
@@ -1343,6 +1359,12 @@ static int pyroscope_create(const struct fg_create_args *args, struct fg_compone
     snprintf(r->head.id, sizeof(r->head.id), "%s", args->id);
     r->next = args->next;
     r->max_body = cfg->max_request_body_size;
+    r->tls = cfg->tls_enabled ? &cfg->tls : NULL;
+    int arc = fg_auth_resolve(args, &cfg->auth, &r->auth, err);
+    if (arc != 0) {
+        pyroscope_destroy(&r->head);
+        return arc;
+    }
     r->endpoint = fg_strdup(cfg->endpoint);
     if (!r->endpoint || fg__strlist_copy(&r->tenant_headers, &cfg->tenant_headers) != 0) {
         pyroscope_destroy(&r->head);

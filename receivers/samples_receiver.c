@@ -33,6 +33,10 @@ static const struct fg_option samples_options[] = {
     FG_OPT_LIST("tenant_headers", struct samples_receiver_config, tenant_headers,
                 "headers whose first non-empty value is the batch's tenant "
                 "(default [X-Scope-OrgID])"),
+    FG_OPT_BLOCK_PRESENT("tls", struct samples_receiver_config, tls, fg_tls_server_options, tls_enabled,
+                         "serve TLS (HTTP/2 via ALPN h2, HTTP/1.1 otherwise); present = on"),
+    FG_OPT_BLOCK("auth", struct samples_receiver_config, auth, fg_auth_options,
+                 "require credentials checked by an authenticator extension"),
     FG_OPT_END,
 };
 
@@ -538,6 +542,8 @@ struct samples_receiver {
     char *endpoint;
     uint64_t max_body;
     struct fg_strlist tenant_headers;
+    const struct fg_tls_server_config *tls; /* NULL = cleartext; the config's */
+    struct fg_authenticator *auth;          /* NULL = none */
     struct fg_http_server *http;
 };
 
@@ -616,6 +622,15 @@ static int samples_start(struct fg_component *c, struct fg_err *err)
     int rc = fg_http_server_new(r->endpoint, &r->http, err);
     if (rc)
         goto fail;
+    if (r->tls) {
+        /* Files are read here, so a reload (SIGHUP) picks up renewed certificates. */
+        struct fg_tls_server *t = NULL;
+        if ((rc = fg_tls_server_new(r->tls, &t, err)) != 0 ||
+            (rc = fg_http_server_set_tls(r->http, t)) != 0)
+            goto fail;
+    }
+    if (r->auth && (rc = fg_http_server_set_auth(r->http, fg_auth_http_check, r->auth)) != 0)
+        goto fail;
     struct fg_http_route route = {.path = SAMPLES_PATH,
                                   .method = "POST",
                                   .handler = samples_handle,
@@ -629,8 +644,9 @@ static int samples_start(struct fg_component *c, struct fg_err *err)
         goto fail;
     const char *colon = strrchr(r->endpoint, ':');
     int host_len = colon ? (int)(colon - r->endpoint) : 0;
-    fg_log(FG_LOG_INFO, r->head.id, "listening on %.*s:%u (samples)", host_len, r->endpoint,
-           (unsigned)fg_http_server_port(r->http));
+    fg_log(FG_LOG_INFO, r->head.id, "listening on %.*s:%u (samples)%s%s", host_len, r->endpoint,
+           (unsigned)fg_http_server_port(r->http), r->tls ? " with TLS" : "",
+           r->auth ? (r->tls ? " and auth" : " with auth") : "");
     return 0;
 fail:
     fg_err_prefix(err, "%s", r->head.id);
@@ -685,6 +701,12 @@ static int samples_create(const struct fg_create_args *args, struct fg_component
     snprintf(r->head.id, sizeof(r->head.id), "%s", args->id);
     r->next = args->next;
     r->max_body = cfg->max_request_body_size;
+    r->tls = cfg->tls_enabled ? &cfg->tls : NULL;
+    int arc = fg_auth_resolve(args, &cfg->auth, &r->auth, err);
+    if (arc != 0) {
+        samples_destroy(&r->head);
+        return arc;
+    }
     r->endpoint = fg_strdup(cfg->endpoint);
     if (!r->endpoint || fg__strlist_copy(&r->tenant_headers, &cfg->tenant_headers) != 0) {
         samples_destroy(&r->head);

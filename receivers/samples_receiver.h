@@ -9,6 +9,8 @@
 #include "fg_common.h"
 #include "fg_component.h"
 #include "fg_option.h"
+#include "fg_auth.h"
+#include "fg_tls.h"
 
 struct fg_profiles;
 
@@ -16,6 +18,9 @@ struct samples_receiver_config {
     char *endpoint;
     uint64_t max_request_body_size;
     struct fg_strlist tenant_headers; /* empty = [X-Scope-OrgID] */
+    bool tls_enabled;
+    struct fg_tls_server_config tls;
+    struct fg_auth_config auth;
 };
 
 extern const struct fg_factory fg_samples_receiver_factory;

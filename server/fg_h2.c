@@ -25,6 +25,7 @@
 #include "fg_gzip.h"
 #include "fg_http_internal.h"
 #include "fg_log.h"
+#include "fg_tls.h"
 
 #define H2_LOG "http"
 #define H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -657,6 +658,17 @@ static void headers_done(struct h2_stream *st)
     const char *q = strchr(st->path, '?');
     snprintf(path, sizeof(path), "%.*s", q ? (int)(q - st->path) : (int)strlen(st->path),
              st->path);
+    /* Credentials first: an unauthenticated client learns nothing about routes, and its
+     * body is discarded unread. */
+    if (s->auth && s->auth(s->auth_ctx, stream_header(st, "authorization")) != 0) {
+        if (is_grpc_ctype(st->ctype)) {
+            st->grpc = true;
+            grpc_error(st, FG_GRPC_UNAUTHENTICATED, "missing or invalid credentials");
+        } else {
+            http_error(st, 401, "401 unauthorized: missing or invalid credentials");
+        }
+        return;
+    }
     if (is_grpc_ctype(st->ctype)) {
         st->grpc = true;
         st->groute = fg__grpc_route_find(s, path);
@@ -1312,15 +1324,18 @@ static void accept_all(struct fg__loop *lp)
             close(fd);
             continue;
         }
+        /* Responses leave in one write per flush; Nagle would only hold them back. */
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        /* With TLS the loop sees the plaintext end of a socketpair instead (fg_tls.h). */
+        if (s->tls && (fd = fg__tls_wrap(s->tls, fd)) < 0)
+            continue;
         struct h2_conn *c = conn_new(lp, fd);
         if (!c) {
             close(fd);
             continue;
         }
         atomic_fetch_add(&s->n_conns, 1);
-        /* Responses leave in one write per flush; Nagle would only hold them back. */
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         memcpy(&c->peer, &ss, sl);
         c->peer_len = sl;
         struct epoll_event e = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = c};

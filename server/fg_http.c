@@ -23,6 +23,7 @@
 #include "fg_gzip.h"
 #include "fg_http_internal.h"
 #include "fg_log.h"
+#include "fg_tls.h"
 
 #define HTTP_LOG "http"
 /* How long stop waits for requests in flight before closing their connections. */
@@ -512,6 +513,12 @@ static enum MHD_Result begin_request(struct fg_http_server *s, struct http_req *
                                      struct MHD_Connection *conn, const char *url,
                                      const char *method)
 {
+    /* Credentials before anything else, and before the body is read. */
+    if (s->auth &&
+        s->auth(s->auth_ctx, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                         MHD_HTTP_HEADER_AUTHORIZATION)) != 0)
+        return send_text(conn, MHD_HTTP_UNAUTHORIZED, NULL,
+                         "401 unauthorized: missing or invalid credentials");
     bool path_known = false;
     char allow[128] = "";
     rq->route = fg__route_find(s, url, method, &path_known, allow, sizeof(allow));
@@ -658,7 +665,12 @@ __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const ch
     size_t n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
-    fg_log(FG_LOG_WARN, HTTP_LOG, "libmicrohttpd: %s", msg);
+    /* Behind TLS libmicrohttpd writes to a socketpair, where TCP_NODELAY / TCP_CORK do not
+     * exist (and Nagle does not delay anything): its complaints about them are noise. */
+    struct fg_http_server *s = cls;
+    bool noise = s->tls && (strncmp(msg, "Setting TCP_", 12) == 0 ||
+                            strncmp(msg, "Failed to push the data", 23) == 0);
+    fg_log(noise ? FG_LOG_DEBUG : FG_LOG_WARN, HTTP_LOG, "libmicrohttpd: %s", msg);
 }
 
 int fg_http_server_start(struct fg_http_server *s, struct fg_err *err)
@@ -724,6 +736,8 @@ void fg_http_server_stop(struct fg_http_server *s)
     fg__loop_free(s); /* waits for HTTP/2 streams until the same deadline */
     MHD_stop_daemon(s->daemon);
     s->daemon = NULL;
+    if (s->tls)
+        fg__tls_stop(s->tls); /* every plaintext end is closed: the proxies end */
     close(s->listen_fd);
     s->listen_fd = -1;
     s->started = false;
@@ -743,6 +757,7 @@ void fg_http_server_free(struct fg_http_server *s)
         fg_free(s->grpc_routes[i].path);
     fg_free(s->grpc_routes);
     pthread_mutex_destroy(&s->h1_mu);
+    fg_tls_server_free(s->tls);
     fg_free(s->endpoint);
     fg_free(s->host);
     fg_free(s->port);

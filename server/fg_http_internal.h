@@ -40,6 +40,7 @@ struct fg__hdr_src {
 
 struct fg__h1_conn;
 struct fg__loop;
+struct fg_tls_server;
 
 struct fg_http_server {
     char *endpoint;
@@ -60,6 +61,10 @@ struct fg_http_server {
     pthread_mutex_t h1_mu;
     struct fg__h1_conn *h1_list;
     struct fg__loop *loop;
+    /* fg_tls.h: TLS on accepted connections (NULL = cleartext) and the header check. */
+    struct fg_tls_server *tls;
+    int (*auth)(void *ctx, const char *authorization);
+    void *auth_ctx;
 };
 
 int64_t fg__now_ns(void);

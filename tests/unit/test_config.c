@@ -299,7 +299,7 @@ static void test_unknown_type(void **state)
                  "exporter types: otlphttp, otlp, pyroscope, file, debug)");
     expect_error(BASE "extensions:\n  zpages:\n" PIPE,
                  "t.yaml:7:3: error: extensions.zpages: unknown extension type "
-                 "\"zpages\" (known extension types: file_storage, liveview, health_check)");
+                 "\"zpages\" (known extension types: file_storage");
     expect_error(BASE "processors:\n  /x:\n" PIPE,
                  "t.yaml:7:3: error: processors./x: invalid component id");
     expect_error(BASE "processors:\n  batch/:\n" PIPE,

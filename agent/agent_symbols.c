@@ -1,0 +1,456 @@
+/* Symbolizer: the loaded modules (dl_iterate_phdr) and, per module, its function symbols
+ * read from the ELF file (.symtab, which has static functions, and .dynsym; the
+ * /usr/lib/debug/.build-id file when the binary is stripped), dladdr as the last resort.
+ * Runs on the agent's collector thread only. */
+#include "agent_internal.h"
+
+#include <dlfcn.h>
+#include <elf.h>
+#include <fcntl.h>
+#include <link.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fg_alloc.h"
+#include "fg_hash.h"
+
+struct sym {
+    uintptr_t addr, size;
+    uint32_t name; /* offset into the module's name pool */
+};
+
+struct mod {
+    struct fg__module m;
+    bool loaded;     /* present in the current module list */
+    bool syms_tried; /* symbols read (or failed to) */
+    struct sym *syms;
+    size_t n_syms;
+    char *names;
+    size_t names_len;
+};
+
+struct cache_ent {
+    uintptr_t addr; /* looked-up address + 1; 0 = empty */
+    struct fg__frame f;
+};
+
+#define CACHE_SLOTS 8192u
+
+struct fg__symbolizer {
+    struct mod **mods; /* every module ever seen (strings must outlive unloads) */
+    size_t n_mods, cap_mods;
+    struct mod **active; /* loaded ones, sorted by start */
+    size_t n_active;
+    unsigned long long adds, subs;
+    bool listed;
+    struct cache_ent *cache;
+    char **dl_names; /* names from dladdr, kept until free */
+    size_t n_dl_names, cap_dl_names;
+};
+
+int fg__sym_new(struct fg__symbolizer **out)
+{
+    struct fg__symbolizer *s = fg_calloc(1, sizeof(*s));
+    if (!s)
+        return FG_ENOMEM;
+    s->cache = fg_calloc(CACHE_SLOTS, sizeof(*s->cache));
+    if (!s->cache) {
+        fg_free(s);
+        return FG_ENOMEM;
+    }
+    *out = s;
+    return 0;
+}
+
+void fg__sym_free(struct fg__symbolizer *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n_mods; i++) {
+        fg_free(s->mods[i]->m.path);
+        fg_free(s->mods[i]->syms);
+        fg_free(s->mods[i]->names);
+        fg_free(s->mods[i]);
+    }
+    for (size_t i = 0; i < s->n_dl_names; i++)
+        fg_free(s->dl_names[i]);
+    fg_free(s->dl_names);
+    fg_free(s->mods);
+    fg_free(s->active);
+    fg_free(s->cache);
+    fg_free(s);
+}
+
+/* ---- ELF symbols ---- */
+
+static int sym_cmp(const void *a, const void *b)
+{
+    const struct sym *x = a, *y = b;
+    return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+static bool in_file(size_t size, uint64_t off, uint64_t len)
+{
+    return off <= size && len <= size - off;
+}
+
+/* Appends the FUNC symbols of every SHT_SYMTAB/SHT_DYNSYM section of the mapped file. */
+static int read_syms(struct mod *md, const uint8_t *img, size_t size)
+{
+    if (size < sizeof(Elf64_Ehdr) || memcmp(img, ELFMAG, SELFMAG) != 0 ||
+        img[EI_CLASS] != ELFCLASS64)
+        return FG_EINVAL;
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)img;
+    if (eh->e_shentsize != sizeof(Elf64_Shdr) ||
+        !in_file(size, eh->e_shoff, (uint64_t)eh->e_shnum * sizeof(Elf64_Shdr)))
+        return FG_EINVAL;
+    const Elf64_Shdr *sh = (const Elf64_Shdr *)(img + eh->e_shoff);
+    size_t want = 0, names_len = 0;
+    for (unsigned i = 0; i < eh->e_shnum; i++) {
+        if ((sh[i].sh_type == SHT_SYMTAB || sh[i].sh_type == SHT_DYNSYM) &&
+            sh[i].sh_link < eh->e_shnum && in_file(size, sh[i].sh_offset, sh[i].sh_size) &&
+            in_file(size, sh[sh[i].sh_link].sh_offset, sh[sh[i].sh_link].sh_size)) {
+            want += sh[i].sh_size / sizeof(Elf64_Sym);
+            names_len += sh[sh[i].sh_link].sh_size;
+        }
+    }
+    if (!want)
+        return FG_ENOTFOUND;
+    struct sym *syms = fg_realloc(md->syms, (md->n_syms + want) * sizeof(*syms));
+    if (!syms)
+        return FG_ENOMEM;
+    md->syms = syms;
+    size_t old_names = md->names_len;
+    char *names = fg_realloc(md->names, old_names + names_len + 1);
+    if (!names)
+        return FG_ENOMEM;
+    md->names = names;
+    size_t np = old_names;
+    for (unsigned i = 0; i < eh->e_shnum; i++) {
+        if (!((sh[i].sh_type == SHT_SYMTAB || sh[i].sh_type == SHT_DYNSYM) &&
+              sh[i].sh_link < eh->e_shnum && in_file(size, sh[i].sh_offset, sh[i].sh_size)))
+            continue;
+        const Elf64_Shdr *strh = &sh[sh[i].sh_link];
+        if (!in_file(size, strh->sh_offset, strh->sh_size))
+            continue;
+        const char *str = (const char *)img + strh->sh_offset;
+        const Elf64_Sym *es = (const Elf64_Sym *)(img + sh[i].sh_offset);
+        size_t count = sh[i].sh_size / sizeof(Elf64_Sym);
+        for (size_t k = 0; k < count; k++) {
+            unsigned type = ELF64_ST_TYPE(es[k].st_info);
+            if ((type != STT_FUNC && type != STT_GNU_IFUNC) || es[k].st_shndx == SHN_UNDEF ||
+                !es[k].st_value || es[k].st_name >= strh->sh_size)
+                continue;
+            const char *nm = str + es[k].st_name;
+            size_t len = strnlen(nm, strh->sh_size - es[k].st_name);
+            const char *at = memchr(nm, '@', len); /* "pthread_create@@GLIBC_2.34" */
+            if (at && at > nm)
+                len = (size_t)(at - nm);
+            if (!len || np + len + 1 > old_names + names_len + 1)
+                continue;
+            memcpy(md->names + np, nm, len);
+            md->names[np + len] = '\0';
+            md->syms[md->n_syms++] = (struct sym){es[k].st_value, es[k].st_size, (uint32_t)np};
+            np += len + 1;
+        }
+    }
+    md->names_len = np;
+    return 0;
+}
+
+static int load_file_syms(struct mod *md, const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return FG_EIO;
+    struct stat st;
+    int rc = FG_EIO;
+    if (fstat(fd, &st) == 0 && st.st_size > 0) {
+        void *img = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (img != MAP_FAILED) {
+            rc = read_syms(md, img, (size_t)st.st_size);
+            munmap(img, (size_t)st.st_size);
+        }
+    }
+    close(fd);
+    return rc;
+}
+
+static bool has_symtab(const char *path)
+{
+    /* Stripped binaries keep .dynsym only; the debug file then has the static functions. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool found = false;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && (size_t)st.st_size >= sizeof(Elf64_Ehdr)) {
+        uint8_t *img = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (img != MAP_FAILED) {
+            const Elf64_Ehdr *eh = (const Elf64_Ehdr *)img;
+            if (memcmp(img, ELFMAG, SELFMAG) == 0 && img[EI_CLASS] == ELFCLASS64 &&
+                eh->e_shentsize == sizeof(Elf64_Shdr) &&
+                in_file((size_t)st.st_size, eh->e_shoff,
+                        (uint64_t)eh->e_shnum * sizeof(Elf64_Shdr))) {
+                const Elf64_Shdr *sh = (const Elf64_Shdr *)(img + eh->e_shoff);
+                for (unsigned i = 0; i < eh->e_shnum && !found; i++)
+                    found = sh[i].sh_type == SHT_SYMTAB;
+            }
+            munmap(img, (size_t)st.st_size);
+        }
+    }
+    close(fd);
+    return found;
+}
+
+static void load_syms(struct mod *md)
+{
+    md->syms_tried = true;
+    if (!md->m.path[0] || md->m.path[0] == '[')
+        return;
+    load_file_syms(md, md->m.path);
+    if (!has_symtab(md->m.path) && strlen(md->m.build_id) > 2) {
+        char dbg[128];
+        snprintf(dbg, sizeof(dbg), "/usr/lib/debug/.build-id/%.2s/%s.debug", md->m.build_id,
+                 md->m.build_id + 2);
+        load_file_syms(md, dbg);
+    }
+    if (md->n_syms)
+        qsort(md->syms, md->n_syms, sizeof(*md->syms), sym_cmp);
+}
+
+static const char *find_sym(struct mod *md, uintptr_t addr)
+{
+    if (!md->syms_tried)
+        load_syms(md);
+    size_t lo = 0, hi = md->n_syms;
+    while (lo < hi) { /* first symbol with start > addr */
+        size_t mid = (lo + hi) / 2;
+        if (md->syms[mid].addr <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    /* Among symbols starting at the same address any name will do; take one that covers
+     * addr (size 0 = unknown extent: accept up to the next symbol). */
+    for (size_t i = lo; i-- > 0;) {
+        const struct sym *y = &md->syms[i];
+        if (y->size == 0 || addr < y->addr + y->size)
+            return md->names + y->name;
+        if (i > 0 && md->syms[i - 1].addr != y->addr)
+            break;
+    }
+    return NULL;
+}
+
+/* ---- modules ---- */
+
+struct list_ctx {
+    struct fg__symbolizer *s;
+    int rc;
+};
+
+static void build_id_of(const struct dl_phdr_info *info, char out[41])
+{
+    out[0] = '\0';
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_NOTE)
+            continue;
+        const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr);
+        const uint8_t *end = p + ph->p_memsz;
+        while (p + sizeof(ElfW(Nhdr)) <= end) {
+            const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)p;
+            size_t nsz = (nh->n_namesz + 3) & ~3u, dsz = (nh->n_descsz + 3) & ~3u;
+            const uint8_t *name = p + sizeof(*nh), *desc = name + nsz;
+            if (desc + dsz > end)
+                break;
+            if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
+                memcmp(name, "GNU", 4) == 0 && nh->n_descsz <= 20) {
+                static const char hex[] = "0123456789abcdef";
+                for (unsigned k = 0; k < nh->n_descsz; k++) {
+                    out[2 * k] = hex[desc[k] >> 4];
+                    out[2 * k + 1] = hex[desc[k] & 15];
+                }
+                out[2 * nh->n_descsz] = '\0';
+                return;
+            }
+            p = desc + dsz;
+        }
+    }
+}
+
+static int list_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    struct list_ctx *c = arg;
+    struct fg__symbolizer *s = c->s;
+    uintptr_t lo = UINTPTR_MAX, hi = 0, off = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+        if (a < lo) {
+            lo = a;
+            off = ph->p_offset;
+        }
+        hi = FG_MAX(hi, a + ph->p_memsz);
+    }
+    if (lo >= hi)
+        return 0;
+    char path[4096];
+    if (info->dlpi_name && info->dlpi_name[0]) {
+        snprintf(path, sizeof(path), "%s", info->dlpi_name);
+    } else {
+        ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+        path[n > 0 ? n : 0] = '\0';
+    }
+    /* A module seen before at the same place is reused: dlopen/dlclose loops stay bounded. */
+    struct mod *md = NULL;
+    for (size_t i = 0; i < s->n_mods; i++) {
+        struct mod *x = s->mods[i];
+        if (x->m.start == lo && x->m.limit == hi && x->m.bias == info->dlpi_addr &&
+            strcmp(x->m.path, path) == 0) {
+            md = x;
+            break;
+        }
+    }
+    if (!md) {
+        if (s->n_mods == s->cap_mods) {
+            size_t nc = s->cap_mods ? s->cap_mods * 2 : 32;
+            struct mod **nm = fg_realloc(s->mods, nc * sizeof(*nm));
+            if (!nm)
+                goto nomem;
+            s->mods = nm;
+            s->cap_mods = nc;
+        }
+        md = fg_calloc(1, sizeof(*md));
+        if (!md)
+            goto nomem;
+        md->m.path = fg_strdup(path);
+        if (!md->m.path) {
+            fg_free(md);
+            goto nomem;
+        }
+        md->m.start = lo;
+        md->m.limit = hi;
+        md->m.offset = off;
+        md->m.bias = info->dlpi_addr;
+        build_id_of(info, md->m.build_id);
+        s->mods[s->n_mods++] = md;
+    }
+    md->loaded = true;
+    if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof(info->dlpi_subs)) {
+        s->adds = info->dlpi_adds;
+        s->subs = info->dlpi_subs;
+    }
+    return 0;
+nomem:
+    c->rc = FG_ENOMEM;
+    return 1;
+}
+
+static int active_cmp(const void *a, const void *b)
+{
+    const struct mod *x = *(struct mod *const *)a, *y = *(struct mod *const *)b;
+    return x->m.start < y->m.start ? -1 : x->m.start > y->m.start;
+}
+
+static int counters_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    unsigned long long *v = arg;
+    if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof(info->dlpi_subs)) {
+        v[0] = info->dlpi_adds;
+        v[1] = info->dlpi_subs;
+    }
+    return 1; /* the counters are the same in every entry */
+}
+
+void fg__sym_refresh(struct fg__symbolizer *s)
+{
+    unsigned long long v[2] = {0, 0};
+    dl_iterate_phdr(counters_cb, v);
+    if (s->listed && v[0] == s->adds && v[1] == s->subs)
+        return;
+    for (size_t i = 0; i < s->n_mods; i++)
+        s->mods[i]->loaded = false;
+    struct list_ctx c = {s, 0};
+    dl_iterate_phdr(list_cb, &c);
+    struct mod **act = fg_realloc(s->active, (s->n_mods ? s->n_mods : 1) * sizeof(*act));
+    if (!act)
+        return;
+    s->active = act;
+    s->n_active = 0;
+    for (size_t i = 0; i < s->n_mods; i++)
+        if (s->mods[i]->loaded)
+            act[s->n_active++] = s->mods[i];
+    qsort(act, s->n_active, sizeof(*act), active_cmp);
+    memset(s->cache, 0, CACHE_SLOTS * sizeof(*s->cache));
+    s->listed = true;
+}
+
+static const char *keep_dl_name(struct fg__symbolizer *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_dl_names; i++)
+        if (strcmp(s->dl_names[i], name) == 0)
+            return s->dl_names[i];
+    if (s->n_dl_names == s->cap_dl_names) {
+        size_t nc = s->cap_dl_names ? s->cap_dl_names * 2 : 16;
+        char **nn = fg_realloc(s->dl_names, nc * sizeof(*nn));
+        if (!nn)
+            return NULL;
+        s->dl_names = nn;
+        s->cap_dl_names = nc;
+    }
+    char *copy = fg_strdup(name);
+    if (!copy)
+        return NULL;
+    s->dl_names[s->n_dl_names++] = copy;
+    return copy;
+}
+
+void fg__sym_lookup(struct fg__symbolizer *s, uintptr_t pc, bool leaf, struct fg__frame *out)
+{
+    uintptr_t addr = leaf ? pc : pc - 1; /* a return address is just past its call */
+    uint32_t h = (uint32_t)fg_hash_mix(0, addr) & (CACHE_SLOTS - 1);
+    struct cache_ent *ce = &s->cache[h];
+    if (ce->addr == addr + 1) {
+        *out = ce->f;
+        return;
+    }
+    out->module = NULL;
+    out->func = NULL;
+    size_t lo = 0, hi = s->n_active;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s->active[mid]->m.start <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    struct mod *md = NULL;
+    if (lo > 0 && addr < s->active[lo - 1]->m.limit)
+        md = s->active[lo - 1];
+    for (size_t i = s->n_mods; !md && i-- > 0;) {
+        /* Sampled just before a dlclose: the newest unloaded module that held the address
+         * (its file is normally still there to read symbols from). */
+        struct mod *x = s->mods[i];
+        if (!x->loaded && addr >= x->m.start && addr < x->m.limit)
+            md = x;
+    }
+    if (md) {
+        out->module = &md->m;
+        out->func = find_sym(md, addr - md->m.bias);
+    }
+    if (!out->func) {
+        Dl_info di;
+        if (dladdr((void *)addr, &di) && di.dli_sname)
+            out->func = keep_dl_name(s, di.dli_sname);
+    }
+    ce->addr = addr + 1;
+    ce->f = *out;
+}

@@ -1,0 +1,59 @@
+/* libflamegate-agent: an in-process CPU and heap profiler for native programs that ships
+ * OTLP profiles to a flamegate gateway (or writes files). Preload it
+ * (LD_PRELOAD=libflamegate-agent.so FLAMEGATE_ENDPOINT=http://127.0.0.1:4318 ./prog) or
+ * link it and call fg_agent_start.
+ *
+ * Threads: every function may be called from any thread; fg_agent_set_label affects only
+ * the calling thread. Not async-signal-safe. */
+#ifndef FG_AGENT_H
+#define FG_AGENT_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FG_AGENT_PROFILE_CPU 1u
+#define FG_AGENT_PROFILE_HEAP 2u
+
+/* A zeroed field means "the default" (documented next to it). Strings are borrowed for the
+ * duration of fg_agent_start only (the agent copies them). */
+struct fg_agent_config {
+    /* Base URL of the gateway, e.g. "http://127.0.0.1:4318"; the agent POSTs to
+     * {endpoint}/v1development/profiles. Default "http://127.0.0.1:4318". */
+    const char *endpoint;
+    /* resource service.name; default "unknown_service:<program name>" */
+    const char *service_name;
+    /* Extra request headers "k1=v1,k2=v2" (values may be %-encoded), like
+     * OTEL_EXPORTER_OTLP_HEADERS; default none. */
+    const char *headers;
+    /* "otlp" (default), "otlp-file:PATH" or "pprof-file:PATH"; file outputs write one file
+     * per upload named PATH.<pid>.<seq>.<ext>. */
+    const char *output;
+    unsigned profiles;             /* FG_AGENT_PROFILE_* bits; default cpu|heap */
+    int cpu_hz;                    /* 10..1000; default 99 */
+    long heap_sample_bytes;        /* mean bytes between heap samples; default 524288 */
+    long upload_interval_ms;       /* 100..3600000; default 10000 */
+};
+
+/* Fills cfg from the FLAMEGATE_* environment variables (strings point into the
+ * environment). Returns 0, or a negative FG_E* code with a message in errbuf. */
+int fg_agent_config_from_env(struct fg_agent_config *cfg, char *errbuf, unsigned errlen);
+
+/* Starts profiling with cfg (NULL = the environment). Returns 0 or a negative code (bad
+ * value, already running, out of resources); the reason is printed on stderr. */
+int fg_agent_start(const struct fg_agent_config *cfg);
+/* Stops profiling, makes a final upload (bounded by a short timeout) and joins the agent's
+ * threads. A no-op when not running. */
+void fg_agent_stop(void);
+/* Builds and queues an upload now; returns when it was handed to the sender (not when it
+ * was delivered). 0, or FG_ESTOPPED when the agent is not running. */
+int fg_agent_flush(void);
+/* Sets (value != NULL) or removes (value == NULL) a label of the calling thread; CPU
+ * samples taken on this thread carry every label as a sample attribute. */
+int fg_agent_set_label(const char *key, const char *value);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,101 @@
+/* Agent robustness workload: forks (child allocates, burns, exits), creates and joins 1000
+ * threads, dlopens/dlcloses a module while burning CPU in it, and frees memory it got
+ * early (FLAMEGATE_DEBUG_BOOTSTRAP makes those come from the agent's bootstrap arena).
+ * usage: agent_robust PLUGIN.so ; prints "ok" and exits 0 when everything ran. */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <malloc.h>
+
+static volatile uint64_t sink;
+
+__attribute__((noinline)) static void spin(long iters)
+{
+    uint64_t x = sink;
+    for (long i = 0; i < iters; i++)
+        x = x * 2862933555777941757ULL + 3;
+    sink = x;
+}
+
+static void *thread_fn(void *arg)
+{
+    char *p = malloc(100 + (size_t)(uintptr_t)arg % 5000);
+    if (!p)
+        return (void *)1;
+    memset(p, 0, 100);
+    spin(2000);
+    free(p);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return 2;
+    /* Early blocks: with the debug knob these come from the bootstrap arena. */
+    void *early[64];
+    for (int i = 0; i < 64; i++) {
+        early[i] = malloc(16 + (size_t)i * 8);
+        if (!early[i])
+            return 3;
+        memset(early[i], i, 16);
+    }
+    early[1] = realloc(early[1], 100000);
+    if (!early[1] || ((unsigned char *)early[1])[0] != 1)
+        return 4;
+    if (malloc_usable_size(early[2]) < 32)
+        return 5;
+    for (int i = 0; i < 64; i++)
+        free(early[i]);
+
+    /* fork: the child allocates and burns under the inherited interposer, then exits */
+    for (int k = 0; k < 3; k++) {
+        pid_t pid = fork();
+        if (pid < 0)
+            return 6;
+        if (pid == 0) {
+            for (int i = 0; i < 10000; i++)
+                free(malloc((size_t)i % 4096 + 1));
+            spin(20000000);
+            exit(0);
+        }
+        int st;
+        if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            return 7;
+    }
+
+    /* 1000 threads, 50 at a time */
+    for (int round = 0; round < 20; round++) {
+        pthread_t th[50];
+        for (int i = 0; i < 50; i++)
+            if (pthread_create(&th[i], NULL, thread_fn, (void *)(uintptr_t)(round * 50 + i)))
+                return 8;
+        for (int i = 0; i < 50; i++) {
+            void *rv;
+            if (pthread_join(th[i], &rv) || rv)
+                return 9;
+        }
+    }
+
+    /* dlopen / dlclose while the profiler samples code inside the module */
+    for (int i = 0; i < 20; i++) {
+        void *h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+            fprintf(stderr, "dlopen: %s\n", dlerror());
+            return 10;
+        }
+        uint64_t (*burn)(long) = (uint64_t(*)(long))dlsym(h, "plugin_burn");
+        if (!burn)
+            return 11;
+        burn(3000000);
+        dlclose(h);
+    }
+    spin(50000000);
+    printf("ok\n");
+    return 0;
+}

@@ -1,0 +1,122 @@
+# Robustness: fork, 1000 threads, dlopen/dlclose and frees of memory handed out by the
+# bootstrap arena all run to completion under the agent; a gateway that refuses or never
+# answers changes nothing for the program; bad settings leave the program unprofiled with a
+# clear message; losses are reported in a later successful upload.
+import os
+import socket
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import agentlib as a  # noqa: E402
+h = a.h
+
+
+class Robustness(a.AgentTestCase):
+    def test_fork_threads_dlopen_bootstrap(self):
+        d, prefix = a.out_prefix("robust")
+        r = a.run([a.bin_path("agent_robust"), a.plugin_path()],
+                  {"FLAMEGATE_OUTPUT": "otlp-file:" + prefix, "FLAMEGATE_CPU_HZ": "999",
+                   "FLAMEGATE_HEAP_SAMPLE_BYTES": "4096", "FLAMEGATE_UPLOAD_INTERVAL": "100ms",
+                   "FLAMEGATE_DEBUG_BOOTSTRAP": "64"}, timeout=120)
+        self.assertRan(r, "agent_robust under the agent")
+        self.assertEqual(r.stdout.strip(), "ok")
+        reqs = a.read_requests(d)
+        self.assertTrue(reqs)
+        pids = {a.resource_attrs(q)["process.pid"] for q in reqs}
+        self.assertEqual(len(pids), 1, "forked children must not upload: %r" % pids)
+        smp = a.samples(reqs, "samples")
+        funcs = {f[0].func for f, _, _, _ in smp if f}
+        # code of the dlclose'd module is still named
+        self.assertIn("plugin_burn", funcs)
+        self.assertIn("spin", funcs)
+
+    def test_same_output_without_agent(self):
+        plain = a.run([a.bin_path("agent_robust"), a.plugin_path()], {}, preload=False)
+        self.assertRan(plain, "agent_robust without the agent")
+        self.assertEqual(plain.stdout.strip(), "ok")
+
+    def timed(self, env):
+        t0 = time.monotonic()
+        r = a.run([a.bin_path("agent_burn"), "1", "0.5"], env)
+        return r, time.monotonic() - t0
+
+    def test_gateway_refusing(self):
+        port = h.free_port()  # nobody listens there
+        base, t_plain = self.timed({})
+        r, t = self.timed({"FLAMEGATE_ENDPOINT": "http://127.0.0.1:%d" % port,
+                           "FLAMEGATE_UPLOAD_INTERVAL": "100ms", "FLAMEGATE_CPU_HZ": "999"})
+        self.assertRan(r, "agent_burn with the gateway down")
+        self.assertIn("burn_a_ns", r.stdout)
+        self.assertIn("upload failed", r.stderr)
+        self.assertLess(t, t_plain + 3.0, "exit delayed: %.1fs vs %.1fs" % (t, t_plain))
+
+    def test_gateway_never_answers(self):
+        # A listener that never accepts: connect succeeds (backlog), the reply never comes.
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen(64)
+            port = s.getsockname()[1]
+            base, t_plain = self.timed({})
+            r, t = self.timed({"FLAMEGATE_ENDPOINT": "http://127.0.0.1:%d" % port,
+                               "FLAMEGATE_UPLOAD_INTERVAL": "100ms"})
+        self.assertRan(r, "agent_burn with a stalled gateway")
+        self.assertIn("burn_a_ns", r.stdout)
+        # the final upload gets at most the exit budget (2 s)
+        self.assertLess(t, t_plain + 4.0, "exit delayed: %.1fs vs %.1fs" % (t, t_plain))
+
+    def test_bad_settings_run_unprofiled(self):
+        cases = [("FLAMEGATE_CPU_HZ", "fast"), ("FLAMEGATE_CPU_HZ", "5000"),
+                 ("FLAMEGATE_HEAP_SAMPLE_BYTES", "-1"), ("FLAMEGATE_UPLOAD_INTERVAL", "soon"),
+                 ("FLAMEGATE_PROFILES", "gpu"), ("FLAMEGATE_ENDPOINT", "https://x:4318"),
+                 ("FLAMEGATE_HEADERS", "broken"), ("FLAMEGATE_OUTPUT", "carrier-pigeon")]
+        for var, val in cases:
+            d, prefix = a.out_prefix("bad")
+            env = {var: val}
+            if var != "FLAMEGATE_OUTPUT":
+                env["FLAMEGATE_OUTPUT"] = "otlp-file:" + prefix
+            r = a.run([a.bin_path("agent_burn"), "1", "0.1"], env)
+            self.assertRan(r, "agent_burn with %s=%s" % (var, val))
+            self.assertIn("burn_a_ns", r.stdout)
+            self.assertIn(var, r.stderr, "the message names the variable")
+            self.assertIn("without profiling", r.stderr)
+            self.assertEqual(os.listdir(d), [], "%s=%s: nothing may be written" % (var, val))
+
+    def test_drops_reported_after_recovery(self):
+        port = h.free_port()
+        out = h.tempfile.mkdtemp(prefix="fg-agent-recover-")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLAMEGATE_")}
+        env.update({"LD_PRELOAD": a.agent_so(),
+                    "FLAMEGATE_ENDPOINT": "http://127.0.0.1:%d" % port,
+                    "FLAMEGATE_UPLOAD_INTERVAL": "100ms", "FLAMEGATE_PROFILES": "cpu"})
+        proc = h.subprocess.Popen([a.bin_path("agent_burn"), "1", "3.5"], env=env,
+                                  stdout=h.subprocess.PIPE, stderr=h.subprocess.PIPE,
+                                  text=True)
+        try:
+            time.sleep(2.0)  # ~20 uploads fail; the queue holds 8, the rest are dropped
+            cfg = h.sink_config(out, endpoint="127.0.0.1:%d" % port)
+            with h.Flamegate(cfg, "sink") as fg:
+                stdout, stderr = proc.communicate(timeout=120)
+                self.assertEqual(proc.returncode, 0, stderr)
+                files = []
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline:
+                    files = h.output_files(out)
+                    reqs = [h.parse_request(h.read_file(f)) for f in files]
+                    drops = [s[3].get("flamegate.agent.dropped_uploads", 0)
+                             for s in a.samples(reqs, "samples")]
+                    if drops and max(drops) > 0:
+                        break
+                    time.sleep(0.3)
+                fg.stop()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        self.assertTrue(files, "nothing arrived after the gateway came up")
+        self.assertGreater(max(drops), 0, "dropped uploads were not reported")
+        print("reported dropped_uploads: %d" % max(drops), flush=True)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
