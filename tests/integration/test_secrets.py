@@ -17,9 +17,12 @@ import telemetry_util as t  # noqa: E402
 
 CT = "application/x-protobuf"
 SECRETS = ["Bearer tok-7f3a9c1e5b2d-SECRET", "apikey-9d8c7b6a5f4e-SECRET",
-           "env-3e2d1c0b9a8f-SECRET", "pyro-5a4b3c2d1e0f-SECRET", "pw-0f1e2d3c4b5a-SECRET"]
+           "env-3e2d1c0b9a8f-SECRET", "pyro-5a4b3c2d1e0f-SECRET", "pw-0f1e2d3c4b5a-SECRET",
+           "recv-1b2c3d4e5f6a-SECRET", "client-6f5e4d3c2b1a-SECRET"]
 
 BASIC = base64.b64encode(("fg:" + SECRETS[4]).encode()).decode()
+CLIENT_BASIC = base64.b64encode(("cl:" + SECRETS[6]).encode()).decode()
+AUTH = {"Authorization": "Bearer " + SECRETS[5]}
 
 
 class EchoHeaders(http.server.BaseHTTPRequestHandler):
@@ -60,10 +63,22 @@ class SecretsTest(h.FgTestCase):
                                             "retry_on_failure": {"enabled": False}},
                         "debug": {"verbosity": "detailed"}},
                        log_level="debug")
+        # the receiver wants a bearer token; a second otlphttp sends basic credentials
+        cfg["receivers"]["otlp"]["protocols"]["http"]["auth"] = {
+            "authenticator": "bearertokenauth"}
+        cfg["exporters"]["otlphttp/basic"] = {
+            "endpoint": "http://127.0.0.1:%d" % upstream_port, "compression": "none",
+            "auth": {"authenticator": "basicauth/client"},
+            "retry_on_failure": {"enabled": False}}
+        cfg["service"]["pipelines"]["profiles"]["exporters"].append("otlphttp/basic")
+        cfg["extensions"] = {"bearertokenauth": {"token": SECRETS[5]},
+                             "basicauth/client": {"client_auth": {"username": "cl",
+                                                                  "password": SECRETS[6]}}}
+        cfg["service"]["extensions"] = ["bearertokenauth", "basicauth/client"]
         return t.with_telemetry(cfg, log_level="debug", encoding=encoding)
 
     def assertNoSecret(self, text, where):
-        for s in SECRETS + [SECRETS[0].split(" ", 1)[1], BASIC]:
+        for s in SECRETS + [SECRETS[0].split(" ", 1)[1], BASIC, CLIENT_BASIC]:
             self.assertNotIn(s, text, "%s contains the secret %r" % (where, s))
             if "-" in s:
                 self.assertNotIn(s.split("-")[1], text, "%s contains part of %r" % (where, s))
@@ -83,10 +98,16 @@ class SecretsTest(h.FgTestCase):
             r = h.run_cli(["validate", "--config", a.config_path])
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertNoSecret(r.stdout + r.stderr, "flamegate validate output")
+            # wrong and missing tokens are refused (and logged without the right one)
+            body = h.synthetic_request(59).SerializeToString()
+            self.assertStatus(h.post(a.port, body, CT), 401)
+            self.assertStatus(h.post(a.port, body, CT, headers={
+                "Authorization": "Bearer " + SECRETS[5][:12] + "-wrong"}), 401)
             for i in range(3):
-                self.assertOk(h.post(a.port, h.synthetic_request(60 + i).SerializeToString(), CT))
+                self.assertOk(h.post(a.port, h.synthetic_request(60 + i).SerializeToString(), CT,
+                                     headers=AUTH))
             deadline = time.monotonic() + 10
-            while len(EchoHeaders.seen) < 9 and time.monotonic() < deadline:
+            while len(EchoHeaders.seen) < 12 and time.monotonic() < deadline:
                 time.sleep(0.05)
             deadline = time.monotonic() + 5
             while "HTTP 400" not in a.log_text() and time.monotonic() < deadline:
@@ -106,6 +127,7 @@ class SecretsTest(h.FgTestCase):
         self.assertIn(SECRETS[0], auths)
         self.assertIn("Bearer " + SECRETS[3], auths)
         self.assertIn("Basic " + BASIC, auths)
+        self.assertIn("Basic " + CLIENT_BASIC, auths)
         otlp = [r for r in EchoHeaders.seen if r.get("X-Api-Key")]
         self.assertTrue(otlp)
         self.assertEqual(otlp[0].get("X-Api-Key"), SECRETS[1])
