@@ -92,7 +92,7 @@ int main(int argc, char **argv)
         uint64_t (*burn)(long) = (uint64_t(*)(long))dlsym(h, "plugin_burn");
         if (!burn)
             return 11;
-        burn(3000000);
+        burn(30000000); /* ~30 ms of CPU each: enough samples even when ticks are coalesced under load */
         dlclose(h);
     }
     spin(50000000);
