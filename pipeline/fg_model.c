@@ -14,7 +14,9 @@
 struct itab {
     unsigned char *entries;
     uint64_t *hashes;
-    uint32_t *slots; /* entry index + 1; 0 = empty */
+    /* high 32 bits: the entry's hash (so most mismatches are settled without touching the
+     * entry or hashes[]); low 32 bits: entry index + 1; 0 = empty */
+    uint64_t *slots;
     uint32_t n;
     uint32_t cap;
     uint32_t slot_mask; /* slot count - 1 (power of two) */
@@ -322,9 +324,11 @@ static int entry_copy(struct fg_profiles *p, enum fg_table t, void *dst)
 
 /* ---- the interning tables ---- */
 
+#define SLOT_TAG(h) ((h) & UINT64_C(0xffffffff00000000))
+
 static int itab_resize_slots(struct itab *t, uint32_t nslots)
 {
-    uint32_t *slots = fg_calloc(nslots, sizeof(*slots));
+    uint64_t *slots = fg_calloc(nslots, sizeof(*slots));
     if (!slots)
         return FG_ENOMEM;
     uint32_t mask = nslots - 1;
@@ -332,7 +336,7 @@ static int itab_resize_slots(struct itab *t, uint32_t nslots)
         uint32_t s = (uint32_t)t->hashes[i] & mask;
         while (slots[s])
             s = (s + 1) & mask;
-        slots[s] = i + 1;
+        slots[s] = SLOT_TAG(t->hashes[i]) | (i + 1);
     }
     fg_free(t->slots);
     t->slots = slots;
@@ -394,10 +398,11 @@ static int32_t intern_hashed(struct fg_profiles *p, enum fg_table table, const v
     struct itab *t = &p->dict->t[table];
     if (t->slot_mask) {
         uint32_t s = (uint32_t)h & t->slot_mask;
-        for (uint32_t idx; (idx = t->slots[s]) != 0; s = (s + 1) & t->slot_mask) {
-            if (t->hashes[idx - 1] == h &&
-                entry_equal(table, t->entries + (size_t)(idx - 1) * t->esize, entry))
-                return (int32_t)(idx - 1);
+        for (uint64_t slot; (slot = t->slots[s]) != 0; s = (s + 1) & t->slot_mask) {
+            uint32_t idx = (uint32_t)slot - 1;
+            if (SLOT_TAG(slot) == SLOT_TAG(h) &&
+                entry_equal(table, t->entries + (size_t)idx * t->esize, entry))
+                return (int32_t)idx;
         }
     }
     /* keep the load factor under 1/2 */
@@ -416,7 +421,7 @@ static int32_t intern_hashed(struct fg_profiles *p, enum fg_table table, const v
     uint32_t s = (uint32_t)h & t->slot_mask;
     while (t->slots[s])
         s = (s + 1) & t->slot_mask;
-    t->slots[s] = t->n + 1;
+    t->slots[s] = SLOT_TAG(h) | (t->n + 1);
     return (int32_t)t->n++;
 }
 
@@ -589,7 +594,7 @@ size_t fg_profiles_memory(const struct fg_profiles *p)
     for (int t = 0; t < FG_TABLE_COUNT; t++) {
         const struct itab *it = &p->dict->t[t];
         total += (size_t)it->cap * (it->esize + sizeof(uint64_t)) +
-                 (it->slot_mask ? ((size_t)it->slot_mask + 1) * sizeof(uint32_t) : 0);
+                 (it->slot_mask ? ((size_t)it->slot_mask + 1) * sizeof(uint64_t) : 0);
     }
     total += (size_t)p->n_samples * sizeof(struct fg_sample);
     return total;
