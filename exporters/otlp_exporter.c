@@ -12,6 +12,7 @@
 
 #include "fg_alloc.h"
 #include "fg_buf.h"
+#include "fg_curl_exporter.h"
 #include "fg_gzip.h"
 #include "fg_log.h"
 #include "fg_otlp.h"
@@ -319,12 +320,6 @@ const char *fg__grpcc_status_name(int status)
 
 /* ---- the exporter ---- */
 
-/* An easy handle and whether it holds an HTTP/2 connection from an earlier call. */
-struct conn {
-    CURL *h;
-    bool warm;
-};
-
 struct otlp_exporter {
     struct fg_component base; /* first: the pipeline sees only this */
     char *url;                /* scheme://host:port/<Export path> */
@@ -341,49 +336,8 @@ struct otlp_exporter {
 
     /* Idle easy handles. A worker takes one per call and gives it back, so each worker
      * keeps using the same HTTP/2 connection (libcurl's per-handle connection cache). */
-    pthread_mutex_t pool_mu;
-    struct conn pool[POOL_MAX];
-    size_t n_pool;
+    struct fg_curl_pool pool;
 };
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-
-static void curl_init_once(void)
-{
-    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static int pool_take(struct otlp_exporter *x, struct conn *out)
-{
-    bool found = false;
-    pthread_mutex_lock(&x->pool_mu);
-    if (x->n_pool > 0) {
-        *out = x->pool[--x->n_pool];
-        found = true;
-    }
-    pthread_mutex_unlock(&x->pool_mu);
-    if (found) {
-        curl_easy_reset(out->h); /* options go, the connection cache stays */
-        return 0;
-    }
-    out->h = curl_easy_init();
-    out->warm = false;
-    return out->h ? 0 : FG_ENOMEM;
-}
-
-static void pool_give(struct otlp_exporter *x, struct conn *c)
-{
-    pthread_mutex_lock(&x->pool_mu);
-    if (x->n_pool < POOL_MAX) {
-        x->pool[x->n_pool++] = *c;
-        c->h = NULL;
-    }
-    pthread_mutex_unlock(&x->pool_mu);
-    if (c->h)
-        curl_easy_cleanup(c->h);
-    c->h = NULL;
-}
 
 struct response {
     struct fg_buf body;
@@ -533,7 +487,7 @@ static int otlp_send(void *ctx, struct fg_profiles *batch, int64_t *retry_after_
     struct otlp_exporter *x = ctx;
     struct fg_buf body;
     struct response resp;
-    struct conn c = {NULL, false};
+    struct fg_curl_conn c = {NULL, false};
     struct fg_profiles *with_payload = NULL;
     char curl_err[CURL_ERROR_SIZE];
     int rc;
@@ -555,7 +509,7 @@ static int otlp_send(void *ctx, struct fg_profiles *batch, int64_t *retry_after_
     rc = build_body(x, batch, &body, err);
     if (rc != 0)
         goto fail;
-    if (pool_take(x, &c) != 0) {
+    if (fg_curl_pool_take(&x->pool, &c) != 0) {
         rc = fg_err_set(err, FG_ERETRYABLE, "cannot create a curl handle");
         goto fail;
     }
@@ -626,7 +580,7 @@ static int otlp_send(void *ctx, struct fg_profiles *batch, int64_t *retry_after_
 
 fail:
     if (c.h)
-        pool_give(x, &c);
+        fg_curl_pool_give(&x->pool, &c);
     fg_profiles_unref(with_payload);
     fg_buf_free(&resp.body);
     fg_buf_free(&body);
@@ -645,23 +599,12 @@ static int otlp_consume(struct fg_consumer *self, struct fg_profiles *batch, str
     return fg_exporter_enqueue(from_component(c)->helper, batch, err);
 }
 
-static int add_header(struct curl_slist **list, const char *name, const char *value);
-
 static int otlp_start(struct fg_component *c, struct fg_err *err)
 {
     struct otlp_exporter *x = from_component(c);
-    if (x->auth) {
-        /* The extension has started (extensions start first): its value is known now. */
-        char value[2048];
-        int rc = x->auth->client_value(x->auth, value, sizeof(value));
-        if (rc != 0)
-            return fg_err_set(err, rc, "auth.authenticator: no client credentials configured");
-        rc = add_header(&x->headers, "authorization", value);
-        memset(value, 0, sizeof(value));
-        if (rc != 0)
-            return fg_err_set(err, rc, "out of memory");
-        x->auth = NULL; /* once: a restarted exporter keeps its header */
-    }
+    int rc = fg_curl_apply_client_auth(&x->auth, &x->headers, "authorization", true, err);
+    if (rc != 0)
+        return rc;
     return fg_exporter_start(x->helper, err);
 }
 
@@ -676,9 +619,7 @@ static void otlp_destroy(struct fg_component *c)
     if (!x)
         return;
     fg_exporter_free(x->helper); /* joins the workers before their handles go */
-    for (size_t i = 0; i < x->n_pool; i++)
-        curl_easy_cleanup(x->pool[i].h);
-    pthread_mutex_destroy(&x->pool_mu);
+    fg_curl_pool_free(&x->pool);
     curl_slist_free_all(x->headers);
     fg_tls_client_free(x->tls_client);
     fg_free(x->url);
@@ -691,28 +632,10 @@ static const struct fg_component_ops otlp_ops = {
     .destroy = otlp_destroy,
 };
 
+/* gRPC metadata: lowercase names, "name;" for an empty value. */
 static int add_header(struct curl_slist **list, const char *name, const char *value)
 {
-    struct fg_buf line;
-    fg_buf_init(&line, 0);
-    /* "name;" is libcurl's spelling of a header with an empty value ("name:" deletes). */
-    int rc = *value ? fg_buf_printf(&line, "%s: %s", name, value)
-                    : fg_buf_printf(&line, "%s;", name);
-    if (rc == 0)
-        rc = fg_buf_append(&line, "", 1);
-    if (rc == 0) {
-        /* gRPC metadata keys are lowercase (HTTP/2 requires it). */
-        for (size_t i = 0; i < strlen(name); i++)
-            if (line.data[i] >= 'A' && line.data[i] <= 'Z')
-                line.data[i] = (uint8_t)(line.data[i] - 'A' + 'a');
-        struct curl_slist *l = curl_slist_append(*list, (const char *)line.data);
-        if (l)
-            *list = l;
-        else
-            rc = FG_ENOMEM;
-    }
-    fg_buf_free(&line);
-    return rc;
+    return fg_curl_add_header(list, name, value, true);
 }
 
 /* endpoint → scheme, authority; the gRPC path is fixed, so any other path is an error. */
@@ -782,16 +705,15 @@ static int otlp_create(const struct fg_create_args *args, struct fg_component **
     rc = parse_endpoint(cfg, &tls, &host, &host_len, err);
     if (rc != 0)
         return rc;
-    pthread_once(&curl_once, curl_init_once);
-    if (curl_init_rc != CURLE_OK)
-        return fg_err_set(err, FG_EIO, "curl_global_init: %s", curl_easy_strerror(curl_init_rc));
+    if ((rc = fg_curl_global_init(err)) != 0)
+        return rc;
     if (!(curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_HTTP2))
         return fg_err_set(err, FG_EUNSUPPORTED, "libcurl was built without HTTP/2");
 
     x = fg_calloc(1, sizeof(*x));
     if (!x)
         return fg_err_set(err, FG_ENOMEM, "out of memory");
-    if (pthread_mutex_init(&x->pool_mu, NULL) != 0) {
+    if (fg_curl_pool_init(&x->pool, POOL_MAX) != 0) {
         fg_free(x);
         return fg_err_set(err, FG_ENOMEM, "out of memory");
     }

@@ -13,6 +13,7 @@
 
 #include "fg_alloc.h"
 #include "fg_buf.h"
+#include "fg_curl_exporter.h"
 #include "fg_gzip.h"
 #include "fg_log.h"
 #include "fg_otlp.h"
@@ -69,46 +70,8 @@ struct otlphttp_exporter {
     char user_agent[64];
     struct fg_exporter *helper;
 
-    /* Idle easy handles: each keeps its connection alive, so a worker that takes one back
-     * reuses the TCP connection of an earlier request. */
-    pthread_mutex_t pool_mu;
-    CURL *pool[POOL_MAX];
-    size_t n_pool;
+    struct fg_curl_pool pool; /* idle easy handles: a worker reuses an earlier connection */
 };
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-
-static void curl_init_once(void)
-{
-    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static CURL *pool_take(struct otlphttp_exporter *x)
-{
-    CURL *h = NULL;
-    pthread_mutex_lock(&x->pool_mu);
-    if (x->n_pool > 0)
-        h = x->pool[--x->n_pool];
-    pthread_mutex_unlock(&x->pool_mu);
-    if (h)
-        curl_easy_reset(h); /* options go, the connection cache stays */
-    else
-        h = curl_easy_init();
-    return h;
-}
-
-static void pool_give(struct otlphttp_exporter *x, CURL *h)
-{
-    pthread_mutex_lock(&x->pool_mu);
-    if (x->n_pool < POOL_MAX) {
-        x->pool[x->n_pool++] = h;
-        h = NULL;
-    }
-    pthread_mutex_unlock(&x->pool_mu);
-    if (h)
-        curl_easy_cleanup(h);
-}
 
 struct response {
     struct fg_buf body;
@@ -289,6 +252,7 @@ static int otlphttp_send(void *ctx, struct fg_profiles *batch, int64_t *retry_af
     struct response resp;
     struct fg_profiles *with_payload = NULL;
     CURL *h = NULL;
+    struct fg_curl_conn conn = {NULL, false};
     int rc;
 
     fg_buf_init(&payload, 0);
@@ -323,7 +287,8 @@ static int otlphttp_send(void *ctx, struct fg_profiles *batch, int64_t *retry_af
         body = &zipped;
     }
 
-    h = pool_take(x);
+    if (fg_curl_pool_take(&x->pool, &conn) == 0)
+        h = conn.h;
     if (!h) {
         rc = fg_err_set(err, FG_ERETRYABLE, "cannot create a curl handle");
         goto fail;
@@ -376,7 +341,8 @@ fail:
     if (h) {
         /* The headers list and error buffer belong to us and this call; unhook them. */
         curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
-        pool_give(x, h);
+        conn.h = h;
+        fg_curl_pool_give(&x->pool, &conn);
     }
     fg_buf_free(&resp.body);
     fg_buf_free(&zipped);
@@ -400,37 +366,15 @@ static int otlphttp_consume(struct fg_consumer *self, struct fg_profiles *batch,
 
 static int add_header(struct curl_slist **list, const char *name, const char *value)
 {
-    struct fg_buf line;
-    fg_buf_init(&line, 0);
-    int rc = fg_buf_printf(&line, "%s: %s", name, value);
-    if (rc == 0 && fg_buf_append(&line, "", 1) == 0) {
-        struct curl_slist *l = curl_slist_append(*list, (const char *)line.data);
-        if (l)
-            *list = l;
-        else
-            rc = FG_ENOMEM;
-    } else if (rc == 0) {
-        rc = FG_ENOMEM;
-    }
-    fg_buf_free(&line);
-    return rc;
+    return fg_curl_add_header(list, name, value, false);
 }
 
 static int otlphttp_start(struct fg_component *c, struct fg_err *err)
 {
     struct otlphttp_exporter *x = from_component(c);
-    if (x->auth) {
-        /* The extension has started (extensions start first): its value is known now. */
-        char value[2048];
-        int rc = x->auth->client_value(x->auth, value, sizeof(value));
-        if (rc != 0)
-            return fg_err_set(err, rc, "auth.authenticator: no client credentials configured");
-        rc = add_header(&x->headers, "Authorization", value);
-        memset(value, 0, sizeof(value));
-        if (rc != 0)
-            return fg_err_set(err, rc, "out of memory");
-        x->auth = NULL; /* once: a restarted exporter keeps its header */
-    }
+    int rc = fg_curl_apply_client_auth(&x->auth, &x->headers, "Authorization", false, err);
+    if (rc != 0)
+        return rc;
     return fg_exporter_start(x->helper, err);
 }
 
@@ -445,9 +389,7 @@ static void otlphttp_destroy(struct fg_component *c)
     if (!x)
         return;
     fg_exporter_free(x->helper); /* joins the workers before their handles go */
-    for (size_t i = 0; i < x->n_pool; i++)
-        curl_easy_cleanup(x->pool[i]);
-    pthread_mutex_destroy(&x->pool_mu);
+    fg_curl_pool_free(&x->pool);
     curl_slist_free_all(x->headers);
     fg_tls_client_free(x->tls);
     fg_free(x->url);
@@ -472,14 +414,13 @@ static int otlphttp_create(const struct fg_create_args *args, struct fg_componen
     rc = otlphttp_validate(cfg, err);
     if (rc != 0)
         return rc;
-    pthread_once(&curl_once, curl_init_once);
-    if (curl_init_rc != CURLE_OK)
-        return fg_err_set(err, FG_EIO, "curl_global_init: %s", curl_easy_strerror(curl_init_rc));
+    if ((rc = fg_curl_global_init(err)) != 0)
+        return rc;
 
     x = fg_calloc(1, sizeof(*x));
     if (!x)
         return fg_err_set(err, FG_ENOMEM, "out of memory");
-    if (pthread_mutex_init(&x->pool_mu, NULL) != 0) {
+    if (fg_curl_pool_init(&x->pool, POOL_MAX) != 0) {
         fg_free(x);
         return fg_err_set(err, FG_ENOMEM, "out of memory");
     }

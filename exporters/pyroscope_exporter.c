@@ -14,6 +14,7 @@
 
 #include "fg_alloc.h"
 #include "fg_buf.h"
+#include "fg_curl_exporter.h"
 #include "fg_log.h"
 #include "fg_model.h"
 #include "fg_pprof.h"
@@ -99,44 +100,8 @@ struct pyroscope_exporter {
     pthread_mutex_t progress_mu;
     struct progress progress[MAX_PROGRESS];
     size_t n_progress;
-    pthread_mutex_t pool_mu;
-    CURL *pool[POOL_MAX];
-    size_t n_pool;
+    struct fg_curl_pool pool; /* idle easy handles: a worker reuses an earlier connection */
 };
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-
-static void curl_init_once(void)
-{
-    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static CURL *pool_take(struct pyroscope_exporter *x)
-{
-    CURL *h = NULL;
-    pthread_mutex_lock(&x->pool_mu);
-    if (x->n_pool > 0)
-        h = x->pool[--x->n_pool];
-    pthread_mutex_unlock(&x->pool_mu);
-    if (h)
-        curl_easy_reset(h);
-    else
-        h = curl_easy_init();
-    return h;
-}
-
-static void pool_give(struct pyroscope_exporter *x, CURL *h)
-{
-    pthread_mutex_lock(&x->pool_mu);
-    if (x->n_pool < POOL_MAX) {
-        x->pool[x->n_pool++] = h;
-        h = NULL;
-    }
-    pthread_mutex_unlock(&x->pool_mu);
-    if (h)
-        curl_easy_cleanup(h);
-}
 
 /* ---- labels ---- */
 
@@ -376,9 +341,10 @@ static int http_post(struct pyroscope_exporter *x, const char *url, const char *
     char line[256];
     int rc = 0;
     fg_buf_init(&resp.body, RESPONSE_LIMIT);
-    CURL *h = pool_take(x);
-    if (!h)
+    struct fg_curl_conn conn;
+    if (fg_curl_pool_take(&x->pool, &conn) != 0)
         return fg_err_set(err, FG_ERETRYABLE, "cannot create a curl handle");
+    CURL *h = conn.h;
     for (struct curl_slist *s = x->headers; s; s = s->next)
         if (!(hl = curl_slist_append(hl, s->data)))
             goto nomem;
@@ -439,7 +405,7 @@ static int http_post(struct pyroscope_exporter *x, const char *url, const char *
 nomem:
     rc = fg_err_set(err, FG_ERETRYABLE, "out of memory");
 out:
-    pool_give(x, h);
+    fg_curl_pool_give(&x->pool, &conn);
     curl_slist_free_all(hl);
     fg_buf_free(&resp.body);
     return rc;
@@ -751,23 +717,12 @@ static int pyroscope_consume(struct fg_consumer *self, struct fg_profiles *batch
     return fg_exporter_enqueue(from_component(c)->helper, batch, err);
 }
 
-static int add_header(struct curl_slist **list, const char *name, const char *value);
-
 static int pyroscope_start(struct fg_component *c, struct fg_err *err)
 {
     struct pyroscope_exporter *x = from_component(c);
-    if (x->auth) {
-        /* The extension has started (extensions start first): its value is known now. */
-        char value[2048];
-        int rc = x->auth->client_value(x->auth, value, sizeof(value));
-        if (rc != 0)
-            return fg_err_set(err, rc, "auth.authenticator: no client credentials configured");
-        rc = add_header(&x->headers, "Authorization", value);
-        memset(value, 0, sizeof(value));
-        if (rc != 0)
-            return fg_err_set(err, rc, "out of memory");
-        x->auth = NULL; /* once: a restarted exporter keeps its header */
-    }
+    int rc = fg_curl_apply_client_auth(&x->auth, &x->headers, "Authorization", false, err);
+    if (rc != 0)
+        return rc;
     return fg_exporter_start(x->helper, err);
 }
 
@@ -785,9 +740,7 @@ static void pyroscope_destroy(struct fg_component *c)
     for (size_t i = 0; i < x->n_progress; i++)
         fg_profiles_unref(x->progress[i].batch);
     pthread_mutex_destroy(&x->progress_mu);
-    for (size_t i = 0; i < x->n_pool; i++)
-        curl_easy_cleanup(x->pool[i]);
-    pthread_mutex_destroy(&x->pool_mu);
+    fg_curl_pool_free(&x->pool);
     curl_slist_free_all(x->headers);
     fg_tls_client_free(x->tls);
     for (size_t i = 0; i < x->labels.n; i++) {
@@ -809,24 +762,6 @@ static const struct fg_component_ops pyroscope_ops = {
     .shutdown = pyroscope_shutdown,
     .destroy = pyroscope_destroy,
 };
-
-static int add_header(struct curl_slist **list, const char *name, const char *value)
-{
-    struct fg_buf line;
-    fg_buf_init(&line, 0);
-    int rc = fg_buf_printf(&line, "%s: %s", name, value);
-    if (rc == 0)
-        rc = fg_buf_append(&line, "", 1);
-    if (rc == 0) {
-        struct curl_slist *l = curl_slist_append(*list, (const char *)line.data);
-        if (l)
-            *list = l;
-        else
-            rc = FG_ENOMEM;
-    }
-    fg_buf_free(&line);
-    return rc;
-}
 
 static char *join_url(const char *base, const char *path)
 {
@@ -862,18 +797,17 @@ static int pyroscope_create(const struct fg_create_args *args, struct fg_compone
     *out = NULL;
     if ((rc = pyroscope_validate(cfg, err)) != 0)
         return rc;
-    pthread_once(&curl_once, curl_init_once);
-    if (curl_init_rc != CURLE_OK)
-        return fg_err_set(err, FG_EIO, "curl_global_init: %s", curl_easy_strerror(curl_init_rc));
+    if ((rc = fg_curl_global_init(err)) != 0)
+        return rc;
     x = fg_calloc(1, sizeof(*x));
     if (!x)
         return fg_err_set(err, FG_ENOMEM, "out of memory");
-    if (pthread_mutex_init(&x->pool_mu, NULL) != 0) {
+    if (fg_curl_pool_init(&x->pool, POOL_MAX) != 0) {
         fg_free(x);
         return fg_err_set(err, FG_ENOMEM, "out of memory");
     }
     if (pthread_mutex_init(&x->progress_mu, NULL) != 0) {
-        pthread_mutex_destroy(&x->pool_mu);
+        fg_curl_pool_free(&x->pool);
         fg_free(x);
         return fg_err_set(err, FG_ENOMEM, "out of memory");
     }
@@ -936,7 +870,7 @@ static int pyroscope_create(const struct fg_create_args *args, struct fg_compone
         if (rc == 0)
             rc = fg_buf_append(&v, "", 1);
         if (rc == 0)
-            rc = add_header(&x->headers, "Authorization", (const char *)v.data);
+            rc = fg_curl_add_header(&x->headers, "Authorization", (const char *)v.data, false);
         fg_buf_free(&v);
         if (rc != 0)
             goto nomem;
@@ -947,7 +881,7 @@ static int pyroscope_create(const struct fg_create_args *args, struct fg_compone
             rc = fg_err_set(err, FG_EINVAL, "headers.%s: invalid header name or value", k);
             goto fail;
         }
-        if (add_header(&x->headers, k, v ? v : "") != 0)
+        if (fg_curl_add_header(&x->headers, k, v ? v : "", false) != 0)
             goto nomem;
     }
     rc = fg_exporter_new(x->base.id, &cfg->exporter, pyroscope_send, x, &x->helper, err);

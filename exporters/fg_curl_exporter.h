@@ -1,0 +1,57 @@
+/* Pieces shared by the libcurl exporters (otlphttp, otlp, pyroscope): global init, a pool
+ * of idle easy handles, request header lines, and the auth extension's Authorization. */
+#ifndef FG_CURL_EXPORTER_H
+#define FG_CURL_EXPORTER_H
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "fg_auth.h"
+#include "fg_common.h"
+
+#define FG_CURL_POOL_MAX 64 /* the most idle handles any exporter keeps */
+
+/* An easy handle and whether it holds an HTTP/2 connection from an earlier call (only the
+ * otlp exporter reads warm; the others ignore it). */
+struct fg_curl_conn {
+    CURL *h;
+    bool warm;
+};
+
+/* Idle easy handles: each keeps its connection cache, so a worker that takes one back
+ * reuses the connection of an earlier request. */
+struct fg_curl_pool {
+    pthread_mutex_t mu;
+    struct fg_curl_conn idle[FG_CURL_POOL_MAX];
+    size_t n;
+    size_t cap; /* at most FG_CURL_POOL_MAX */
+};
+
+/* curl_global_init once per process; the error names curl's reason. */
+int fg_curl_global_init(struct fg_err *err);
+
+/* 0, or FG_ENOMEM when the mutex cannot be made. cap is clamped to FG_CURL_POOL_MAX. */
+int fg_curl_pool_init(struct fg_curl_pool *p, size_t cap);
+/* An idle handle (reset: options go, the connection cache stays) or a new one with warm
+ * false. 0, or FG_ENOMEM when curl cannot make a handle. */
+int fg_curl_pool_take(struct fg_curl_pool *p, struct fg_curl_conn *out);
+/* Keeps c->h for reuse, or cleans it up when the pool is full; c->h is NULL after. */
+void fg_curl_pool_give(struct fg_curl_pool *p, struct fg_curl_conn *c);
+/* Cleans up the idle handles and the mutex; after fg_curl_pool_init succeeded only. */
+void fg_curl_pool_free(struct fg_curl_pool *p);
+
+/* Appends "name: value" to *list. grpc_metadata: the name is lowercased (HTTP/2 wants
+ * lowercase keys) and an empty value is written "name;" (libcurl's spelling of an empty
+ * header; "name:" would delete it). 0 or FG_ENOMEM. */
+int fg_curl_add_header(struct curl_slist **list, const char *name, const char *value,
+                       bool grpc_metadata);
+
+/* When *auth is set, appends header_name with the authenticator's client value and clears
+ * *auth, so a restarted exporter keeps its one header. Call from start: the extension has
+ * started by then (extensions start first), so its value is known. */
+int fg_curl_apply_client_auth(struct fg_authenticator **auth, struct curl_slist **headers,
+                              const char *header_name, bool grpc_metadata, struct fg_err *err);
+
+#endif
