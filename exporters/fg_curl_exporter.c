@@ -3,9 +3,11 @@
 #include "fg_curl_exporter.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "fg_buf.h"
+#include "fg_exporter_helper.h"
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;
@@ -110,4 +112,51 @@ int fg_curl_apply_client_auth(struct fg_authenticator **auth, struct curl_slist 
         return fg_err_set(err, rc, "out of memory");
     *auth = NULL;
     return 0;
+}
+
+int fg_curl_exporter_init(struct fg_curl_exporter *cx, const struct fg_factory *factory,
+                          const struct fg_component_ops *ops, const char *args_id,
+                          size_t pool_cap, const char *auth_header, bool grpc_metadata)
+{
+    if (fg_curl_pool_init(&cx->pool, pool_cap) != 0)
+        return FG_ENOMEM;
+    cx->base.ops = ops;
+    cx->base.factory = factory;
+    snprintf(cx->base.id, sizeof(cx->base.id), "%s", args_id ? args_id : factory->type);
+    cx->base.consumer.consume = fg_curl_exporter_consume;
+    cx->auth_header = auth_header;
+    cx->grpc_metadata = grpc_metadata;
+    return 0;
+}
+
+int fg_curl_exporter_consume(struct fg_consumer *self, struct fg_profiles *batch,
+                             struct fg_err *err)
+{
+    struct fg_curl_exporter *cx = (struct fg_curl_exporter *)(void *)((char *)self -
+        offsetof(struct fg_curl_exporter, base.consumer));
+    return fg_exporter_enqueue(cx->helper, batch, err);
+}
+
+int fg_curl_exporter_start(struct fg_component *c, struct fg_err *err)
+{
+    struct fg_curl_exporter *cx = (struct fg_curl_exporter *)c;
+    int rc = fg_curl_apply_client_auth(&cx->auth, &cx->headers, cx->auth_header,
+                                       cx->grpc_metadata, err);
+    if (rc != 0)
+        return rc;
+    return fg_exporter_start(cx->helper, err);
+}
+
+int fg_curl_exporter_shutdown(struct fg_component *c, int64_t deadline_ns)
+{
+    return fg_exporter_shutdown(((struct fg_curl_exporter *)c)->helper, deadline_ns);
+}
+
+void fg_curl_exporter_release(struct fg_curl_exporter *cx)
+{
+    fg_exporter_free(cx->helper); /* joins the workers before their handles go */
+    cx->helper = NULL;
+    fg_curl_pool_free(&cx->pool);
+    curl_slist_free_all(cx->headers);
+    cx->headers = NULL;
 }

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "fg_auth.h"
 #include "fg_common.h"
@@ -53,5 +54,35 @@ int fg_curl_add_header(struct curl_slist **list, const char *name, const char *v
  * started by then (extensions start first), so its value is known. */
 int fg_curl_apply_client_auth(struct fg_authenticator **auth, struct curl_slist **headers,
                               const char *header_name, bool grpc_metadata, struct fg_err *err);
+
+/* The head each libcurl exporter's struct begins with, so that one consume, start and
+ * shutdown serve all three. */
+struct fg_exporter;
+struct fg_curl_exporter {
+    struct fg_component base;      /* first: the pipeline sees only this */
+    struct fg_exporter *helper;    /* queue, workers, retry */
+    struct fg_authenticator *auth; /* until start adds its header */
+    struct curl_slist *headers;    /* built once at create; start may add the auth header */
+    struct fg_curl_pool pool;
+    const char *auth_header;       /* the header start writes the auth extension's value to */
+    bool grpc_metadata;            /* headers are gRPC metadata (see fg_curl_add_header) */
+};
+
+/* Sets up the head: the component's ops, factory and id (args_id, or the factory's type),
+ * the shared consume, the pool (cap idle handles) and how start writes the auth header.
+ * 0, or FG_ENOMEM when the pool's mutex cannot be made (nothing to release then). */
+int fg_curl_exporter_init(struct fg_curl_exporter *cx, const struct fg_factory *factory,
+                          const struct fg_component_ops *ops, const char *args_id,
+                          size_t pool_cap, const char *auth_header, bool grpc_metadata);
+/* fg_consumer.consume: queues the batch on the helper. */
+int fg_curl_exporter_consume(struct fg_consumer *self, struct fg_profiles *batch,
+                             struct fg_err *err);
+/* fg_component_ops.start: the auth header (once), then the helper's workers. */
+int fg_curl_exporter_start(struct fg_component *c, struct fg_err *err);
+/* fg_component_ops.shutdown: drains the helper until deadline_ns. */
+int fg_curl_exporter_shutdown(struct fg_component *c, int64_t deadline_ns);
+/* Frees the helper (joining its workers first, they hold handles), the pool and the headers;
+ * the pool must have been initialised. The exporter frees its own fields after. */
+void fg_curl_exporter_release(struct fg_curl_exporter *cx);
 
 #endif

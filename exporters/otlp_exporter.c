@@ -3,7 +3,6 @@
 #include "otlp_exporter.h"
 
 #include <curl/curl.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -321,22 +320,15 @@ const char *fg__grpcc_status_name(int status)
 /* ---- the exporter ---- */
 
 struct otlp_exporter {
-    struct fg_component base; /* first: the pipeline sees only this */
+    struct fg_curl_exporter cx; /* first: base, helper, auth, headers, handle pool */
     char *url;                /* scheme://host:port/<Export path> */
     bool tls;
     long http_version;        /* CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE or _2TLS */
     int compression;
     bool include_original_payload;
     int64_t timeout_ns;
-    struct curl_slist *headers; /* gRPC headers and the user's metadata, built once */
     struct fg_tls_client *tls_client; /* CA, client certificate, verification */
-    struct fg_authenticator *auth;    /* until start adds its authorization header */
     char user_agent[64];
-    struct fg_exporter *helper;
-
-    /* Idle easy handles. A worker takes one per call and gives it back, so each worker
-     * keeps using the same HTTP/2 connection (libcurl's per-handle connection cache). */
-    struct fg_curl_pool pool;
 };
 
 struct response {
@@ -371,7 +363,7 @@ static void check_response(struct otlp_exporter *x, const struct response *resp)
     fg_buf_init(&msg, RESPONSE_LIMIT);
     if (resp->truncated || fg__grpcc_unframe(resp->body.data, resp->body.len,
                                              resp->grpc.encoding, &msg, &err) != 0) {
-        fg_log(FG_LOG_DEBUG, x->base.id, "OK response message unreadable: %s",
+        fg_log(FG_LOG_DEBUG, x->cx.base.id, "OK response message unreadable: %s",
                resp->truncated ? "too large" : err.msg);
         goto done;
     }
@@ -381,15 +373,15 @@ static void check_response(struct otlp_exporter *x, const struct response *resp)
         opentelemetry__proto__collector__profiles__v1development__export_profiles_service_response__unpack(
             NULL, msg.len, msg.data);
     if (!pr) {
-        fg_log(FG_LOG_DEBUG, x->base.id, "OK response message does not decode");
+        fg_log(FG_LOG_DEBUG, x->cx.base.id, "OK response message does not decode");
         goto done;
     }
     const pb_partial_success *ps = pr->partial_success;
     if (ps && ps->rejected_profiles > 0)
-        fg_log(FG_LOG_WARN, x->base.id, "server rejected %lld profiles: %s",
+        fg_log(FG_LOG_WARN, x->cx.base.id, "server rejected %lld profiles: %s",
                (long long)ps->rejected_profiles, ps->error_message ? ps->error_message : "");
     else if (ps && ps->error_message && *ps->error_message)
-        fg_log(FG_LOG_WARN, x->base.id, "server warning: %s", ps->error_message);
+        fg_log(FG_LOG_WARN, x->cx.base.id, "server warning: %s", ps->error_message);
     opentelemetry__proto__collector__profiles__v1development__export_profiles_service_response__free_unpacked(
         pr, NULL);
 done:
@@ -463,7 +455,7 @@ static CURLcode perform(struct otlp_exporter *x, CURL *h, long want_version,
     curl_easy_setopt(h, CURLOPT_POST, 1L);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, (const char *)body->data);
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, x->headers);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, x->cx.headers);
     curl_easy_setopt(h, CURLOPT_USERAGENT, x->user_agent);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)FG_MAX(1, x->timeout_ns / 1000000));
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -509,7 +501,7 @@ static int otlp_send(void *ctx, struct fg_profiles *batch, int64_t *retry_after_
     rc = build_body(x, batch, &body, err);
     if (rc != 0)
         goto fail;
-    if (fg_curl_pool_take(&x->pool, &c) != 0) {
+    if (fg_curl_pool_take(&x->cx.pool, &c) != 0) {
         rc = fg_err_set(err, FG_ERETRYABLE, "cannot create a curl handle");
         goto fail;
     }
@@ -523,7 +515,7 @@ static int otlp_send(void *ctx, struct fg_profiles *batch, int64_t *retry_after_
     CURLcode cc = perform(x, c.h, warm ? CURL_HTTP_VERSION_2_0 : x->http_version, &body, &resp,
                           curl_err, &version, &new_conns);
     if (warm && new_conns > 0 && (cc != CURLE_OK || version != CURL_HTTP_VERSION_2_0)) {
-        fg_log(FG_LOG_DEBUG, x->base.id, "connection gone; connecting again (prior knowledge)");
+        fg_log(FG_LOG_DEBUG, x->cx.base.id, "connection gone; connecting again (prior knowledge)");
         curl_easy_cleanup(c.h);
         c.h = curl_easy_init();
         if (!c.h) {
@@ -580,7 +572,7 @@ static int otlp_send(void *ctx, struct fg_profiles *batch, int64_t *retry_after_
 
 fail:
     if (c.h)
-        fg_curl_pool_give(&x->pool, &c);
+        fg_curl_pool_give(&x->cx.pool, &c);
     fg_profiles_unref(with_payload);
     fg_buf_free(&resp.body);
     fg_buf_free(&body);
@@ -592,43 +584,20 @@ static struct otlp_exporter *from_component(struct fg_component *c)
     return (struct otlp_exporter *)c;
 }
 
-static int otlp_consume(struct fg_consumer *self, struct fg_profiles *batch, struct fg_err *err)
-{
-    struct fg_component *c =
-        (struct fg_component *)((char *)self - offsetof(struct fg_component, consumer));
-    return fg_exporter_enqueue(from_component(c)->helper, batch, err);
-}
-
-static int otlp_start(struct fg_component *c, struct fg_err *err)
-{
-    struct otlp_exporter *x = from_component(c);
-    int rc = fg_curl_apply_client_auth(&x->auth, &x->headers, "authorization", true, err);
-    if (rc != 0)
-        return rc;
-    return fg_exporter_start(x->helper, err);
-}
-
-static int otlp_shutdown(struct fg_component *c, int64_t deadline_ns)
-{
-    return fg_exporter_shutdown(from_component(c)->helper, deadline_ns);
-}
-
 static void otlp_destroy(struct fg_component *c)
 {
     struct otlp_exporter *x = from_component(c);
     if (!x)
         return;
-    fg_exporter_free(x->helper); /* joins the workers before their handles go */
-    fg_curl_pool_free(&x->pool);
-    curl_slist_free_all(x->headers);
+    fg_curl_exporter_release(&x->cx);
     fg_tls_client_free(x->tls_client);
     fg_free(x->url);
     fg_free(x);
 }
 
 static const struct fg_component_ops otlp_ops = {
-    .start = otlp_start,
-    .shutdown = otlp_shutdown,
+    .start = fg_curl_exporter_start,
+    .shutdown = fg_curl_exporter_shutdown,
     .destroy = otlp_destroy,
 };
 
@@ -713,14 +682,11 @@ static int otlp_create(const struct fg_create_args *args, struct fg_component **
     x = fg_calloc(1, sizeof(*x));
     if (!x)
         return fg_err_set(err, FG_ENOMEM, "out of memory");
-    if (fg_curl_pool_init(&x->pool, POOL_MAX) != 0) {
+    if (fg_curl_exporter_init(&x->cx, &fg_otlp_exporter_factory, &otlp_ops, args->id,
+                              POOL_MAX, "authorization", true) != 0) {
         fg_free(x);
         return fg_err_set(err, FG_ENOMEM, "out of memory");
     }
-    x->base.ops = &otlp_ops;
-    x->base.factory = &fg_otlp_exporter_factory;
-    snprintf(x->base.id, sizeof(x->base.id), "%s", args->id ? args->id : "otlp");
-    x->base.consumer.consume = otlp_consume;
     x->compression = cfg->compression;
     x->include_original_payload = cfg->include_original_payload;
     x->timeout_ns = cfg->exporter.timeout_ns;
@@ -743,24 +709,24 @@ static int otlp_create(const struct fg_create_args *args, struct fg_component **
 
     char timeout[16];
     fg__grpcc_timeout_value(x->timeout_ns, timeout, sizeof(timeout));
-    rc = add_header(&x->headers, "content-type", "application/grpc");
+    rc = add_header(&x->cx.headers, "content-type", "application/grpc");
     if (rc == 0)
-        rc = add_header(&x->headers, "te", "trailers");
+        rc = add_header(&x->cx.headers, "te", "trailers");
     if (rc == 0)
-        rc = add_header(&x->headers, "grpc-timeout", timeout);
+        rc = add_header(&x->cx.headers, "grpc-timeout", timeout);
     if (rc == 0)
-        rc = add_header(&x->headers, "grpc-accept-encoding", "identity,gzip");
+        rc = add_header(&x->cx.headers, "grpc-accept-encoding", "identity,gzip");
     if (rc == 0 && x->compression == OTLP_COMPRESSION_GZIP)
-        rc = add_header(&x->headers, "grpc-encoding", "gzip");
+        rc = add_header(&x->cx.headers, "grpc-encoding", "gzip");
     if (rc == 0) {
         /* No "Expect: 100-continue" round trip for large bodies. */
-        struct curl_slist *l = curl_slist_append(x->headers, "Expect:");
+        struct curl_slist *l = curl_slist_append(x->cx.headers, "Expect:");
         rc = l ? 0 : FG_ENOMEM;
         if (l)
-            x->headers = l;
+            x->cx.headers = l;
     }
     for (size_t i = 0; rc == 0 && i < cfg->headers.n; i++)
-        rc = add_header(&x->headers, cfg->headers.keys[i],
+        rc = add_header(&x->cx.headers, cfg->headers.keys[i],
                         cfg->headers.values[i] ? cfg->headers.values[i] : "");
     if (rc != 0) {
         rc = fg_err_set(err, FG_ENOMEM, "out of memory");
@@ -768,16 +734,16 @@ static int otlp_create(const struct fg_create_args *args, struct fg_component **
     }
 
     if ((rc = fg_tls_client_new(&cfg->tls, x->url, &x->tls_client, err)) != 0 ||
-        (rc = fg_auth_resolve(args, &cfg->auth, &x->auth, err)) != 0)
+        (rc = fg_auth_resolve(args, &cfg->auth, &x->cx.auth, err)) != 0)
         goto fail;
-    rc = fg_exporter_new(x->base.id, &cfg->exporter, otlp_send, x, &x->helper, err);
+    rc = fg_exporter_new(x->cx.base.id, &cfg->exporter, otlp_send, x, &x->cx.helper, err);
     if (rc != 0)
         goto fail;
-    *out = &x->base;
+    *out = &x->cx.base;
     return 0;
 
 fail:
-    otlp_destroy(&x->base);
+    otlp_destroy(&x->cx.base);
     return rc;
 }
 

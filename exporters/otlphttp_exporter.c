@@ -3,7 +3,6 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -58,19 +57,14 @@ static int otlphttp_validate(const void *config, struct fg_err *err)
 #define BODY_IN_ERROR 160                    /* bytes of a non-decodable error body quoted */
 
 struct otlphttp_exporter {
-    struct fg_component base; /* first: the pipeline sees only this */
+    struct fg_curl_exporter cx; /* first: base, helper, auth, headers, handle pool */
     char *url;
     struct fg_tls_client *tls;          /* URL and TLS options of each request */
-    struct fg_authenticator *auth;      /* until start adds its Authorization header */
     int encoding;
     int compression;
     bool include_original_payload;
     long timeout_ms;
-    struct curl_slist *headers; /* content type, encoding and the user's, built once */
     char user_agent[64];
-    struct fg_exporter *helper;
-
-    struct fg_curl_pool pool; /* idle easy handles: a worker reuses an earlier connection */
 };
 
 struct response {
@@ -172,16 +166,16 @@ static void check_success_body(struct otlphttp_exporter *x, const struct fg_buf 
             opentelemetry__proto__collector__profiles__v1development__export_profiles_service_response__unpack(
                 NULL, body->len, body->data);
         if (!resp) {
-            fg_log(FG_LOG_DEBUG, x->base.id, "success response body does not decode");
+            fg_log(FG_LOG_DEBUG, x->cx.base.id, "success response body does not decode");
             return;
         }
         const pb_partial_success *ps = resp->partial_success;
         if (ps && ps->rejected_profiles > 0)
-            fg_log(FG_LOG_WARN, x->base.id, "server rejected %lld profiles: %s",
+            fg_log(FG_LOG_WARN, x->cx.base.id, "server rejected %lld profiles: %s",
                    (long long)ps->rejected_profiles,
                    ps->error_message ? ps->error_message : "");
         else if (ps && ps->error_message && *ps->error_message)
-            fg_log(FG_LOG_WARN, x->base.id, "server warning: %s", ps->error_message);
+            fg_log(FG_LOG_WARN, x->cx.base.id, "server warning: %s", ps->error_message);
         opentelemetry__proto__collector__profiles__v1development__export_profiles_service_response__free_unpacked(
             resp, NULL);
         return;
@@ -194,10 +188,10 @@ static void check_success_body(struct otlphttp_exporter *x, const struct fg_buf 
         int64_t rejected = json_int64(ps, "rejectedProfiles", "rejected_profiles");
         const char *msg = json_str(ps, "errorMessage", "error_message");
         if (rejected > 0)
-            fg_log(FG_LOG_WARN, x->base.id, "server rejected %lld profiles: %s",
+            fg_log(FG_LOG_WARN, x->cx.base.id, "server rejected %lld profiles: %s",
                    (long long)rejected, msg ? msg : "");
         else if (msg && *msg)
-            fg_log(FG_LOG_WARN, x->base.id, "server warning: %s", msg);
+            fg_log(FG_LOG_WARN, x->cx.base.id, "server warning: %s", msg);
     }
     json_decref(root);
 }
@@ -287,7 +281,7 @@ static int otlphttp_send(void *ctx, struct fg_profiles *batch, int64_t *retry_af
         body = &zipped;
     }
 
-    if (fg_curl_pool_take(&x->pool, &conn) == 0)
+    if (fg_curl_pool_take(&x->cx.pool, &conn) == 0)
         h = conn.h;
     if (!h) {
         rc = fg_err_set(err, FG_ERETRYABLE, "cannot create a curl handle");
@@ -302,7 +296,7 @@ static int otlphttp_send(void *ctx, struct fg_profiles *batch, int64_t *retry_af
     curl_easy_setopt(h, CURLOPT_POST, 1L);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body->len ? (const char *)body->data : "");
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, x->headers);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, x->cx.headers);
     curl_easy_setopt(h, CURLOPT_USERAGENT, x->user_agent);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, x->timeout_ms);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -342,7 +336,7 @@ fail:
         /* The headers list and error buffer belong to us and this call; unhook them. */
         curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
         conn.h = h;
-        fg_curl_pool_give(&x->pool, &conn);
+        fg_curl_pool_give(&x->cx.pool, &conn);
     }
     fg_buf_free(&resp.body);
     fg_buf_free(&zipped);
@@ -356,31 +350,9 @@ static struct otlphttp_exporter *from_component(struct fg_component *c)
     return (struct otlphttp_exporter *)c;
 }
 
-static int otlphttp_consume(struct fg_consumer *self, struct fg_profiles *batch,
-                            struct fg_err *err)
-{
-    struct fg_component *c =
-        (struct fg_component *)((char *)self - offsetof(struct fg_component, consumer));
-    return fg_exporter_enqueue(from_component(c)->helper, batch, err);
-}
-
 static int add_header(struct curl_slist **list, const char *name, const char *value)
 {
     return fg_curl_add_header(list, name, value, false);
-}
-
-static int otlphttp_start(struct fg_component *c, struct fg_err *err)
-{
-    struct otlphttp_exporter *x = from_component(c);
-    int rc = fg_curl_apply_client_auth(&x->auth, &x->headers, "Authorization", false, err);
-    if (rc != 0)
-        return rc;
-    return fg_exporter_start(x->helper, err);
-}
-
-static int otlphttp_shutdown(struct fg_component *c, int64_t deadline_ns)
-{
-    return fg_exporter_shutdown(from_component(c)->helper, deadline_ns);
 }
 
 static void otlphttp_destroy(struct fg_component *c)
@@ -388,17 +360,15 @@ static void otlphttp_destroy(struct fg_component *c)
     struct otlphttp_exporter *x = from_component(c);
     if (!x)
         return;
-    fg_exporter_free(x->helper); /* joins the workers before their handles go */
-    fg_curl_pool_free(&x->pool);
-    curl_slist_free_all(x->headers);
+    fg_curl_exporter_release(&x->cx);
     fg_tls_client_free(x->tls);
     fg_free(x->url);
     fg_free(x);
 }
 
 static const struct fg_component_ops otlphttp_ops = {
-    .start = otlphttp_start,
-    .shutdown = otlphttp_shutdown,
+    .start = fg_curl_exporter_start,
+    .shutdown = fg_curl_exporter_shutdown,
     .destroy = otlphttp_destroy,
 };
 
@@ -420,14 +390,11 @@ static int otlphttp_create(const struct fg_create_args *args, struct fg_componen
     x = fg_calloc(1, sizeof(*x));
     if (!x)
         return fg_err_set(err, FG_ENOMEM, "out of memory");
-    if (fg_curl_pool_init(&x->pool, POOL_MAX) != 0) {
+    if (fg_curl_exporter_init(&x->cx, &fg_otlphttp_exporter_factory, &otlphttp_ops, args->id,
+                              POOL_MAX, "Authorization", false) != 0) {
         fg_free(x);
         return fg_err_set(err, FG_ENOMEM, "out of memory");
     }
-    x->base.ops = &otlphttp_ops;
-    x->base.factory = &fg_otlphttp_exporter_factory;
-    snprintf(x->base.id, sizeof(x->base.id), "%s", args->id ? args->id : "otlphttp");
-    x->base.consumer.consume = otlphttp_consume;
     x->encoding = cfg->encoding;
     x->compression = cfg->compression;
     x->include_original_payload = cfg->include_original_payload;
@@ -458,18 +425,18 @@ static int otlphttp_create(const struct fg_create_args *args, struct fg_componen
     }
 
     if ((rc = fg_tls_client_new(&cfg->tls, x->url, &x->tls, err)) != 0 ||
-        (rc = fg_auth_resolve(args, &cfg->auth, &x->auth, err)) != 0)
+        (rc = fg_auth_resolve(args, &cfg->auth, &x->cx.auth, err)) != 0)
         goto fail;
-    rc = add_header(&x->headers, "Content-Type",
+    rc = add_header(&x->cx.headers, "Content-Type",
                     x->encoding == ENCODING_JSON ? "application/json" : "application/x-protobuf");
     if (rc == 0 && x->compression == COMPRESSION_GZIP)
-        rc = add_header(&x->headers, "Content-Encoding", "gzip");
+        rc = add_header(&x->cx.headers, "Content-Encoding", "gzip");
     /* No "Expect: 100-continue" round trip for large bodies. */
     if (rc == 0) {
-        struct curl_slist *l = curl_slist_append(x->headers, "Expect:");
+        struct curl_slist *l = curl_slist_append(x->cx.headers, "Expect:");
         rc = l ? 0 : FG_ENOMEM;
         if (l)
-            x->headers = l;
+            x->cx.headers = l;
     }
     for (size_t i = 0; rc == 0 && i < cfg->headers.n; i++) {
         const char *k = cfg->headers.keys[i], *v = cfg->headers.values[i];
@@ -477,21 +444,21 @@ static int otlphttp_create(const struct fg_create_args *args, struct fg_componen
             rc = fg_err_set(err, FG_EINVAL, "headers.%s: invalid header name or value", k);
             goto fail;
         }
-        rc = add_header(&x->headers, k, v ? v : "");
+        rc = add_header(&x->cx.headers, k, v ? v : "");
     }
     if (rc != 0) {
         rc = fg_err_set(err, FG_ENOMEM, "out of memory");
         goto fail;
     }
 
-    rc = fg_exporter_new(x->base.id, &cfg->exporter, otlphttp_send, x, &x->helper, err);
+    rc = fg_exporter_new(x->cx.base.id, &cfg->exporter, otlphttp_send, x, &x->cx.helper, err);
     if (rc != 0)
         goto fail;
-    *out = &x->base;
+    *out = &x->cx.base;
     return 0;
 
 fail:
-    otlphttp_destroy(&x->base);
+    otlphttp_destroy(&x->cx.base);
     return rc;
 }
 

@@ -84,23 +84,19 @@ struct progress {
 };
 
 struct pyroscope_exporter {
-    struct fg_component base; /* first */
+    struct fg_curl_exporter cx; /* first: base, helper, auth, headers, handle pool */
     char *ingest_url;         /* <endpoint>/ingest */
     char *push_url;           /* <endpoint>/push.v1.PusherService/Push */
     int api;
     long timeout_ms;
     char *username, *password;
     char *tenant_id;
-    struct curl_slist *headers; /* the user's, auth, built once */
     struct fg_tls_client *tls;      /* TLS options of each request */
-    struct fg_authenticator *auth;  /* until start adds its Authorization header */
     struct fg_strmap labels;    /* external labels, names sanitized */
     char user_agent[64];
-    struct fg_exporter *helper;
     pthread_mutex_t progress_mu;
     struct progress progress[MAX_PROGRESS];
     size_t n_progress;
-    struct fg_curl_pool pool; /* idle easy handles: a worker reuses an earlier connection */
 };
 
 /* ---- labels ---- */
@@ -342,10 +338,10 @@ static int http_post(struct pyroscope_exporter *x, const char *url, const char *
     int rc = 0;
     fg_buf_init(&resp.body, RESPONSE_LIMIT);
     struct fg_curl_conn conn;
-    if (fg_curl_pool_take(&x->pool, &conn) != 0)
+    if (fg_curl_pool_take(&x->cx.pool, &conn) != 0)
         return fg_err_set(err, FG_ERETRYABLE, "cannot create a curl handle");
     CURL *h = conn.h;
-    for (struct curl_slist *s = x->headers; s; s = s->next)
+    for (struct curl_slist *s = x->cx.headers; s; s = s->next)
         if (!(hl = curl_slist_append(hl, s->data)))
             goto nomem;
     snprintf(line, sizeof(line), "Content-Type: %s", content_type);
@@ -405,7 +401,7 @@ static int http_post(struct pyroscope_exporter *x, const char *url, const char *
 nomem:
     rc = fg_err_set(err, FG_ERETRYABLE, "out of memory");
 out:
-    fg_curl_pool_give(&x->pool, &conn);
+    fg_curl_pool_give(&x->cx.pool, &conn);
     curl_slist_free_all(hl);
     fg_buf_free(&resp.body);
     return rc;
@@ -709,39 +705,15 @@ static struct pyroscope_exporter *from_component(struct fg_component *c)
     return (struct pyroscope_exporter *)c;
 }
 
-static int pyroscope_consume(struct fg_consumer *self, struct fg_profiles *batch,
-                             struct fg_err *err)
-{
-    struct fg_component *c =
-        (struct fg_component *)((char *)self - offsetof(struct fg_component, consumer));
-    return fg_exporter_enqueue(from_component(c)->helper, batch, err);
-}
-
-static int pyroscope_start(struct fg_component *c, struct fg_err *err)
-{
-    struct pyroscope_exporter *x = from_component(c);
-    int rc = fg_curl_apply_client_auth(&x->auth, &x->headers, "Authorization", false, err);
-    if (rc != 0)
-        return rc;
-    return fg_exporter_start(x->helper, err);
-}
-
-static int pyroscope_shutdown(struct fg_component *c, int64_t deadline_ns)
-{
-    return fg_exporter_shutdown(from_component(c)->helper, deadline_ns);
-}
-
 static void pyroscope_destroy(struct fg_component *c)
 {
     struct pyroscope_exporter *x = from_component(c);
     if (!x)
         return;
-    fg_exporter_free(x->helper);
+    fg_curl_exporter_release(&x->cx);
     for (size_t i = 0; i < x->n_progress; i++)
         fg_profiles_unref(x->progress[i].batch);
     pthread_mutex_destroy(&x->progress_mu);
-    fg_curl_pool_free(&x->pool);
-    curl_slist_free_all(x->headers);
     fg_tls_client_free(x->tls);
     for (size_t i = 0; i < x->labels.n; i++) {
         fg_free(x->labels.keys[i]);
@@ -758,8 +730,8 @@ static void pyroscope_destroy(struct fg_component *c)
 }
 
 static const struct fg_component_ops pyroscope_ops = {
-    .start = pyroscope_start,
-    .shutdown = pyroscope_shutdown,
+    .start = fg_curl_exporter_start,
+    .shutdown = fg_curl_exporter_shutdown,
     .destroy = pyroscope_destroy,
 };
 
@@ -802,19 +774,16 @@ static int pyroscope_create(const struct fg_create_args *args, struct fg_compone
     x = fg_calloc(1, sizeof(*x));
     if (!x)
         return fg_err_set(err, FG_ENOMEM, "out of memory");
-    if (fg_curl_pool_init(&x->pool, POOL_MAX) != 0) {
+    if (fg_curl_exporter_init(&x->cx, &fg_pyroscope_exporter_factory, &pyroscope_ops, args->id,
+                              POOL_MAX, "Authorization", false) != 0) {
         fg_free(x);
         return fg_err_set(err, FG_ENOMEM, "out of memory");
     }
     if (pthread_mutex_init(&x->progress_mu, NULL) != 0) {
-        fg_curl_pool_free(&x->pool);
+        fg_curl_pool_free(&x->cx.pool);
         fg_free(x);
         return fg_err_set(err, FG_ENOMEM, "out of memory");
     }
-    x->base.ops = &pyroscope_ops;
-    x->base.factory = &fg_pyroscope_exporter_factory;
-    snprintf(x->base.id, sizeof(x->base.id), "%s", args->id ? args->id : "pyroscope");
-    x->base.consumer.consume = pyroscope_consume;
     x->api = cfg->api;
     x->timeout_ms = (long)(cfg->exporter.timeout_ns / 1000000);
     if (x->timeout_ms < 1)
@@ -850,14 +819,14 @@ static int pyroscope_create(const struct fg_create_args *args, struct fg_compone
     }
 
     if ((rc = fg_tls_client_new(&cfg->tls, x->ingest_url, &x->tls, err)) != 0 ||
-        (rc = fg_auth_resolve(args, &cfg->auth, &x->auth, err)) != 0)
+        (rc = fg_auth_resolve(args, &cfg->auth, &x->cx.auth, err)) != 0)
         goto fail;
-    if (x->auth && (x->username || (cfg->bearer_token && *cfg->bearer_token))) {
+    if (x->cx.auth && (x->username || (cfg->bearer_token && *cfg->bearer_token))) {
         rc = fg_err_set(err, FG_EINVAL, "auth: use either auth.authenticator or "
                                         "basic_auth/bearer_token, not both");
         goto fail;
     }
-    if (!(x->headers = curl_slist_append(NULL, "Expect:")))
+    if (!(x->cx.headers = curl_slist_append(NULL, "Expect:")))
         goto nomem;
     if (cfg->bearer_token && *cfg->bearer_token) {
         if (strpbrk(cfg->bearer_token, "\r\n")) {
@@ -870,7 +839,7 @@ static int pyroscope_create(const struct fg_create_args *args, struct fg_compone
         if (rc == 0)
             rc = fg_buf_append(&v, "", 1);
         if (rc == 0)
-            rc = fg_curl_add_header(&x->headers, "Authorization", (const char *)v.data, false);
+            rc = fg_curl_add_header(&x->cx.headers, "Authorization", (const char *)v.data, false);
         fg_buf_free(&v);
         if (rc != 0)
             goto nomem;
@@ -881,18 +850,18 @@ static int pyroscope_create(const struct fg_create_args *args, struct fg_compone
             rc = fg_err_set(err, FG_EINVAL, "headers.%s: invalid header name or value", k);
             goto fail;
         }
-        if (fg_curl_add_header(&x->headers, k, v ? v : "", false) != 0)
+        if (fg_curl_add_header(&x->cx.headers, k, v ? v : "", false) != 0)
             goto nomem;
     }
-    rc = fg_exporter_new(x->base.id, &cfg->exporter, pyroscope_send, x, &x->helper, err);
+    rc = fg_exporter_new(x->cx.base.id, &cfg->exporter, pyroscope_send, x, &x->cx.helper, err);
     if (rc != 0)
         goto fail;
-    *out = &x->base;
+    *out = &x->cx.base;
     return 0;
 nomem:
     rc = fg_err_set(err, FG_ENOMEM, "out of memory");
 fail:
-    pyroscope_destroy(&x->base);
+    pyroscope_destroy(&x->cx.base);
     return rc;
 }
 
