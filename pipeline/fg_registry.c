@@ -28,6 +28,7 @@ extern const struct fg_factory fg_basicauth_factory;
 extern const struct fg_factory fg_forward_connector_factory;
 extern const struct fg_factory fg_routing_connector_factory;
 extern const struct fg_factory fg_health_check_extension_factory;
+extern const struct fg_factory fg_pprof_extension_factory;
 
 static const struct fg_factory *const registry[] = {
     &fg_otlp_receiver_factory,
@@ -54,6 +55,7 @@ static const struct fg_factory *const registry[] = {
     &fg_forward_connector_factory,
     &fg_routing_connector_factory,
     &fg_health_check_extension_factory,
+    &fg_pprof_extension_factory,
 };
 
 static _Thread_local const struct fg_create_args *current_args;
