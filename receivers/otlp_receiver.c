@@ -6,12 +6,12 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "fg_alloc.h"
 #include "fg_component.h"
 #include "fg_grpc.h"
 #include "fg_http.h"
+#include "fg_http_receiver.h"
 #include "fg_log.h"
 #include "fg_metrics.h"
 #include "fg_otlp.h"
@@ -135,16 +135,11 @@ static int otlp_validate(const void *config, struct fg_err *err)
     return 0;
 }
 
-/* One listener: its endpoint, what it logs, and its limits. */
+/* One listener and the limits its routes get. */
 struct otlp_listener {
-    char *endpoint;
-    const char *label;      /* "OTLP/HTTP" or "OTLP/gRPC" */
-    size_t max_body;        /* HTTP route */
-    size_t max_message;     /* gRPC route */
-    struct fg_http_limits limits;
-    const struct fg_tls_server_config *tls; /* NULL = cleartext; borrowed from the config */
-    struct fg_authenticator *auth;          /* NULL = none */
-    struct fg_http_server *srv;
+    struct fg_http_listener http; /* endpoint, label, limits, TLS, auth, server */
+    size_t max_body;              /* HTTP route */
+    size_t max_message;           /* gRPC routes */
 };
 
 struct otlp_receiver {
@@ -155,20 +150,6 @@ struct otlp_receiver {
 };
 
 enum otlp_encoding { ENC_PROTO, ENC_JSON };
-
-/* Media type without parameters, case-insensitive. */
-static bool media_type_is(const char *ct, const char *type)
-{
-    while (*ct == ' ' || *ct == '\t')
-        ct++;
-    size_t n = strlen(type);
-    if (strncasecmp(ct, type, n) != 0)
-        return false;
-    ct += n;
-    while (*ct == ' ' || *ct == '\t')
-        ct++;
-    return *ct == '\0' || *ct == ';';
-}
 
 static const char *encoding_ctype(enum otlp_encoding enc)
 {
@@ -212,10 +193,10 @@ static void otlp_handle(void *ctx, const struct fg_http_request *req,
 {
     struct otlp_receiver *r = ctx;
     enum otlp_encoding enc;
-    if (media_type_is(req->content_type, "application/x-protobuf") ||
-        media_type_is(req->content_type, "application/protobuf")) {
+    if (fg_http_media_type_is(req->content_type, "application/x-protobuf") ||
+        fg_http_media_type_is(req->content_type, "application/protobuf")) {
         enc = ENC_PROTO;
-    } else if (media_type_is(req->content_type, "application/json")) {
+    } else if (fg_http_media_type_is(req->content_type, "application/json")) {
         enc = ENC_JSON;
     } else {
         resp->status = 415;
@@ -340,45 +321,16 @@ static void otlp_grpc_legacy(void *ctx, const struct fg_grpc_request *req,
 
 static int listener_start(struct otlp_receiver *r, struct otlp_listener *l, struct fg_err *err)
 {
-    int rc = fg_http_server_new(l->endpoint, &l->srv, err);
-    if (rc)
-        return rc;
-    if ((rc = fg_http_server_set_limits(l->srv, &l->limits)) != 0)
-        return fg_err_set(err, rc, "invalid listener limits");
-    if (l->tls) {
-        /* Files are read here, so a reload (SIGHUP) picks up renewed certificates. */
-        struct fg_tls_server *t = NULL;
-        if ((rc = fg_tls_server_new(l->tls, &t, err)) != 0 ||
-            (rc = fg_http_server_set_tls(l->srv, t)) != 0)
-            return rc;
-    }
-    if (l->auth && (rc = fg_http_server_set_auth(l->srv, fg_auth_http_check, l->auth)) != 0)
-        return rc;
-    struct fg_http_route route = {
-        .path = OTLP_PROFILES_PATH,
-        .method = "POST",
-        .handler = otlp_handle,
-        .ctx = r,
-        .max_body = l->max_body,
+    const struct fg_http_route http[] = {
+        {OTLP_PROFILES_PATH, "POST", otlp_handle, r, l->max_body},
     };
-    struct fg_grpc_route groutes[] = {
+    const struct fg_grpc_route grpc[] = {
         {OTLP_GRPC_EXPORT, otlp_grpc_export, r, l->max_message},
         {OTLP_GRPC_LEGACY, otlp_grpc_legacy, r, l->max_message},
     };
-    if ((rc = fg_http_server_route(l->srv, &route)) != 0)
-        return fg_err_set(err, rc, "cannot register %s", OTLP_PROFILES_PATH);
-    for (size_t i = 0; i < FG_ARRAY_LEN(groutes); i++)
-        if ((rc = fg_grpc_server_route(l->srv, &groutes[i])) != 0)
-            return fg_err_set(err, rc, "cannot register %s", groutes[i].path);
-    if ((rc = fg_http_server_start(l->srv, err)) != 0)
-        return rc;
-    /* The host as configured (port 0 is replaced by the bound one). */
-    const char *colon = strrchr(l->endpoint, ':');
-    int host_len = colon ? (int)(colon - l->endpoint) : 0;
-    fg_log(FG_LOG_INFO, r->head.id, "listening on %.*s:%u (%s)%s%s", host_len, l->endpoint,
-           (unsigned)fg_http_server_port(l->srv), l->label, l->tls ? " with TLS" : "",
-           l->auth ? (l->tls ? " and auth" : " with auth") : "");
-    return 0;
+    const struct fg_http_listener_routes routes = {http, FG_ARRAY_LEN(http), grpc,
+                                                   FG_ARRAY_LEN(grpc)};
+    return fg_http_listener_start(&l->http, r->head.id, &routes, err);
 }
 
 static int otlp_start(struct fg_component *c, struct fg_err *err)
@@ -391,10 +343,9 @@ static int otlp_start(struct fg_component *c, struct fg_err *err)
     }
     return 0;
 fail:
-    fg_err_prefix(err, "%s", r->head.id);
     for (size_t i = 0; i < r->n_listeners; i++) {
-        fg_http_server_free(r->listeners[i].srv);
-        r->listeners[i].srv = NULL;
+        fg_http_server_free(r->listeners[i].http.srv);
+        r->listeners[i].http.srv = NULL;
     }
     return rc;
 }
@@ -405,7 +356,7 @@ static int otlp_shutdown(struct fg_component *c, int64_t deadline_ns)
     /* Waits for handlers in flight, so whatever we acknowledged has reached next. Both
      * listeners stop accepting first, then each drains. */
     for (size_t i = 0; i < r->n_listeners; i++)
-        fg_http_server_stop(r->listeners[i].srv);
+        fg_http_server_stop(r->listeners[i].http.srv);
     return 0;
 }
 
@@ -414,10 +365,8 @@ static void otlp_destroy(struct fg_component *c)
     struct otlp_receiver *r = (struct otlp_receiver *)c;
     if (!r)
         return;
-    for (size_t i = 0; i < r->n_listeners; i++) {
-        fg_http_server_free(r->listeners[i].srv);
-        fg_free(r->listeners[i].endpoint);
-    }
+    for (size_t i = 0; i < r->n_listeners; i++)
+        fg_http_listener_free(&r->listeners[i].http);
     fg_free(r);
 }
 
@@ -470,33 +419,33 @@ static int otlp_create(const struct fg_create_args *args, struct fg_component **
     if (p->grpc_enabled) {
         struct otlp_listener *l = &r->listeners[r->n_listeners++];
         const struct otlp_grpc_server_params *sp = &p->grpc.keepalive.server_parameters;
-        l->endpoint = fg_strdup(p->grpc.endpoint);
-        l->label = "OTLP/gRPC";
+        l->http.endpoint = fg_strdup(p->grpc.endpoint);
+        l->http.label = "OTLP/gRPC";
         l->max_message = grpc_max;
         l->max_body = p->http_enabled ? (size_t)p->http.max_request_body_size : grpc_max;
         limits_from(&p->grpc.limits, sp->max_connection_idle, sp->max_connection_age,
-                    sp->max_connection_age_grace, &l->limits);
-        l->tls = p->grpc.tls_enabled ? &p->grpc.tls : NULL;
-        if ((rc = fg_auth_resolve(args, &p->grpc.auth, &l->auth, err)) != 0) {
+                    sp->max_connection_age_grace, &l->http.limits);
+        l->http.tls = p->grpc.tls_enabled ? &p->grpc.tls : NULL;
+        if ((rc = fg_auth_resolve(args, &p->grpc.auth, &l->http.auth, err)) != 0) {
             fg_err_prefix(err, "protocols.grpc");
             goto fail;
         }
     }
     if (p->http_enabled) {
         struct otlp_listener *l = &r->listeners[r->n_listeners++];
-        l->endpoint = fg_strdup(p->http.endpoint);
-        l->label = "OTLP/HTTP";
+        l->http.endpoint = fg_strdup(p->http.endpoint);
+        l->http.label = "OTLP/HTTP";
         l->max_message = grpc_max;
         l->max_body = (size_t)p->http.max_request_body_size;
-        limits_from(&p->http.limits, p->http.idle_timeout, 0, 10 * SEC, &l->limits);
-        l->tls = p->http.tls_enabled ? &p->http.tls : NULL;
-        if ((rc = fg_auth_resolve(args, &p->http.auth, &l->auth, err)) != 0) {
+        limits_from(&p->http.limits, p->http.idle_timeout, 0, 10 * SEC, &l->http.limits);
+        l->http.tls = p->http.tls_enabled ? &p->http.tls : NULL;
+        if ((rc = fg_auth_resolve(args, &p->http.auth, &l->http.auth, err)) != 0) {
             fg_err_prefix(err, "protocols.http");
             goto fail;
         }
     }
     for (size_t i = 0; i < r->n_listeners; i++) {
-        if (!r->listeners[i].endpoint) {
+        if (!r->listeners[i].http.endpoint) {
             rc = fg_err_set(err, FG_ENOMEM, "out of memory");
             goto fail;
         }

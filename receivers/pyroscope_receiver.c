@@ -33,18 +33,7 @@
 #define FAMILY_ATTR "pyroscope.profile.family"
 
 static const struct fg_option pyroscope_options[] = {
-    FG_OPT_STR("endpoint", struct pyroscope_receiver_config, endpoint, "127.0.0.1:4040",
-               "host:port to listen on (port 0 picks a free port)"),
-    FG_OPT_BYTES("max_request_body_size", struct pyroscope_receiver_config,
-                 max_request_body_size, "20MiB", 1, (int64_t)1 << 30,
-                 "limit on the request body, before and after decompression"),
-    FG_OPT_LIST("tenant_headers", struct pyroscope_receiver_config, tenant_headers,
-                "headers whose first non-empty value is the batch's tenant "
-                "(default [X-Scope-OrgID])"),
-    FG_OPT_BLOCK_PRESENT("tls", struct pyroscope_receiver_config, tls, fg_tls_server_options, tls_enabled,
-                         "serve TLS (HTTP/2 via ALPN h2, HTTP/1.1 otherwise); present = on"),
-    FG_OPT_BLOCK("auth", struct pyroscope_receiver_config, auth, fg_auth_options,
-                 "require credentials checked by an authenticator extension"),
+    FG_HTTP_RECEIVER_OPTIONS("127.0.0.1:4040"),
     FG_OPT_END,
 };
 
@@ -476,17 +465,6 @@ const char *pyro_legacy_format(const uint8_t *d, size_t len)
 /* ---------------------------------------------------------------------------------------
  * The receiver */
 
-struct pyroscope_receiver {
-    struct fg_component head; /* first: the pipeline sees only this */
-    struct fg_consumer *next;
-    char *endpoint;
-    uint64_t max_body;
-    struct fg_strlist tenant_headers; /* our copy */
-    const struct fg_tls_server_config *tls; /* NULL = cleartext; the config's */
-    struct fg_authenticator *auth;          /* NULL = none */
-    struct fg_http_server *http;
-};
-
 static int64_t realtime_ns(void)
 {
     struct timespec ts;
@@ -494,21 +472,8 @@ static int64_t realtime_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static bool media_type_is(const char *ct, const char *type)
-{
-    while (*ct == ' ' || *ct == '\t')
-        ct++;
-    size_t n = strlen(type);
-    if (strncasecmp(ct, type, n) != 0)
-        return false;
-    ct += n;
-    while (*ct == ' ' || *ct == '\t')
-        ct++;
-    return *ct == '\0' || *ct == ';';
-}
-
 /* Hands the batch downstream and answers; takes the batch. */
-static void deliver(struct pyroscope_receiver *r, struct fg_profiles *batch,
+static void deliver(struct fg_http_receiver *r, struct fg_profiles *batch,
                     struct fg_http_response *resp, bool connect_json)
 {
     struct fg_err err = {{0}};
@@ -521,12 +486,12 @@ static void deliver(struct pyroscope_receiver *r, struct fg_profiles *batch,
     int rc = fg_consume(r->next, batch, &err);
     if (rc != 0) {
         int status = fg__consume_status(rc);
-        fg_log(FG_LOG_DEBUG, r->head.id, "refusing request (HTTP %d): %s", status,
+        fg_log(FG_LOG_DEBUG, r->base.id, "refusing request (HTTP %d): %s", status,
                err.msg[0] ? err.msg : fg_strerror(rc));
         fg__reply_error(resp, status, err.msg[0] ? err.msg : fg_strerror(rc));
         return;
     }
-    fg_log(FG_LOG_DEBUG, r->head.id, "accepted %llu samples", (unsigned long long)n_samples);
+    fg_log(FG_LOG_DEBUG, r->base.id, "accepted %llu samples", (unsigned long long)n_samples);
 ok:
     resp->status = 200;
     if (connect_json) {
@@ -537,7 +502,7 @@ ok:
 
 /* Undoes a gzip body that the server did not (no Content-Encoding), so that legacy
  * detection and the parsers see the real bytes. */
-static int maybe_gunzip(struct pyroscope_receiver *r, const uint8_t **data, size_t *len,
+static int maybe_gunzip(struct fg_http_receiver *r, const uint8_t **data, size_t *len,
                         struct fg_buf *plain, struct fg_err *err)
 {
     if (!fg_is_gzip(*data, *len))
@@ -723,7 +688,7 @@ out:
     return rc;
 }
 
-static int decode_pprof(struct pyroscope_receiver *r, const uint8_t *data, size_t len,
+static int decode_pprof(struct fg_http_receiver *r, const uint8_t *data, size_t len,
                         const struct fg_keyvalue *kv, uint32_t n_kv, const char *scope,
                         size_t scope_len, struct fg_profiles *batch, struct fg_err *err)
 {
@@ -755,7 +720,7 @@ out:
 }
 
 /* pprof body, raw or multipart. */
-static int ingest_pprof(struct pyroscope_receiver *r, const struct ingest_params *ip,
+static int ingest_pprof(struct fg_http_receiver *r, const struct ingest_params *ip,
                         const struct fg_http_request *req, const uint8_t *body, size_t len,
                         struct fg_profiles *batch, struct fg_err *err)
 {
@@ -810,7 +775,7 @@ enum ingest_format { FMT_FOLDED, FMT_LINES, FMT_PPROF, FMT_UNSUPPORTED };
 static void ingest_handle(void *ctx, const struct fg_http_request *req,
                           struct fg_http_response *resp)
 {
-    struct pyroscope_receiver *r = ctx;
+    struct fg_http_receiver *r = ctx;
     struct ingest_params *ip = fg_calloc(1, sizeof(*ip));
     char *name = fg_malloc(MAX_NAME);
     char fmt[MAX_PARAM], val[MAX_PARAM];
@@ -921,7 +886,7 @@ static void ingest_handle(void *ctx, const struct fg_http_request *req,
     }
     if (rc != 0) {
         status = rc == FG_ENOMEM ? 503 : rc == FG_ETOOBIG ? 413 : 400;
-        fg_log(FG_LOG_DEBUG, r->head.id, "rejecting ingest (HTTP %d): %s", status, err.msg);
+        fg_log(FG_LOG_DEBUG, r->base.id, "rejecting ingest (HTTP %d): %s", status, err.msg);
         fg__reply_error(resp, status, err.msg);
         goto out;
     }
@@ -947,7 +912,7 @@ struct push_series {
     const size_t *raw_len;
 };
 
-static int push_series(struct pyroscope_receiver *r, const struct push_series *s,
+static int push_series(struct fg_http_receiver *r, const struct push_series *s,
                        struct fg_profiles *batch, size_t index, struct fg_err *err)
 {
     struct fg_keyvalue *kv = fg_calloc(s->n_labels + 1, sizeof(*kv));
@@ -994,7 +959,7 @@ out:
     return rc;
 }
 
-static int push_from_proto(struct pyroscope_receiver *r, const uint8_t *body, size_t len,
+static int push_from_proto(struct fg_http_receiver *r, const uint8_t *body, size_t len,
                            struct fg_profiles *batch, struct fg_err *err)
 {
     Push__V1__PushRequest *req = push__v1__push_request__unpack(NULL, len, body);
@@ -1065,7 +1030,7 @@ static int base64_decode(const char *s, size_t len, struct fg_buf *out)
     return 0;
 }
 
-static int push_from_json(struct pyroscope_receiver *r, const uint8_t *body, size_t len,
+static int push_from_json(struct fg_http_receiver *r, const uint8_t *body, size_t len,
                           struct fg_profiles *batch, struct fg_err *err)
 {
     json_error_t jerr;
@@ -1144,16 +1109,16 @@ out:
 static void push_handle(void *ctx, const struct fg_http_request *req,
                         struct fg_http_response *resp)
 {
-    struct pyroscope_receiver *r = ctx;
+    struct fg_http_receiver *r = ctx;
     struct fg_profiles *batch = NULL;
     struct fg_err err = {{0}};
     bool json;
     int rc;
 
-    if (media_type_is(req->content_type, "application/proto") ||
-        media_type_is(req->content_type, "application/x-protobuf")) {
+    if (fg_http_media_type_is(req->content_type, "application/proto") ||
+        fg_http_media_type_is(req->content_type, "application/x-protobuf")) {
         json = false;
-    } else if (media_type_is(req->content_type, "application/json")) {
+    } else if (fg_http_media_type_is(req->content_type, "application/json")) {
         json = true;
     } else if (strncasecmp(req->content_type, "application/grpc", 16) == 0) {
         fg__reply_error(resp, 415, "gRPC needs HTTP/2 (h2c with prior knowledge); over "
@@ -1174,7 +1139,7 @@ static void push_handle(void *ctx, const struct fg_http_request *req,
                   : push_from_proto(r, req->body, req->body_len, batch, &err);
     if (rc != 0) {
         int status = rc == FG_ENOMEM ? 503 : rc == FG_ETOOBIG ? 413 : 400;
-        fg_log(FG_LOG_DEBUG, r->head.id, "rejecting push (HTTP %d): %s", status, err.msg);
+        fg_log(FG_LOG_DEBUG, r->base.id, "rejecting push (HTTP %d): %s", status, err.msg);
         fg__reply_error(resp, status, err.msg);
         fg_profiles_unref(batch);
         return;
@@ -1188,7 +1153,7 @@ static void push_handle(void *ctx, const struct fg_http_request *req,
 static void push_grpc(void *ctx, const struct fg_grpc_request *req,
                       struct fg_grpc_response *resp)
 {
-    struct pyroscope_receiver *r = ctx;
+    struct fg_http_receiver *r = ctx;
     struct fg_profiles *batch = NULL;
     struct fg_err err = {{0}};
     int rc = fg_profiles_new(&batch);
@@ -1209,7 +1174,7 @@ static void push_grpc(void *ctx, const struct fg_grpc_request *req,
     if (rc == 0)
         return; /* an empty PushResponse */
     const char *msg = err.msg[0] ? err.msg : fg_strerror(rc);
-    fg_log(FG_LOG_DEBUG, r->head.id, "refusing gRPC push (%s): %s", fg_strerror(rc), msg);
+    fg_log(FG_LOG_DEBUG, r->base.id, "refusing gRPC push (%s): %s", fg_strerror(rc), msg);
     snprintf(resp->message, sizeof(resp->message), "%s", msg);
     switch (fg__consume_status(rc)) {
     case 400:
@@ -1234,150 +1199,35 @@ static void push_grpc(void *ctx, const struct fg_grpc_request *req,
 
 static int pyroscope_start(struct fg_component *c, struct fg_err *err)
 {
-    struct pyroscope_receiver *r = (struct pyroscope_receiver *)c;
-    static const struct {
-        const char *path;
-        fg_http_handler handler;
-    } routes[] = {
-        {INGEST_PATH, ingest_handle},
-        {INGEST_PATH_PREFIXED, ingest_handle},
-        {PUSH_PATH, push_handle},
+    struct fg_http_receiver *r = (struct fg_http_receiver *)c;
+    const struct fg_http_route http[] = {
+        {INGEST_PATH, "POST", ingest_handle, r, r->max_body},
+        {INGEST_PATH_PREFIXED, "POST", ingest_handle, r, r->max_body},
+        {PUSH_PATH, "POST", push_handle, r, r->max_body},
     };
-    int rc = fg_http_server_new(r->endpoint, &r->http, err);
-    if (rc)
-        goto fail;
-    if (r->tls) {
-        /* Files are read here, so a reload (SIGHUP) picks up renewed certificates. */
-        struct fg_tls_server *t = NULL;
-        if ((rc = fg_tls_server_new(r->tls, &t, err)) != 0 ||
-            (rc = fg_http_server_set_tls(r->http, t)) != 0)
-            goto fail;
-    }
-    if (r->auth && (rc = fg_http_server_set_auth(r->http, fg_auth_http_check, r->auth)) != 0)
-        goto fail;
-    for (size_t i = 0; i < FG_ARRAY_LEN(routes); i++) {
-        struct fg_http_route route = {.path = routes[i].path,
-                                      .method = "POST",
-                                      .handler = routes[i].handler,
-                                      .ctx = r,
-                                      .max_body = (size_t)r->max_body};
-        if ((rc = fg_http_server_route(r->http, &route)) != 0) {
-            fg_err_set(err, rc, "cannot register %s", routes[i].path);
-            goto fail;
-        }
-    }
-    struct fg_grpc_route groute = {.path = PUSH_PATH,
-                                   .handler = push_grpc,
-                                   .ctx = r,
-                                   .max_message = (size_t)r->max_body};
-    if ((rc = fg_grpc_server_route(r->http, &groute)) != 0) {
-        fg_err_set(err, rc, "cannot register gRPC %s", PUSH_PATH);
-        goto fail;
-    }
-    if ((rc = fg_http_server_start(r->http, err)) != 0)
-        goto fail;
-    const char *colon = strrchr(r->endpoint, ':');
-    int host_len = colon ? (int)(colon - r->endpoint) : 0;
-    fg_log(FG_LOG_INFO, r->head.id, "listening on %.*s:%u (Pyroscope)%s%s", host_len, r->endpoint,
-           (unsigned)fg_http_server_port(r->http), r->tls ? " with TLS" : "",
-           r->auth ? (r->tls ? " and auth" : " with auth") : "");
-    return 0;
-fail:
-    fg_err_prefix(err, "%s", r->head.id);
-    fg_http_server_free(r->http);
-    r->http = NULL;
-    return rc;
-}
-
-uint16_t pyro_receiver_port(const struct fg_component *c)
-{
-    const struct pyroscope_receiver *r = (const struct pyroscope_receiver *)c;
-    return r->http ? fg_http_server_port(r->http) : 0;
-}
-
-static int pyroscope_shutdown(struct fg_component *c, int64_t deadline_ns)
-{
-    struct pyroscope_receiver *r = (struct pyroscope_receiver *)c;
-    fg_http_server_stop(r->http);
-    return 0;
-}
-
-void fg__strlist_free(struct fg_strlist *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        fg_free(l->items[i]);
-    fg_free(l->items);
-    l->items = NULL;
-    l->n = 0;
-}
-
-int fg__strlist_copy(struct fg_strlist *dst, const struct fg_strlist *src)
-{
-    dst->n = 0;
-    dst->items = src->n ? fg_calloc(src->n, sizeof(*dst->items)) : NULL;
-    if (src->n && !dst->items)
-        return FG_ENOMEM;
-    for (size_t i = 0; i < src->n; i++) {
-        if (!(dst->items[i] = fg_strdup(src->items[i] ? src->items[i] : "")))
-            return FG_ENOMEM;
-        dst->n++;
-    }
-    return 0;
-}
-
-static void pyroscope_destroy(struct fg_component *c)
-{
-    struct pyroscope_receiver *r = (struct pyroscope_receiver *)c;
-    if (!r)
-        return;
-    fg_http_server_free(r->http);
-    fg__strlist_free(&r->tenant_headers);
-    fg_free(r->endpoint);
-    fg_free(r);
+    const struct fg_grpc_route grpc[] = {{PUSH_PATH, push_grpc, r, r->max_body}};
+    const struct fg_http_listener_routes routes = {http, FG_ARRAY_LEN(http), grpc,
+                                                   FG_ARRAY_LEN(grpc)};
+    return fg_http_listener_start(&r->listener, r->base.id, &routes, err);
 }
 
 static const struct fg_component_ops pyroscope_ops = {
     .start = pyroscope_start,
-    .shutdown = pyroscope_shutdown,
-    .destroy = pyroscope_destroy,
+    .shutdown = fg_http_receiver_shutdown,
+    .destroy = fg_http_receiver_destroy,
 };
 
 static int pyroscope_create(const struct fg_create_args *args, struct fg_component **out,
                             struct fg_err *err)
 {
-    const struct pyroscope_receiver_config *cfg = args->config;
-    *out = NULL;
-    if (!args->next)
-        return fg_err_set(err, FG_EINVAL, "%s: no next consumer", args->id);
-    if (!cfg->endpoint || !*cfg->endpoint)
-        return fg_err_set(err, FG_EINVAL, "%s: endpoint is not set", args->id);
-    struct pyroscope_receiver *r = fg_calloc(1, sizeof(*r));
-    if (!r)
-        return fg_err_set(err, FG_ENOMEM, "%s: out of memory", args->id);
-    r->head.ops = &pyroscope_ops;
-    r->head.factory = &fg_pyroscope_receiver_factory;
-    snprintf(r->head.id, sizeof(r->head.id), "%s", args->id);
-    r->next = args->next;
-    r->max_body = cfg->max_request_body_size;
-    r->tls = cfg->tls_enabled ? &cfg->tls : NULL;
-    int arc = fg_auth_resolve(args, &cfg->auth, &r->auth, err);
-    if (arc != 0) {
-        pyroscope_destroy(&r->head);
-        return arc;
-    }
-    r->endpoint = fg_strdup(cfg->endpoint);
-    if (!r->endpoint || fg__strlist_copy(&r->tenant_headers, &cfg->tenant_headers) != 0) {
-        pyroscope_destroy(&r->head);
-        return fg_err_set(err, FG_ENOMEM, "%s: out of memory", args->id);
-    }
-    *out = &r->head;
-    return 0;
+    return fg_http_receiver_create(args, &fg_pyroscope_receiver_factory, &pyroscope_ops,
+                                   "Pyroscope", out, err);
 }
 
 const struct fg_factory fg_pyroscope_receiver_factory = {
     .type = "pyroscope",
     .kind = FG_KIND_RECEIVER,
-    .config_size = sizeof(struct pyroscope_receiver_config),
+    .config_size = sizeof(struct fg_http_receiver_config),
     .options = pyroscope_options,
     .create = pyroscope_create,
 };

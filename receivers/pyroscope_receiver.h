@@ -1,6 +1,5 @@
-/* Private to the pyroscope and samples receivers and their tests: the typed config, and the
- * request-parsing helpers both receivers use (query strings, Pyroscope app names and times,
- * tenant headers). */
+/* Private to the pyroscope and samples receivers and their tests: the request-parsing helpers
+ * both receivers use (query strings, Pyroscope app names and times, tenant headers). */
 #ifndef FG_PYROSCOPE_RECEIVER_H
 #define FG_PYROSCOPE_RECEIVER_H
 
@@ -9,27 +8,13 @@
 #include <stdint.h>
 
 #include "fg_common.h"
-#include "fg_component.h"
 #include "fg_http.h"
-#include "fg_option.h"
-#include "fg_auth.h"
-#include "fg_tls.h"
+#include "fg_http_receiver.h"
 
 struct fg_profiles;
 
-struct pyroscope_receiver_config {
-    char *endpoint;
-    uint64_t max_request_body_size;
-    struct fg_strlist tenant_headers; /* empty = [X-Scope-OrgID] */
-    bool tls_enabled;
-    struct fg_tls_server_config tls;
-    struct fg_auth_config auth;
-};
-
+/* Its config is a struct fg_http_receiver_config. */
 extern const struct fg_factory fg_pyroscope_receiver_factory;
-
-/* The bound port of a started pyroscope receiver (tests). */
-uint16_t pyro_receiver_port(const struct fg_component *c);
 
 /* ---- shared with the samples receiver ---- */
 
@@ -47,10 +32,6 @@ int fg__query_each(const char *query, int (*fn)(void *ctx, const char *key, cons
  * FG_EINVAL when it does not fit (a cut tenant would mix tenants). */
 int fg__tenant_from_headers(const struct fg_http_request *req, const struct fg_strlist *headers,
                             struct fg_profiles *batch, struct fg_err *err);
-
-/* Deep copy / free of a string list (the receivers keep their own tenant header list). */
-int fg__strlist_copy(struct fg_strlist *dst, const struct fg_strlist *src);
-void fg__strlist_free(struct fg_strlist *l);
 
 /* Maps a downstream consume result to an HTTP status (0 → 200). */
 int fg__consume_status(int rc);

@@ -6,13 +6,13 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "fg_alloc.h"
 #include "fg_folded.h"
 #include "fg_gzip.h"
 #include "fg_http.h"
+#include "fg_http_receiver.h"
 #include "fg_log.h"
 #include "fg_metrics.h"
 #include "fg_model.h"
@@ -25,18 +25,7 @@
 #define LABEL_PREFIX "label."
 
 static const struct fg_option samples_options[] = {
-    FG_OPT_STR("endpoint", struct samples_receiver_config, endpoint, "127.0.0.1:4041",
-               "host:port to listen on (port 0 picks a free port)"),
-    FG_OPT_BYTES("max_request_body_size", struct samples_receiver_config,
-                 max_request_body_size, "20MiB", 1, (int64_t)1 << 30,
-                 "limit on the request body, before and after decompression"),
-    FG_OPT_LIST("tenant_headers", struct samples_receiver_config, tenant_headers,
-                "headers whose first non-empty value is the batch's tenant "
-                "(default [X-Scope-OrgID])"),
-    FG_OPT_BLOCK_PRESENT("tls", struct samples_receiver_config, tls, fg_tls_server_options, tls_enabled,
-                         "serve TLS (HTTP/2 via ALPN h2, HTTP/1.1 otherwise); present = on"),
-    FG_OPT_BLOCK("auth", struct samples_receiver_config, auth, fg_auth_options,
-                 "require credentials checked by an authenticator extension"),
+    FG_HTTP_RECEIVER_OPTIONS("127.0.0.1:4041"),
     FG_OPT_END,
 };
 
@@ -536,42 +525,18 @@ out:
 /* ---------------------------------------------------------------------------------------
  * The receiver */
 
-struct samples_receiver {
-    struct fg_component head; /* first */
-    struct fg_consumer *next;
-    char *endpoint;
-    uint64_t max_body;
-    struct fg_strlist tenant_headers;
-    const struct fg_tls_server_config *tls; /* NULL = cleartext; the config's */
-    struct fg_authenticator *auth;          /* NULL = none */
-    struct fg_http_server *http;
-};
-
-static bool media_type_is(const char *ct, const char *type)
-{
-    while (*ct == ' ' || *ct == '\t')
-        ct++;
-    size_t n = strlen(type);
-    if (strncasecmp(ct, type, n) != 0)
-        return false;
-    ct += n;
-    while (*ct == ' ' || *ct == '\t')
-        ct++;
-    return *ct == '\0' || *ct == ';';
-}
-
 static void samples_handle(void *ctx, const struct fg_http_request *req,
                            struct fg_http_response *resp)
 {
-    struct samples_receiver *r = ctx;
+    struct fg_http_receiver *r = ctx;
     struct fg_profiles *batch = NULL;
     struct fg_err err = {{0}};
     bool json;
     int rc;
 
-    if (media_type_is(req->content_type, "application/json")) {
+    if (fg_http_media_type_is(req->content_type, "application/json")) {
         json = true;
-    } else if (media_type_is(req->content_type, "text/plain") || !req->content_type[0]) {
+    } else if (fg_http_media_type_is(req->content_type, "text/plain") || !req->content_type[0]) {
         json = false;
     } else {
         fg__reply_error(resp, 415, "Content-Type must be text/plain (folded stacks) or "
@@ -600,7 +565,7 @@ static void samples_handle(void *ctx, const struct fg_http_request *req,
     }
     if (rc != 0) {
         int status = rc == FG_ENOMEM ? 503 : 400;
-        fg_log(FG_LOG_DEBUG, r->head.id, "rejecting request (HTTP %d): %s", status, err.msg);
+        fg_log(FG_LOG_DEBUG, r->base.id, "rejecting request (HTTP %d): %s", status, err.msg);
         fg__reply_error(resp, status, err.msg);
         fg_profiles_unref(batch);
         return;
@@ -612,114 +577,35 @@ static void samples_handle(void *ctx, const struct fg_http_request *req,
         fg__reply_error(resp, fg__consume_status(rc), err.msg[0] ? err.msg : fg_strerror(rc));
         return;
     }
-    fg_log(FG_LOG_DEBUG, r->head.id, "accepted %llu samples", (unsigned long long)n);
+    fg_log(FG_LOG_DEBUG, r->base.id, "accepted %llu samples", (unsigned long long)n);
     resp->status = 200;
 }
 
 static int samples_start(struct fg_component *c, struct fg_err *err)
 {
-    struct samples_receiver *r = (struct samples_receiver *)c;
-    int rc = fg_http_server_new(r->endpoint, &r->http, err);
-    if (rc)
-        goto fail;
-    if (r->tls) {
-        /* Files are read here, so a reload (SIGHUP) picks up renewed certificates. */
-        struct fg_tls_server *t = NULL;
-        if ((rc = fg_tls_server_new(r->tls, &t, err)) != 0 ||
-            (rc = fg_http_server_set_tls(r->http, t)) != 0)
-            goto fail;
-    }
-    if (r->auth && (rc = fg_http_server_set_auth(r->http, fg_auth_http_check, r->auth)) != 0)
-        goto fail;
-    struct fg_http_route route = {.path = SAMPLES_PATH,
-                                  .method = "POST",
-                                  .handler = samples_handle,
-                                  .ctx = r,
-                                  .max_body = (size_t)r->max_body};
-    if ((rc = fg_http_server_route(r->http, &route)) != 0) {
-        fg_err_set(err, rc, "cannot register %s", SAMPLES_PATH);
-        goto fail;
-    }
-    if ((rc = fg_http_server_start(r->http, err)) != 0)
-        goto fail;
-    const char *colon = strrchr(r->endpoint, ':');
-    int host_len = colon ? (int)(colon - r->endpoint) : 0;
-    fg_log(FG_LOG_INFO, r->head.id, "listening on %.*s:%u (samples)%s%s", host_len, r->endpoint,
-           (unsigned)fg_http_server_port(r->http), r->tls ? " with TLS" : "",
-           r->auth ? (r->tls ? " and auth" : " with auth") : "");
-    return 0;
-fail:
-    fg_err_prefix(err, "%s", r->head.id);
-    fg_http_server_free(r->http);
-    r->http = NULL;
-    return rc;
-}
-
-uint16_t samples_receiver_port(const struct fg_component *c)
-{
-    const struct samples_receiver *r = (const struct samples_receiver *)c;
-    return r->http ? fg_http_server_port(r->http) : 0;
-}
-
-static int samples_shutdown(struct fg_component *c, int64_t deadline_ns)
-{
-    fg_http_server_stop(((struct samples_receiver *)c)->http);
-    return 0;
-}
-
-static void samples_destroy(struct fg_component *c)
-{
-    struct samples_receiver *r = (struct samples_receiver *)c;
-    if (!r)
-        return;
-    fg_http_server_free(r->http);
-    fg__strlist_free(&r->tenant_headers);
-    fg_free(r->endpoint);
-    fg_free(r);
+    struct fg_http_receiver *r = (struct fg_http_receiver *)c;
+    const struct fg_http_route http[] = {{SAMPLES_PATH, "POST", samples_handle, r, r->max_body}};
+    const struct fg_http_listener_routes routes = {http, FG_ARRAY_LEN(http), NULL, 0};
+    return fg_http_listener_start(&r->listener, r->base.id, &routes, err);
 }
 
 static const struct fg_component_ops samples_ops = {
     .start = samples_start,
-    .shutdown = samples_shutdown,
-    .destroy = samples_destroy,
+    .shutdown = fg_http_receiver_shutdown,
+    .destroy = fg_http_receiver_destroy,
 };
 
 static int samples_create(const struct fg_create_args *args, struct fg_component **out,
                           struct fg_err *err)
 {
-    const struct samples_receiver_config *cfg = args->config;
-    *out = NULL;
-    if (!args->next)
-        return fg_err_set(err, FG_EINVAL, "%s: no next consumer", args->id);
-    if (!cfg->endpoint || !*cfg->endpoint)
-        return fg_err_set(err, FG_EINVAL, "%s: endpoint is not set", args->id);
-    struct samples_receiver *r = fg_calloc(1, sizeof(*r));
-    if (!r)
-        return fg_err_set(err, FG_ENOMEM, "%s: out of memory", args->id);
-    r->head.ops = &samples_ops;
-    r->head.factory = &fg_samples_receiver_factory;
-    snprintf(r->head.id, sizeof(r->head.id), "%s", args->id);
-    r->next = args->next;
-    r->max_body = cfg->max_request_body_size;
-    r->tls = cfg->tls_enabled ? &cfg->tls : NULL;
-    int arc = fg_auth_resolve(args, &cfg->auth, &r->auth, err);
-    if (arc != 0) {
-        samples_destroy(&r->head);
-        return arc;
-    }
-    r->endpoint = fg_strdup(cfg->endpoint);
-    if (!r->endpoint || fg__strlist_copy(&r->tenant_headers, &cfg->tenant_headers) != 0) {
-        samples_destroy(&r->head);
-        return fg_err_set(err, FG_ENOMEM, "%s: out of memory", args->id);
-    }
-    *out = &r->head;
-    return 0;
+    return fg_http_receiver_create(args, &fg_samples_receiver_factory, &samples_ops, "samples",
+                                   out, err);
 }
 
 const struct fg_factory fg_samples_receiver_factory = {
     .type = "samples",
     .kind = FG_KIND_RECEIVER,
-    .config_size = sizeof(struct samples_receiver_config),
+    .config_size = sizeof(struct fg_http_receiver_config),
     .options = samples_options,
     .create = samples_create,
 };

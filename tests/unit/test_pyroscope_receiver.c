@@ -201,7 +201,7 @@ static int record_consume(struct fg_consumer *self, struct fg_profiles *batch, s
 
 struct fixture {
     struct recorder rec;
-    struct pyroscope_receiver_config *cfg;
+    struct fg_http_receiver_config *cfg;
     struct fg_component *comp;
     unsigned port;
 };
@@ -302,7 +302,7 @@ static void post(struct fixture *f, const char *path_query, const char *ctype,
                  const char *const *headers, const void *body, size_t len, struct reply *out)
 {
     char url[4096];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", (unsigned)pyro_receiver_port(f->comp),
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", (unsigned)fg_http_receiver_port(f->comp),
              path_query);
     memset(out, 0, sizeof(*out));
     CURL *h = curl_easy_init();

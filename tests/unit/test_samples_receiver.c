@@ -9,6 +9,7 @@
 
 #include "fg_alloc.h"
 #include "fg_component.h"
+#include "fg_http_receiver.h"
 #include "fg_log.h"
 #include "fg_model.h"
 #include "samples_receiver.h"
@@ -190,7 +191,7 @@ static int setup(void **state)
     memset(&f, 0, sizeof(f));
     pthread_mutex_init(&f.rec.mu, NULL);
     f.rec.base.consume = record_consume;
-    struct samples_receiver_config *cfg = fg_calloc(1, fac->config_size);
+    struct fg_http_receiver_config *cfg = fg_calloc(1, fac->config_size);
     if (!cfg || fg_options_defaults(fac->options, cfg, &err) != 0)
         return -1;
     if (strcmp(cfg->endpoint, "127.0.0.1:4041") != 0)
@@ -230,7 +231,7 @@ static long post(struct fixture *f, const char *pq, const char *ctype, const cha
                  const char *body, char *msg, size_t msgsize)
 {
     char url[1024];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", (unsigned)samples_receiver_port(f->comp),
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", (unsigned)fg_http_receiver_port(f->comp),
              pq);
     CURL *h = curl_easy_init();
     struct curl_slist *hl = NULL;
