@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "fg_alloc.h"
-#include "fg_arena.h"
 #include "fg_attr_actions.h"
 #include "fg_component.h"
 #include "fg_model.h"
@@ -26,9 +25,8 @@ static int check_apply_to(const void *value, struct fg_err *err)
 }
 
 static const struct fg_option attributes_options[] = {
-    FG_OPT_STRUCTS_CHECK("actions", struct attributes_config, actions, fg_attr_action_options,
-                         struct fg_attr_action_cfg, fg_attr_action_check,
-                         "actions run in order on each selected attribute set"),
+    FG_OPT_ATTR_ACTIONS("actions", struct attributes_config, actions,
+                        "actions run in order on each selected attribute set"),
     FG_OPT_BLOCK("include", struct attributes_config, include, fg_match_options,
                  "only profiles matching this set are changed"),
     FG_OPT_BLOCK("exclude", struct attributes_config, exclude, fg_match_options,
@@ -90,22 +88,12 @@ static int edit(const struct attributes_processor *a, struct fg_profiles *out,
     return fg_attr_list_to_dict(l, out, idx, n);
 }
 
-static int process(const struct attributes_processor *a, const struct fg_profiles *in,
-                   struct fg_profiles **outp, struct fg_err *err)
+/* Edits the selected profiles' attributes and, with apply_to sample, their samples'. */
+static int edit_profiles(const void *ctx, struct fg_profiles *out, struct fg_attr_list *l)
 {
-    *outp = NULL;
-    if (!any_selected(a, in))
-        return 0;
-    struct fg_profiles *out = NULL;
-    struct fg_arena *scratch = NULL;
+    const struct attributes_processor *a = ctx;
     struct fg_idx_memo memo = {0};
-    int rc = fg_proc_copy(in, &out, err);
-    if (rc)
-        return rc;
-    if ((rc = fg_arena_new(&scratch)) != 0)
-        goto fail;
-    struct fg_attr_list l;
-    fg_attr_list_init(&l, scratch);
+    int rc = 0;
     for (uint32_t r = 0; r < out->n_resources; r++) {
         struct fg_resource_profiles *rp = &out->resources[r];
         for (uint32_t s = 0; s < rp->n_scopes; s++) {
@@ -113,8 +101,8 @@ static int process(const struct attributes_processor *a, const struct fg_profile
                 struct fg_profile *prof = &rp->scopes[s].profiles[i];
                 if (!selected(a, out, &rp->resource, prof))
                     continue;
-                if (a->on_profile && (rc = edit(a, out, &l, &prof->attrs, &prof->n_attrs)) != 0)
-                    goto fail;
+                if (a->on_profile && (rc = edit(a, out, l, &prof->attrs, &prof->n_attrs)) != 0)
+                    goto out;
                 for (uint32_t k = 0; a->on_sample && k < prof->n_samples; k++) {
                     struct fg_sample *smp = &prof->samples[k];
                     const struct fg_idx_memo_entry *e =
@@ -122,10 +110,10 @@ static int process(const struct attributes_processor *a, const struct fg_profile
                     if (!e) {
                         const uint32_t *key = smp->attrs;
                         uint32_t n_key = smp->n_attrs;
-                        if ((rc = edit(a, out, &l, &smp->attrs, &smp->n_attrs)) != 0 ||
+                        if ((rc = edit(a, out, l, &smp->attrs, &smp->n_attrs)) != 0 ||
                             (rc = fg_idx_memo_put(&memo, key, n_key, true, smp->attrs,
                                                   smp->n_attrs)) != 0)
-                            goto fail;
+                            goto out;
                         continue;
                     }
                     smp->attrs = e->out;
@@ -134,15 +122,18 @@ static int process(const struct attributes_processor *a, const struct fg_profile
             }
         }
     }
-    fg_arena_free(scratch);
+out:
     fg_idx_memo_free(&memo);
-    *outp = out;
-    return 0;
-fail:
-    fg_arena_free(scratch);
-    fg_idx_memo_free(&memo);
-    fg_profiles_unref(out);
-    return fg_err_set(err, rc, "%s", fg_strerror(rc));
+    return rc;
+}
+
+static int process(const struct attributes_processor *a, const struct fg_profiles *in,
+                   struct fg_profiles **outp, struct fg_err *err)
+{
+    *outp = NULL;
+    if (!any_selected(a, in))
+        return 0;
+    return fg_proc_edit_copy(in, edit_profiles, a, outp, err);
 }
 
 static int attributes_consume(struct fg_consumer *self, struct fg_profiles *batch,
@@ -153,16 +144,6 @@ static int attributes_consume(struct fg_consumer *self, struct fg_profiles *batc
     struct fg_profiles *out = NULL;
     int rc = process(a, batch, &out, err);
     return fg_proc_finish(a->next, a->base.id, batch, out, rc, err);
-}
-
-static int attributes_start(struct fg_component *c, struct fg_err *err)
-{
-    return 0;
-}
-
-static int attributes_shutdown(struct fg_component *c, int64_t deadline_ns)
-{
-    return 0;
 }
 
 static void attributes_destroy(struct fg_component *c)
@@ -177,8 +158,8 @@ static void attributes_destroy(struct fg_component *c)
 }
 
 static const struct fg_component_ops attributes_ops = {
-    .start = attributes_start,
-    .shutdown = attributes_shutdown,
+    .start = fg_proc_start_nothing,
+    .shutdown = fg_proc_shutdown_nothing,
     .destroy = attributes_destroy,
 };
 

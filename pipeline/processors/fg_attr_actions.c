@@ -1109,3 +1109,41 @@ int fg_proc_finish(struct fg_consumer *next, const char *id, struct fg_profiles 
     }
     return fg_consume(next, in, err);
 }
+
+int fg_proc_edit_copy(const struct fg_profiles *in, fg_proc_edit_fn edit, const void *ctx,
+                      struct fg_profiles **outp, struct fg_err *err)
+{
+    struct fg_profiles *out = NULL;
+    struct fg_arena *scratch = NULL;
+    *outp = NULL;
+    int rc = fg_proc_copy(in, &out, err);
+    if (rc)
+        return rc;
+    if ((rc = fg_arena_new(&scratch)) != 0)
+        goto fail;
+    struct fg_attr_list l;
+    fg_attr_list_init(&l, scratch);
+    if ((rc = edit(ctx, out, &l)) != 0)
+        goto fail;
+    fg_arena_free(scratch);
+    *outp = out;
+    return 0;
+fail:
+    fg_arena_free(scratch);
+    fg_profiles_unref(out);
+    return fg_err_set(err, rc, "%s", fg_strerror(rc));
+}
+
+int fg_proc_start_nothing(struct fg_component *c, struct fg_err *err)
+{
+    (void)c;
+    (void)err;
+    return 0;
+}
+
+int fg_proc_shutdown_nothing(struct fg_component *c, int64_t deadline_ns)
+{
+    (void)c;
+    (void)deadline_ns;
+    return 0;
+}

@@ -90,6 +90,10 @@ struct fg_attr_action_cfg {
 extern const struct fg_option fg_attr_action_options[];
 /* Cross-field check of one element, reported at the element by the loader. */
 int fg_attr_action_check(const void *elem, struct fg_err *err);
+/* The option row of an actions: list (a struct fg_structlist field of struct type_). */
+#define FG_OPT_ATTR_ACTIONS(name, type_, field, help)                                   \
+    FG_OPT_STRUCTS_CHECK(name, type_, field, fg_attr_action_options,                    \
+                         struct fg_attr_action_cfg, fg_attr_action_check, help)
 
 struct fg_attr_actions;
 
@@ -178,5 +182,16 @@ void fg_proc_recount(struct fg_profiles *p);
  * nothing changed) to next. Takes in and out. */
 int fg_proc_finish(struct fg_consumer *next, const char *id, struct fg_profiles *in,
                    struct fg_profiles *out, int rc, struct fg_err *err);
+
+/* Edits a private copy of in (fg_proc_copy): edit(ctx, copy, l) with l an empty list on a
+ * scratch arena that lasts for the call. *outp is the copy, or NULL when anything failed
+ * (err says why). */
+typedef int (*fg_proc_edit_fn)(const void *ctx, struct fg_profiles *copy, struct fg_attr_list *l);
+int fg_proc_edit_copy(const struct fg_profiles *in, fg_proc_edit_fn edit, const void *ctx,
+                      struct fg_profiles **outp, struct fg_err *err);
+
+/* fg_component_ops.start and .shutdown of a processor with no threads or held batches. */
+int fg_proc_start_nothing(struct fg_component *c, struct fg_err *err);
+int fg_proc_shutdown_nothing(struct fg_component *c, int64_t deadline_ns);
 
 #endif

@@ -457,9 +457,9 @@ static int relabel_list(const struct relabel_processor *rp, struct fg_attr_list 
     return 0;
 }
 
-static int relabel_samples(const struct relabel_processor *rp, struct fg_profiles *out,
-                           struct fg_attr_list *l)
+static int relabel_samples(const void *ctx, struct fg_profiles *out, struct fg_attr_list *l)
 {
+    const struct relabel_processor *rp = ctx;
     struct fg_idx_memo memo = {0};
     int rc = 0;
     for (uint32_t r = 0; r < out->n_resources && !rc; r++) {
@@ -498,9 +498,9 @@ static int relabel_samples(const struct relabel_processor *rp, struct fg_profile
     return rc;
 }
 
-static int relabel_resources(const struct relabel_processor *rp, struct fg_profiles *out,
-                             struct fg_attr_list *l)
+static int relabel_resources(const void *ctx, struct fg_profiles *out, struct fg_attr_list *l)
 {
+    const struct relabel_processor *rp = ctx;
     uint32_t kept = 0;
     for (uint32_t r = 0; r < out->n_resources; r++) {
         struct fg_resource *res = &out->resources[r].resource;
@@ -525,26 +525,8 @@ static int relabel_resources(const struct relabel_processor *rp, struct fg_profi
 static int process(const struct relabel_processor *rp, const struct fg_profiles *in,
                    struct fg_profiles **outp, struct fg_err *err)
 {
-    *outp = NULL;
-    struct fg_profiles *out = NULL;
-    struct fg_arena *scratch = NULL;
-    int rc = fg_proc_copy(in, &out, err);
-    if (rc)
-        return rc;
-    if ((rc = fg_arena_new(&scratch)) != 0)
-        goto fail;
-    struct fg_attr_list l;
-    fg_attr_list_init(&l, scratch);
-    rc = rp->sample_scope ? relabel_samples(rp, out, &l) : relabel_resources(rp, out, &l);
-    if (rc)
-        goto fail;
-    fg_arena_free(scratch);
-    *outp = out;
-    return 0;
-fail:
-    fg_arena_free(scratch);
-    fg_profiles_unref(out);
-    return fg_err_set(err, rc, "%s", fg_strerror(rc));
+    return fg_proc_edit_copy(in, rp->sample_scope ? relabel_samples : relabel_resources, rp,
+                             outp, err);
 }
 
 static int relabel_consume(struct fg_consumer *self, struct fg_profiles *batch, struct fg_err *err)
@@ -560,16 +542,6 @@ static int relabel_consume(struct fg_consumer *self, struct fg_profiles *batch, 
         return 0;
     }
     return fg_proc_finish(rp->next, rp->base.id, batch, out, rc, err);
-}
-
-static int relabel_start(struct fg_component *c, struct fg_err *err)
-{
-    return 0;
-}
-
-static int relabel_shutdown(struct fg_component *c, int64_t deadline_ns)
-{
-    return 0;
 }
 
 static void relabel_destroy(struct fg_component *c)
@@ -592,8 +564,8 @@ static void relabel_destroy(struct fg_component *c)
 }
 
 static const struct fg_component_ops relabel_ops = {
-    .start = relabel_start,
-    .shutdown = relabel_shutdown,
+    .start = fg_proc_start_nothing,
+    .shutdown = fg_proc_shutdown_nothing,
     .destroy = relabel_destroy,
 };
 

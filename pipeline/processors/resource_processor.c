@@ -1,10 +1,8 @@
 /* Processor "resource": the Collector's attribute actions on resource attributes. Resource
  * attributes live outside the dictionary, so the copy only gets new attribute arrays. */
 #include <stddef.h>
-#include <string.h>
 
 #include "fg_alloc.h"
-#include "fg_arena.h"
 #include "fg_attr_actions.h"
 #include "fg_component.h"
 #include "fg_model.h"
@@ -14,9 +12,8 @@ struct resource_config {
 };
 
 static const struct fg_option resource_options[] = {
-    FG_OPT_STRUCTS_CHECK("attributes", struct resource_config, attributes, fg_attr_action_options,
-                         struct fg_attr_action_cfg, fg_attr_action_check,
-                         "actions run in order on each resource's attributes"),
+    FG_OPT_ATTR_ACTIONS("attributes", struct resource_config, attributes,
+                        "actions run in order on each resource's attributes"),
     FG_OPT_END,
 };
 
@@ -34,35 +31,27 @@ struct resource_processor {
     struct fg_attr_actions *actions;
 };
 
+static int edit_resources(const void *ctx, struct fg_profiles *out, struct fg_attr_list *l)
+{
+    const struct resource_processor *rp = ctx;
+    for (uint32_t r = 0; r < out->n_resources; r++) {
+        struct fg_resource *res = &out->resources[r].resource;
+        int rc;
+        if ((rc = fg_attr_list_from_kv(l, res->attrs, res->n_attrs)) != 0 ||
+            (rc = fg_attr_actions_apply(rp->actions, l)) != 0 ||
+            (rc = fg_attr_list_to_kv(l, out, &res->attrs, &res->n_attrs)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
 static int process(const struct resource_processor *rp, const struct fg_profiles *in,
                    struct fg_profiles **outp, struct fg_err *err)
 {
     *outp = NULL;
     if (!in->n_resources)
         return 0;
-    struct fg_profiles *out = NULL;
-    struct fg_arena *scratch = NULL;
-    int rc = fg_proc_copy(in, &out, err);
-    if (rc)
-        return rc;
-    if ((rc = fg_arena_new(&scratch)) != 0)
-        goto fail;
-    struct fg_attr_list l;
-    fg_attr_list_init(&l, scratch);
-    for (uint32_t r = 0; r < out->n_resources; r++) {
-        struct fg_resource *res = &out->resources[r].resource;
-        if ((rc = fg_attr_list_from_kv(&l, res->attrs, res->n_attrs)) != 0 ||
-            (rc = fg_attr_actions_apply(rp->actions, &l)) != 0 ||
-            (rc = fg_attr_list_to_kv(&l, out, &res->attrs, &res->n_attrs)) != 0)
-            goto fail;
-    }
-    fg_arena_free(scratch);
-    *outp = out;
-    return 0;
-fail:
-    fg_arena_free(scratch);
-    fg_profiles_unref(out);
-    return fg_err_set(err, rc, "%s", fg_strerror(rc));
+    return fg_proc_edit_copy(in, edit_resources, rp, outp, err);
 }
 
 static int resource_consume(struct fg_consumer *self, struct fg_profiles *batch,
@@ -75,16 +64,6 @@ static int resource_consume(struct fg_consumer *self, struct fg_profiles *batch,
     return fg_proc_finish(rp->next, rp->base.id, batch, out, rc, err);
 }
 
-static int resource_start(struct fg_component *c, struct fg_err *err)
-{
-    return 0;
-}
-
-static int resource_shutdown(struct fg_component *c, int64_t deadline_ns)
-{
-    return 0;
-}
-
 static void resource_destroy(struct fg_component *c)
 {
     struct resource_processor *rp = (struct resource_processor *)c;
@@ -95,8 +74,8 @@ static void resource_destroy(struct fg_component *c)
 }
 
 static const struct fg_component_ops resource_ops = {
-    .start = resource_start,
-    .shutdown = resource_shutdown,
+    .start = fg_proc_start_nothing,
+    .shutdown = fg_proc_shutdown_nothing,
     .destroy = resource_destroy,
 };
 

@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "fg_alloc.h"
-#include "fg_arena.h"
 #include "fg_attr_actions.h"
 #include "fg_component.h"
 #include "fg_log.h"
@@ -379,45 +378,37 @@ static bool needs_change(const struct rd_processor *rd, const struct fg_profiles
     return false;
 }
 
+static int add_detected(const void *ctx, struct fg_profiles *out, struct fg_attr_list *l)
+{
+    const struct rd_processor *rd = ctx;
+    for (uint32_t r = 0; r < out->n_resources; r++) {
+        struct fg_resource *res = &out->resources[r].resource;
+        int rc = fg_attr_list_from_kv(l, res->attrs, res->n_attrs);
+        if (rc)
+            return rc;
+        for (size_t i = 0; i < rd->detected.n; i++) {
+            const struct fg_rd_attr *a = &rd->detected.items[i];
+            size_t klen = strlen(a->key);
+            if (!rd->override && fg_attr_list_find(l, a->key, klen) >= 0)
+                continue;
+            struct fg_value v = {.kind = FG_VALUE_STRING,
+                                 .u.s = {a->value, (uint32_t)strlen(a->value)}};
+            if ((rc = fg_attr_list_set(l, a->key, klen, &v)) != 0)
+                return rc;
+        }
+        if ((rc = fg_attr_list_to_kv(l, out, &res->attrs, &res->n_attrs)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
 static int process(const struct rd_processor *rd, const struct fg_profiles *in,
                    struct fg_profiles **outp, struct fg_err *err)
 {
     *outp = NULL;
     if (!needs_change(rd, in))
         return 0;
-    struct fg_profiles *out = NULL;
-    struct fg_arena *scratch = NULL;
-    int rc = fg_proc_copy(in, &out, err);
-    if (rc)
-        return rc;
-    if ((rc = fg_arena_new(&scratch)) != 0)
-        goto fail;
-    struct fg_attr_list l;
-    fg_attr_list_init(&l, scratch);
-    for (uint32_t r = 0; r < out->n_resources; r++) {
-        struct fg_resource *res = &out->resources[r].resource;
-        if ((rc = fg_attr_list_from_kv(&l, res->attrs, res->n_attrs)) != 0)
-            goto fail;
-        for (size_t i = 0; i < rd->detected.n; i++) {
-            const struct fg_rd_attr *a = &rd->detected.items[i];
-            size_t klen = strlen(a->key);
-            if (!rd->override && fg_attr_list_find(&l, a->key, klen) >= 0)
-                continue;
-            struct fg_value v = {.kind = FG_VALUE_STRING,
-                                 .u.s = {a->value, (uint32_t)strlen(a->value)}};
-            if ((rc = fg_attr_list_set(&l, a->key, klen, &v)) != 0)
-                goto fail;
-        }
-        if ((rc = fg_attr_list_to_kv(&l, out, &res->attrs, &res->n_attrs)) != 0)
-            goto fail;
-    }
-    fg_arena_free(scratch);
-    *outp = out;
-    return 0;
-fail:
-    fg_arena_free(scratch);
-    fg_profiles_unref(out);
-    return fg_err_set(err, rc, "%s", fg_strerror(rc));
+    return fg_proc_edit_copy(in, add_detected, rd, outp, err);
 }
 
 static int rd_consume(struct fg_consumer *self, struct fg_profiles *batch, struct fg_err *err)
@@ -441,11 +432,6 @@ static int rd_start(struct fg_component *c, struct fg_err *err)
     return 0;
 }
 
-static int rd_shutdown(struct fg_component *c, int64_t deadline_ns)
-{
-    return 0;
-}
-
 static void rd_destroy(struct fg_component *c)
 {
     struct rd_processor *rd = (struct rd_processor *)c;
@@ -460,7 +446,7 @@ static void rd_destroy(struct fg_component *c)
 
 static const struct fg_component_ops rd_ops = {
     .start = rd_start,
-    .shutdown = rd_shutdown,
+    .shutdown = fg_proc_shutdown_nothing,
     .destroy = rd_destroy,
 };
 
