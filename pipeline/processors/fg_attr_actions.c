@@ -292,14 +292,13 @@ static void sha256_block(uint32_t h[8], const uint8_t *b)
     h[7] += hh;
 }
 
-void fg_sha256_hex(const void *data, size_t len, char hex[65])
+void fg__md_hash(uint32_t *h, fg__md_block_fn block, const void *data, size_t len,
+                 bool length_big_endian)
 {
-    uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                     0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
     const uint8_t *p = data;
     size_t left = len;
     while (left >= 64) {
-        sha256_block(h, p);
+        block(h, p);
         p += 64;
         left -= 64;
     }
@@ -310,10 +309,17 @@ void fg_sha256_hex(const void *data, size_t len, char hex[65])
     size_t tlen = left + 9 <= 64 ? 64 : 128;
     uint64_t bits = (uint64_t)len * 8;
     for (int i = 0; i < 8; i++)
-        tail[tlen - 1 - i] = (uint8_t)(bits >> (8 * i));
-    sha256_block(h, tail);
+        tail[length_big_endian ? tlen - 1 - i : tlen - 8 + i] = (uint8_t)(bits >> (8 * i));
+    block(h, tail);
     if (tlen == 128)
-        sha256_block(h, tail + 64);
+        block(h, tail + 64);
+}
+
+void fg_sha256_hex(const void *data, size_t len, char hex[65])
+{
+    uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                     0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    fg__md_hash(h, sha256_block, data, len, true);
     for (int i = 0; i < 8; i++)
         snprintf(hex + 8 * i, 9, "%08x", h[i]);
 }

@@ -253,24 +253,7 @@ static void md5_block(uint32_t h[4], const uint8_t *b)
 static void md5(const void *data, size_t len, uint8_t out[16])
 {
     uint32_t h[4] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476};
-    const uint8_t *p = data;
-    size_t left = len;
-    while (left >= 64) {
-        md5_block(h, p);
-        p += 64;
-        left -= 64;
-    }
-    uint8_t tail[128] = {0};
-    if (left)
-        memcpy(tail, p, left);
-    tail[left] = 0x80;
-    size_t tlen = left + 9 <= 64 ? 64 : 128;
-    uint64_t bits = (uint64_t)len * 8;
-    for (int i = 0; i < 8; i++)
-        tail[tlen - 8 + i] = (uint8_t)(bits >> (8 * i));
-    md5_block(h, tail);
-    if (tlen == 128)
-        md5_block(h, tail + 64);
+    fg__md_hash(h, md5_block, data, len, false);
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < 4; j++)
             out[4 * i + j] = (uint8_t)(h[i] >> (8 * j));

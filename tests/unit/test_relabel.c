@@ -166,6 +166,8 @@ static void test_hashmod_md5(void **state)
     char a64[64];
     memset(a64, 'a', sizeof(a64));
     assert_true(fg__relabel_hashmod(a64, 64, UINT64_MAX) == 0x5a4a0363793f7367ULL);
+    /* 56 bytes: the padding spills into a second tail block (md5 ...4c6c197006d17218) */
+    assert_true(fg__relabel_hashmod(a64, 56, UINT64_MAX) == 0x4c6c197006d17218ULL);
 }
 
 static void test_sample_scope(void **state)
