@@ -38,23 +38,10 @@ struct pu_fixture {
     struct pu_recorder rec;
 };
 
-static __attribute__((unused)) char *pu_yaml(const char *type, const char *body)
-{
-    static char yaml[8192];
-    snprintf(yaml, sizeof(yaml),
-             "receivers: {otlp: {protocols: {http: {endpoint: 127.0.0.1:0}}}}\n"
-             "processors:\n  %s:\n%s\n"
-             "exporters: {debug: {}}\n"
-             "service: {pipelines: {profiles: {receivers: [otlp], processors: [%s], "
-             "exporters: [debug]}}}\n",
-             type, body, type);
-    return yaml;
-}
-
 /* Loads the config; returns the diagnostics text (fg_free it) or NULL when it loaded. */
 static __attribute__((unused)) char *pu_try_load(const char *type, const char *body, struct fg_config **cfg)
 {
-    const char *yaml = pu_yaml(type, body);
+    const char *yaml = tu_processor_yaml(type, body);
     struct fg_diag diag;
     fg_diag_init(&diag);
     char *msg = NULL;
@@ -67,18 +54,8 @@ static __attribute__((unused)) char *pu_try_load(const char *type, const char *b
 static __attribute__((unused)) void pu_setup(struct pu_fixture *f, const char *type, const char *body)
 {
     memset(f, 0, sizeof(*f));
-    char *msg = pu_try_load(type, body, &f->cfg);
-    if (msg)
-        fail_msg("config: %s", msg);
     f->rec.consumer.consume = pu_record;
-    const struct fg_config_component *cc = fg_config_find(f->cfg, FG_KIND_PROCESSOR, type);
-    assert_non_null(cc);
-    struct fg_create_args args = {.id = type, .config = cc->config, .next = &f->rec.consumer};
-    struct fg_err err = {{0}};
-    if (cc->factory->create(&args, &f->proc, &err) != 0)
-        fail_msg("create: %s", err.msg);
-    snprintf(f->proc->id, sizeof(f->proc->id), "%s", type);
-    assert_int_equal(f->proc->ops->start(f->proc, &err), 0);
+    f->proc = tu_processor_start(type, body, &f->rec.consumer, &f->cfg);
 }
 
 static __attribute__((unused)) void pu_teardown(struct pu_fixture *f)
@@ -255,6 +232,18 @@ static __attribute__((unused)) const char *pu_value_text(const struct fg_value *
     return buf;
 }
 
+/* Sorts items[0..m) and joins them with ',' into buf. */
+static __attribute__((unused)) const char *pu_join_sorted(char (*items)[256], uint32_t m, char *buf, size_t size)
+{
+    qsort(items, m, sizeof(items[0]), (int (*)(const void *, const void *))strcmp);
+    buf[0] = '\0';
+    size_t used = 0;
+    for (uint32_t i = 0; i < m; i++)
+        used += (size_t)snprintf(buf + used, used < size ? size - used : 0, "%s%s", i ? "," : "",
+                                 items[i]);
+    return buf;
+}
+
 /* "k=v,k2=v2" of a dictionary attribute list, sorted by key. */
 static __attribute__((unused)) const char *pu_dict_text(const struct fg_profiles *p, const uint32_t *idx, uint32_t n,
                                 char *buf, size_t size)
@@ -268,13 +257,7 @@ static __attribute__((unused)) const char *pu_dict_text(const struct fg_profiles
         snprintf(items[i], sizeof(items[i]), "%.*s=%s", (int)k.len, k.ptr,
                  pu_value_text(&a->value, v, sizeof(v)));
     }
-    qsort(items, m, sizeof(items[0]), (int (*)(const void *, const void *))strcmp);
-    buf[0] = '\0';
-    size_t used = 0;
-    for (uint32_t i = 0; i < m; i++)
-        used += (size_t)snprintf(buf + used, used < size ? size - used : 0, "%s%s", i ? "," : "",
-                                 items[i]);
-    return buf;
+    return pu_join_sorted(items, m, buf, size);
 }
 
 static __attribute__((unused)) const char *pu_kv_text(const struct fg_keyvalue *kv, uint32_t n, char *buf, size_t size)
@@ -286,13 +269,7 @@ static __attribute__((unused)) const char *pu_kv_text(const struct fg_keyvalue *
         snprintf(items[i], sizeof(items[i]), "%.*s=%s", (int)kv[i].key.len, kv[i].key.ptr,
                  pu_value_text(&kv[i].value, v, sizeof(v)));
     }
-    qsort(items, m, sizeof(items[0]), (int (*)(const void *, const void *))strcmp);
-    buf[0] = '\0';
-    size_t used = 0;
-    for (uint32_t i = 0; i < m; i++)
-        used += (size_t)snprintf(buf + used, used < size ? size - used : 0, "%s%s", i ? "," : "",
-                                 items[i]);
-    return buf;
+    return pu_join_sorted(items, m, buf, size);
 }
 
 /* A sample's stack as "main;work;leaf" (root first; inlined frames joined with '+' as in

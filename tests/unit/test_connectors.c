@@ -111,12 +111,8 @@ struct rig {
  * downstream pipelines in configuration order, each ending in a recorder. */
 static int rig_make(struct rig *g, const char *yaml, const char *id, struct fg_err *err)
 {
-    struct fg_diag d;
-    fg_diag_init(&d);
     memset(g, 0, sizeof(*g));
-    if (fg_config_load_string("t.yaml", yaml, strlen(yaml), &g->cfg, &d) != 0)
-        fail_msg("config: %s", d.text.len ? (char *)d.text.data : "");
-    fg_diag_free(&d);
+    g->cfg = tu_config_load(yaml);
     for (size_t p = 0; p < g->cfg->n_pipelines; p++) {
         const struct fg_config_pipeline *pl = &g->cfg->pipelines[p];
         for (size_t k = 0; k < pl->n_receivers; k++) {
@@ -432,10 +428,7 @@ static void test_create_rejects_foreign_pipeline(void **state)
     assert_int_equal(rig_make(&g, yaml, "routing", &err), 0);
     rig_free(&g);
     memset(&g, 0, sizeof(g));
-    struct fg_diag d;
-    fg_diag_init(&d);
-    assert_int_equal(fg_config_load_string("t.yaml", yaml, strlen(yaml), &g.cfg, &d), 0);
-    fg_diag_free(&d);
+    g.cfg = tu_config_load(yaml);
     const struct fg_config_component *cc = fg_config_find(g.cfg, FG_KIND_CONNECTOR, "routing");
     struct rec r;
     rec_init(&r);
@@ -500,12 +493,7 @@ static void test_service_start_order(void **state)
         "    profiles/a:\n      receivers: [routing]\n      processors: [batch/a]\n"
         "      exporters: [debug]\n"
         "    profiles/b:\n      receivers: [forward]\n      exporters: [debug]\n";
-    struct fg_config *cfg = NULL;
-    struct fg_diag d;
-    fg_diag_init(&d);
-    if (fg_config_load_string("t.yaml", yaml, strlen(yaml), &cfg, &d) != 0)
-        fail_msg("%s", (char *)d.text.data);
-    fg_diag_free(&d);
+    struct fg_config *cfg = tu_config_load(yaml);
     struct fg_service *s = NULL;
     struct fg_err err = {{0}};
     if (fg_service_build(cfg, &s, &err) != 0)
@@ -572,11 +560,7 @@ static void test_service_build_alloc_failures(void **state)
         "    profiles/a:\n      receivers: [routing]\n      processors: [batch]\n"
         "      exporters: [debug]\n"
         "    profiles/b:\n      receivers: [routing, forward]\n      exporters: [debug]\n";
-    struct fg_config *cfg = NULL;
-    struct fg_diag d;
-    fg_diag_init(&d);
-    assert_int_equal(fg_config_load_string("t.yaml", yaml, strlen(yaml), &cfg, &d), 0);
-    fg_diag_free(&d);
+    struct fg_config *cfg = tu_config_load(yaml);
     unsigned long n;
     for (n = 1; n < 100000; n++) {
         struct fg_service *s = NULL;

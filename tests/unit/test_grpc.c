@@ -236,26 +236,6 @@ static void message_of(const struct result *r, struct fg_buf *out)
     fg_buf_append(out, "", 1);
 }
 
-static size_t b64_decode(const char *in, uint8_t *out, size_t outsz)
-{
-    static const char *tab = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t n = 0;
-    for (const char *p = in; *p && *p != '='; p++) {
-        const char *q = strchr(tab, *p);
-        if (!q)
-            return 0;
-        acc = acc << 6 | (uint32_t)(q - tab);
-        bits += 6;
-        if (bits >= 8 && n < outsz) {
-            bits -= 8;
-            out[n++] = (uint8_t)(acc >> bits);
-        }
-    }
-    return n;
-}
-
 /* ---- tests ---- */
 
 static void test_helpers(void **state)
@@ -379,7 +359,7 @@ static void test_errors(void **state)
     assert_string_equal(r.grpc_message, "%C3%BCber busy 100%25");
     assert_int_equal(r.body.len, 0); /* Trailers-Only */
     uint8_t det[256];
-    size_t n = b64_decode(r.details_b64, det, sizeof(det));
+    size_t n = tu_b64_decode(r.details_b64, det, sizeof(det));
     Google__Rpc__Status *st = google__rpc__status__unpack(NULL, n, det);
     assert_non_null(st);
     assert_int_equal(st->code, 14);

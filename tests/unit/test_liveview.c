@@ -483,11 +483,7 @@ static void test_extension_in_service(void **state)
         "extensions:\n  liveview:\n    endpoint: 127.0.0.1:0\n    window: 1m\n"
         "service:\n  extensions: [liveview]\n  pipelines:\n    profiles/main:\n"
         "      receivers: [otlp]\n      exporters: [debug]\n";
-    struct fg_config *cfg = NULL;
-    struct fg_diag diag;
-    fg_diag_init(&diag);
-    assert_int_equal(fg_config_load_string("t.yaml", yaml, strlen(yaml), &cfg, &diag), 0);
-    fg_diag_free(&diag);
+    struct fg_config *cfg = tu_config_load(yaml);
     struct fg_service *s = NULL;
     struct fg_err err = {{0}};
     assert_int_equal(fg_service_build(cfg, &s, &err), 0);

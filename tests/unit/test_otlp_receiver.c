@@ -544,26 +544,6 @@ static const char *header_value(const struct reply *r, const char *name, char *b
     return buf;
 }
 
-static size_t b64_decode(const char *in, uint8_t *out, size_t outsz)
-{
-    static const char *tab = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t n = 0;
-    for (const char *p = in; *p && *p != '='; p++) {
-        const char *q = strchr(tab, *p);
-        if (!q)
-            return 0;
-        acc = acc << 6 | (uint32_t)(q - tab);
-        bits += 6;
-        if (bits >= 8 && n < outsz) {
-            bits -= 8;
-            out[n++] = (uint8_t)(acc >> bits);
-        }
-    }
-    return n;
-}
-
 static void test_grpc_status_mapping(void **state)
 {
     struct fixture *f = *state;
@@ -590,7 +570,7 @@ static void test_grpc_status_mapping(void **state)
         grpc_post(f->port, EXPORT_PATH, req.data, req.len, false, &r);
         assert_string_equal(header_value(&r, "grpc-status", v, sizeof(v)), "14");
         uint8_t det[512];
-        size_t n = b64_decode(header_value(&r, "grpc-status-details-bin", v, sizeof(v)), det,
+        size_t n = tu_b64_decode(header_value(&r, "grpc-status-details-bin", v, sizeof(v)), det,
                               sizeof(det));
         Google__Rpc__Status *st = google__rpc__status__unpack(NULL, n, det);
         assert_non_null(st);
@@ -832,13 +812,8 @@ static void test_yaml_config(void **state)
                        "    profiles:\n"
                        "      receivers: [otlp/y]\n"
                        "      exporters: [debug]\n";
-    struct fg_config *cfg = NULL;
+    struct fg_config *cfg = tu_config_load(yaml);
     struct fg_diag diag;
-    fg_diag_init(&diag);
-    int rc = fg_config_load_string("test.yaml", yaml, strlen(yaml), &cfg, &diag);
-    if (rc != 0)
-        fprintf(stderr, "%.*s", (int)diag.text.len, (const char *)diag.text.data);
-    assert_int_equal(rc, 0);
     const struct fg_config_component *cc = fg_config_find(cfg, FG_KIND_RECEIVER, "otlp/y");
     assert_non_null(cc);
     const struct otlp_receiver_config *oc = cc->config;
@@ -846,7 +821,6 @@ static void test_yaml_config(void **state)
     assert_string_equal(oc->protocols.http.endpoint, "127.0.0.1:0");
     assert_int_equal(oc->protocols.http.max_request_body_size, 1 << 20);
     fg_config_free(cfg);
-    fg_diag_free(&diag);
 
     /* without any protocol the receiver is refused, naming the key */
     const char *none = "receivers:\n"
@@ -887,13 +861,8 @@ static void test_yaml_grpc(void **state)
                        "    profiles:\n"
                        "      receivers: [otlp]\n"
                        "      exporters: [debug]\n";
-    struct fg_config *cfg = NULL;
+    struct fg_config *cfg = tu_config_load(yaml);
     struct fg_diag diag;
-    fg_diag_init(&diag);
-    int rc = fg_config_load_string("g.yaml", yaml, strlen(yaml), &cfg, &diag);
-    if (rc != 0)
-        fprintf(stderr, "%.*s", (int)diag.text.len, (const char *)diag.text.data);
-    assert_int_equal(rc, 0);
     const struct otlp_receiver_config *oc =
         fg_config_find(cfg, FG_KIND_RECEIVER, "otlp")->config;
     assert_true(oc->protocols.grpc_enabled);
@@ -907,7 +876,6 @@ static void test_yaml_grpc(void **state)
     assert_int_equal(oc->protocols.grpc.keepalive.server_parameters.max_connection_age,
                      60000000000LL);
     fg_config_free(cfg);
-    fg_diag_free(&diag);
 
     /* 64 MiB is the ceiling */
     char bad[1024];

@@ -48,28 +48,10 @@ struct fixture {
 
 static void setup(struct fixture *f, const char *batch_yaml)
 {
-    char yaml[1024];
-    snprintf(yaml, sizeof(yaml),
-             "receivers: {pyroscope: {endpoint: 127.0.0.1:0}}\n"
-             "processors:\n  batch:\n%s\n"
-             "exporters: {debug: {}}\n"
-             "service: {pipelines: {profiles: {receivers: [pyroscope], processors: [batch], "
-             "exporters: [debug]}}}\n",
-             batch_yaml);
-    struct fg_diag diag;
-    fg_diag_init(&diag);
-    if (fg_config_load_string("test.yaml", yaml, strlen(yaml), &f->cfg, &diag) != 0)
-        fail_msg("config: %.*s", (int)diag.text.len, (char *)diag.text.data);
-    fg_diag_free(&diag);
     memset(&f->rec, 0, sizeof(f->rec));
     f->rec.consumer.consume = record;
     pthread_mutex_init(&f->rec.mu, NULL);
-    const struct fg_config_component *cc = fg_config_find(f->cfg, FG_KIND_PROCESSOR, "batch");
-    assert_non_null(cc);
-    struct fg_create_args args = {.id = "batch", .config = cc->config, .next = &f->rec.consumer};
-    struct fg_err err;
-    assert_int_equal(cc->factory->create(&args, &f->batch, &err), 0);
-    assert_int_equal(f->batch->ops->start(f->batch, &err), 0);
+    f->batch = tu_processor_start("batch", batch_yaml, &f->rec.consumer, &f->cfg);
 }
 
 static void teardown(struct fixture *f)

@@ -56,30 +56,10 @@ struct fixture {
 
 static void setup_proc(struct fixture *f, const char *body)
 {
-    char yaml[4096];
-    snprintf(yaml, sizeof(yaml),
-             "receivers: {otlp: {protocols: {http: {endpoint: 127.0.0.1:0}}}}\n"
-             "processors:\n  sampling:\n%s\n"
-             "exporters: {debug: {}}\n"
-             "service: {pipelines: {profiles: {receivers: [otlp], processors: [sampling], "
-             "exporters: [debug]}}}\n",
-             body);
-    struct fg_diag diag;
-    fg_diag_init(&diag);
-    if (fg_config_load_string("test.yaml", yaml, strlen(yaml), &f->cfg, &diag) != 0)
-        fail_msg("config: %.*s", (int)diag.text.len, (char *)diag.text.data);
-    fg_diag_free(&diag);
     memset(&f->rec, 0, sizeof(f->rec));
     f->rec.consumer.consume = record;
     pthread_mutex_init(&f->rec.mu, NULL);
-    const struct fg_config_component *cc = fg_config_find(f->cfg, FG_KIND_PROCESSOR, "sampling");
-    assert_non_null(cc);
-    struct fg_create_args args = {.id = "sampling", .config = cc->config,
-                                  .next = &f->rec.consumer};
-    struct fg_err err;
-    assert_int_equal(cc->factory->create(&args, &f->proc, &err), 0);
-    snprintf(f->proc->id, sizeof(f->proc->id), "sampling");
-    assert_int_equal(f->proc->ops->start(f->proc, &err), 0);
+    f->proc = tu_processor_start("sampling", body, &f->rec.consumer, &f->cfg);
 }
 
 static void teardown_proc(struct fixture *f)
@@ -866,14 +846,7 @@ static void test_allocation_failures(void **state)
 
 static void expect_config_error(const char *body, const char *where, const char *what)
 {
-    char yaml[4096];
-    snprintf(yaml, sizeof(yaml),
-             "receivers: {otlp: {protocols: {http: {endpoint: 127.0.0.1:0}}}}\n"
-             "processors:\n  sampling:\n%s\n"
-             "exporters: {debug: {}}\n"
-             "service: {pipelines: {profiles: {receivers: [otlp], processors: [sampling], "
-             "exporters: [debug]}}}\n",
-             body);
+    const char *yaml = tu_processor_yaml("sampling", body);
     struct fg_diag diag;
     struct fg_config *cfg = NULL;
     fg_diag_init(&diag);

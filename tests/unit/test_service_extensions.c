@@ -12,18 +12,6 @@
 #include "fg_log.h"
 #include "fg_service.h"
 
-static struct fg_config *load(const char *yaml)
-{
-    struct fg_config *cfg = NULL;
-    struct fg_diag d;
-    fg_diag_init(&d);
-    int rc = fg_config_load_string("t.yaml", yaml, strlen(yaml), &cfg, &d);
-    if (rc != 0)
-        fail_msg("config: %.*s", (int)d.text.len, d.text.data ? (char *)d.text.data : "");
-    fg_diag_free(&d);
-    return cfg;
-}
-
 static void yaml_for(char *buf, size_t size, const char *dir, const char *service_ext,
                      const char *storage)
 {
@@ -47,7 +35,7 @@ static void test_extension_started_first(void **state)
     char store[PATH_MAX + 8];
     snprintf(store, sizeof(store), "%s/store", dir); /* made by the extension's start */
     yaml_for(yaml, sizeof(yaml), store, "file_storage/q", "file_storage/q");
-    struct fg_config *cfg = load(yaml);
+    struct fg_config *cfg = tu_config_load(yaml);
     assert_int_equal(cfg->shutdown_timeout_ns, 1000000000);
 
     struct fg_service *s = NULL;
@@ -82,7 +70,7 @@ static void test_extension_not_enabled(void **state)
              "service:\n  pipelines:\n    profiles:\n      receivers: [otlp]\n"
              "      exporters: [otlphttp]\n",
              dir);
-    struct fg_config *cfg = load(yaml);
+    struct fg_config *cfg = tu_config_load(yaml);
     struct fg_service *s = NULL;
     struct fg_err err = {{0}};
     assert_int_equal(fg_service_build(cfg, &s, &err), FG_EINVAL);
@@ -98,7 +86,7 @@ static void test_two_services_share_queue(void **state)
     char dir[PATH_MAX], yaml[2048];
     tu_tempdir(dir, sizeof(dir));
     yaml_for(yaml, sizeof(yaml), dir, "file_storage/q", "file_storage/q");
-    struct fg_config *cfg = load(yaml);
+    struct fg_config *cfg = tu_config_load(yaml);
     /* the same directory open twice in one process is shared (reload); two services both
      * running is that case, so both start */
     struct fg_service *a = NULL, *b = NULL;

@@ -1,4 +1,4 @@
-/* Helpers for the unit tests: files, the corpus, temporary directories. */
+/* Helpers for the unit tests: files, the corpus, temporary directories, batches, configs. */
 #include "testutil.h"
 
 #include <stdio.h>
@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "fg_alloc.h"
+#include "fg_component.h"
+#include "fg_config.h"
 
 uint8_t *tu_read_file(const char *path, size_t *len)
 {
@@ -342,4 +344,65 @@ struct fg_profiles *tu_make_batch(const char *service, int n_samples)
         fg_profiles_add_sample(p, prof, &s);
     }
     return p;
+}
+
+struct fg_config *tu_config_load(const char *yaml)
+{
+    struct fg_config *cfg = NULL;
+    struct fg_diag d;
+    fg_diag_init(&d);
+    if (fg_config_load_string("t.yaml", yaml, strlen(yaml), &cfg, &d) != 0)
+        fail_msg("config: %.*s", (int)d.text.len, d.text.data ? (char *)d.text.data : "");
+    fg_diag_free(&d);
+    return cfg;
+}
+
+const char *tu_processor_yaml(const char *type, const char *body)
+{
+    static char yaml[8192];
+    snprintf(yaml, sizeof(yaml),
+             "receivers: {otlp: {protocols: {http: {endpoint: 127.0.0.1:0}}}}\n"
+             "processors:\n  %s:\n%s\n"
+             "exporters: {debug: {}}\n"
+             "service: {pipelines: {profiles: {receivers: [otlp], processors: [%s], "
+             "exporters: [debug]}}}\n",
+             type, body, type);
+    return yaml;
+}
+
+struct fg_component *tu_processor_start(const char *type, const char *body,
+                                        struct fg_consumer *next, struct fg_config **cfg)
+{
+    *cfg = tu_config_load(tu_processor_yaml(type, body));
+    const struct fg_config_component *cc = fg_config_find(*cfg, FG_KIND_PROCESSOR, type);
+    assert_non_null(cc);
+    struct fg_create_args args = {.id = type, .config = cc->config, .next = next};
+    struct fg_component *proc = NULL;
+    struct fg_err err = {{0}};
+    if (cc->factory->create(&args, &proc, &err) != 0)
+        fail_msg("create: %s", err.msg);
+    snprintf(proc->id, sizeof(proc->id), "%s", type);
+    if (proc->ops->start(proc, &err) != 0)
+        fail_msg("start: %s", err.msg);
+    return proc;
+}
+
+size_t tu_b64_decode(const char *in, uint8_t *out, size_t outsz)
+{
+    static const char *tab = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t n = 0;
+    for (const char *p = in; *p && *p != '='; p++) {
+        const char *q = strchr(tab, *p);
+        if (!q)
+            return 0;
+        acc = acc << 6 | (uint32_t)(q - tab);
+        bits += 6;
+        if (bits >= 8 && n < outsz) {
+            bits -= 8;
+            out[n++] = (uint8_t)(acc >> bits);
+        }
+    }
+    return n;
 }

@@ -32,3 +32,22 @@ char *tu_canon(const struct fg_profiles *p);
  * one cpu profile with n_samples samples (values i+1, two timestamps each, a sample
  * attribute, a link, stacks main→work→leaf_<i%3> with an inlined frame). */
 struct fg_profiles *tu_make_batch(const char *service, int n_samples);
+
+struct fg_config;
+struct fg_component;
+struct fg_consumer;
+/* Loads a config from yaml ("t.yaml" in messages); fails the test with the loader's
+ * diagnostics when it does not load. fg_config_free it. */
+struct fg_config *tu_config_load(const char *yaml);
+/* A config with one pipeline: an otlp receiver, processor type configured with body (its lines
+ * indented four spaces; may be empty) and a debug exporter. A static buffer: valid until the
+ * next call. */
+const char *tu_processor_yaml(const char *type, const char *body);
+/* Loads tu_processor_yaml(type, body) into *cfg, creates processor type (id type) sending to
+ * next and starts it; fails the test on any error. Destroy it before fg_config_free(*cfg). */
+struct fg_component *tu_processor_start(const char *type, const char *body,
+                                        struct fg_consumer *next, struct fg_config **cfg);
+
+/* Standard base64 (the '=' padding optional) into out, at most outsz bytes; returns the
+ * decoded length, 0 for a character outside the alphabet. */
+size_t tu_b64_decode(const char *in, uint8_t *out, size_t outsz);
