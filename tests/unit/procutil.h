@@ -51,6 +51,20 @@ static __attribute__((unused)) char *pu_try_load(const char *type, const char *b
     return msg;
 }
 
+/* Fails the test unless loading processor type with body fails with a message that holds
+ * both where (e.g. "test.yaml:5:") and what. */
+static __attribute__((unused)) void pu_expect_error(const char *type, const char *body, const char *where,
+                            const char *what)
+{
+    struct fg_config *cfg = NULL;
+    char *msg = pu_try_load(type, body, &cfg);
+    if (!msg)
+        fail_msg("expected an error for:\n%s", body);
+    if (!strstr(msg, where) || !strstr(msg, what))
+        fail_msg("wanted \"%s\" and \"%s\" in:\n%s", where, what, msg);
+    fg_free(msg);
+}
+
 static __attribute__((unused)) void pu_setup(struct pu_fixture *f, const char *type, const char *body)
 {
     memset(f, 0, sizeof(*f));

@@ -207,39 +207,33 @@ static void test_resource_processor(void **state)
     pu_teardown(&f);
 }
 
-static void expect_error(const char *type, const char *body, const char *where, const char *what)
-{
-    struct fg_config *cfg = NULL;
-    char *msg = pu_try_load(type, body, &cfg);
-    if (!msg)
-        fail_msg("expected an error for:\n%s", body);
-    if (!strstr(msg, where) || !strstr(msg, what))
-        fail_msg("wanted \"%s\" and \"%s\" in:\n%s", where, what, msg);
-    fg_free(msg);
-}
-
 static void test_config_errors(void **state)
 {
     (void)state;
     /* processors: starts on line 2, the component body on line 4 */
-    expect_error("attributes", "    actions:\n      - {key: a, action: frobnicate}\n",
-                 "test.yaml:5:", "unknown action \"frobnicate\"");
-    expect_error("attributes", "    actions:\n      - {pattern: '(unclosed', action: delete}\n",
-                 "test.yaml:5:", "invalid regex");
-    expect_error("attributes", "    actions:\n      - {key: a, action: insert}\n", "test.yaml:5:",
-                 "exactly one of value and from_attribute");
-    expect_error("attributes", "    actions:\n      - {key: a, action: extract, pattern: '(x)'}\n",
-                 "test.yaml:5:", "named group");
-    expect_error("attributes", "    apply_to: [spans]\n    actions: [{key: a, action: delete}]\n",
-                 "test.yaml:4:", "unknown target");
-    expect_error("attributes", "    actions:\n      - {key: a, action: convert, converted_type: x}\n",
-                 "test.yaml:5:", "unknown converted_type");
-    expect_error("resource", "    attributes:\n      - {key: a, action: upsert, value: x, "
-                             "value_type: int}\n",
-                 "test.yaml:5:", "not an int");
-    expect_error("attributes", "    include: {match_type: regexp, services: ['[']}\n"
-                               "    actions: [{key: a, action: delete}]\n",
-                 "test.yaml:", "services[0]");
+    pu_expect_error("attributes", "    actions:\n      - {key: a, action: frobnicate}\n",
+                    "test.yaml:5:", "unknown action \"frobnicate\"");
+    pu_expect_error("attributes", "    actions:\n      - {pattern: '(unclosed', action: delete}\n",
+                    "test.yaml:5:", "invalid regex");
+    pu_expect_error("attributes", "    actions:\n      - {key: a, action: insert}\n",
+                    "test.yaml:5:", "exactly one of value and from_attribute");
+    pu_expect_error("attributes",
+                    "    actions:\n      - {key: a, action: extract, pattern: '(x)'}\n",
+                    "test.yaml:5:", "named group");
+    pu_expect_error("attributes",
+                    "    apply_to: [spans]\n    actions: [{key: a, action: delete}]\n",
+                    "test.yaml:4:", "unknown target");
+    pu_expect_error("attributes",
+                    "    actions:\n      - {key: a, action: convert, converted_type: x}\n",
+                    "test.yaml:5:", "unknown converted_type");
+    pu_expect_error("resource",
+                    "    attributes:\n      - {key: a, action: upsert, value: x, "
+                    "value_type: int}\n",
+                    "test.yaml:5:", "not an int");
+    pu_expect_error("attributes",
+                    "    include: {match_type: regexp, services: ['[']}\n"
+                    "    actions: [{key: a, action: delete}]\n",
+                    "test.yaml:", "services[0]");
 }
 
 static struct fg_profiles *walk_batch(void)

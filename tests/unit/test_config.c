@@ -143,7 +143,10 @@ static void test_default_config(void **state)
     fg_diag_free(&d);
 }
 
-static void test_default_config_alloc_failures(void **state)
+/* Loads yaml with the n-th allocation failing for n = 1, 2, ... until it loads; every failed
+ * load must return an error (FG_ENOMEM when only_enomem) and no config. Returns the n that
+ * loaded. */
+static unsigned long walk_alloc_failures(const char *source, const char *yaml, bool only_enomem)
 {
     unsigned long n;
     for (n = 1; n < 100000; n++) {
@@ -151,8 +154,7 @@ static void test_default_config_alloc_failures(void **state)
         struct fg_diag d;
         fg_diag_init(&d);
         fg_alloc_fail_after(n);
-        int rc = fg_config_load_string("<default>", fg_default_config_yaml,
-                                       strlen(fg_default_config_yaml), &cfg, &d);
+        int rc = fg_config_load_string(source, yaml, strlen(yaml), &cfg, &d);
         fg_alloc_fail_after(0);
         fg_diag_free(&d);
         if (rc == 0) {
@@ -160,9 +162,18 @@ static void test_default_config_alloc_failures(void **state)
             fg_config_free(cfg);
             break;
         }
-        assert_true(rc < 0);
+        if (only_enomem)
+            assert_int_equal(rc, FG_ENOMEM);
+        else
+            assert_true(rc < 0);
         assert_null(cfg);
     }
+    return n;
+}
+
+static void test_default_config_alloc_failures(void **state)
+{
+    unsigned long n = walk_alloc_failures("<default>", fg_default_config_yaml, false);
     /* the walk must have hit real allocations before succeeding */
     assert_true(n > 20);
     assert_true(n < 100000);
@@ -940,44 +951,14 @@ static void test_connector_long_chain(void **state)
 
 static void test_connectors_alloc_failures(void **state)
 {
-    unsigned long n;
-    for (n = 1; n < 100000; n++) {
-        struct fg_config *cfg = (struct fg_config *)1;
-        struct fg_diag d;
-        fg_diag_init(&d);
-        fg_alloc_fail_after(n);
-        int rc = fg_config_load_string("t.yaml", conn_ok, strlen(conn_ok), &cfg, &d);
-        fg_alloc_fail_after(0);
-        fg_diag_free(&d);
-        if (rc == 0) {
-            fg_config_free(cfg);
-            break;
-        }
-        assert_int_equal(rc, FG_ENOMEM);
-        assert_null(cfg);
-    }
+    unsigned long n = walk_alloc_failures("t.yaml", conn_ok, true);
     assert_true(n > 50 && n < 100000);
 }
 
 static void test_alloc_failures_full(void **state)
 {
     /* the bigger config touches maps, nested blocks, several pipelines */
-    unsigned long n;
-    for (n = 1; n < 100000; n++) {
-        struct fg_config *cfg = (struct fg_config *)1;
-        struct fg_diag d;
-        fg_diag_init(&d);
-        fg_alloc_fail_after(n);
-        int rc = fg_config_load_string("t.yaml", full_config, strlen(full_config), &cfg, &d);
-        fg_alloc_fail_after(0);
-        fg_diag_free(&d);
-        if (rc == 0) {
-            fg_config_free(cfg);
-            break;
-        }
-        assert_true(rc < 0);
-        assert_null(cfg);
-    }
+    unsigned long n = walk_alloc_failures("t.yaml", full_config, false);
     assert_true(n > 50 && n < 100000);
 }
 

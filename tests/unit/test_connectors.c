@@ -200,16 +200,19 @@ static const char *const SVC[] = {"svc-a", "svc-b", "svc-c", "other"};
  * can be seen to lack what only the others used. */
 static const int SAMPLES[] = {1, 3, 2, 2};
 
+/* svc-a to profiles/a, svc-b to profiles/b, the rest to profiles/c. */
+static const char ROUTES_BY_SERVICE[] =
+    "    default_pipelines: [profiles/c]\n"
+    "    routes:\n"
+    "      - match: {resource_attribute: service.name, value: svc-a}\n"
+    "        pipelines: [profiles/a]\n"
+    "      - match: {resource_attribute: service.name, value: svc-b}\n"
+    "        pipelines: [profiles/b]\n";
+
 static void test_route_by_value_and_default(void **state)
 {
     struct rig g;
-    rig_init(&g, routing_yaml("    default_pipelines: [profiles/c]\n"
-                              "    routes:\n"
-                              "      - match: {resource_attribute: service.name, value: svc-a}\n"
-                              "        pipelines: [profiles/a]\n"
-                              "      - match: {resource_attribute: service.name, value: svc-b}\n"
-                              "        pipelines: [profiles/b]\n"),
-             "routing");
+    rig_init(&g, routing_yaml(ROUTES_BY_SERVICE), "routing");
     struct fg_profiles *in = batch_of(SVC, SAMPLES, 4);
     struct fg_err err = {{0}};
     assert_int_equal(rig_send(&g, in, &err), 0);
@@ -446,13 +449,7 @@ static void test_create_rejects_foreign_pipeline(void **state)
 static void test_routing_alloc_failures(void **state)
 {
     struct rig g;
-    rig_init(&g, routing_yaml("    default_pipelines: [profiles/c]\n"
-                              "    routes:\n"
-                              "      - match: {resource_attribute: service.name, value: svc-a}\n"
-                              "        pipelines: [profiles/a]\n"
-                              "      - match: {resource_attribute: service.name, value: svc-b}\n"
-                              "        pipelines: [profiles/b]\n"),
-             "routing");
+    rig_init(&g, routing_yaml(ROUTES_BY_SERVICE), "routing");
     unsigned long n;
     for (n = 1; n < 100000; n++) {
         struct fg_profiles *in = batch_of(SVC, SAMPLES, 4);

@@ -182,27 +182,18 @@ static void test_timestamps_only_weight(void **state)
     pu_teardown(&f);
 }
 
-static void expect_error(const char *body, const char *where, const char *what)
-{
-    struct fg_config *cfg = NULL;
-    char *msg = pu_try_load("filter", body, &cfg);
-    if (!msg)
-        fail_msg("expected an error for:\n%s", body);
-    if (!strstr(msg, where) || !strstr(msg, what))
-        fail_msg("wanted \"%s\" and \"%s\" in:\n%s", where, what, msg);
-    fg_free(msg);
-}
-
 static void test_config_errors(void **state)
 {
     (void)state;
-    expect_error("    drop_frames: 'runtime\\.(gc'\n", "test.yaml:4:18:", "invalid regex");
-    expect_error("    keep_frames: main\n", "test.yaml:", "only means something with drop_frames");
-    expect_error("    min_value: -1\n", "test.yaml:4:", "out of range");
-    expect_error("    samples:\n      exclude: {sample_types: [cpu]}\n", "test.yaml:5:17:",
-                 "unknown key");
-    expect_error("    profiles:\n      exclude: {match_type: fuzzy}\n", "test.yaml:5:",
-                 "invalid value \"fuzzy\"");
+    pu_expect_error("filter", "    drop_frames: 'runtime\\.(gc'\n",
+                    "test.yaml:4:18:", "invalid regex");
+    pu_expect_error("filter", "    keep_frames: main\n",
+                    "test.yaml:", "only means something with drop_frames");
+    pu_expect_error("filter", "    min_value: -1\n", "test.yaml:4:", "out of range");
+    pu_expect_error("filter", "    samples:\n      exclude: {sample_types: [cpu]}\n",
+                    "test.yaml:5:17:", "unknown key");
+    pu_expect_error("filter", "    profiles:\n      exclude: {match_type: fuzzy}\n",
+                    "test.yaml:5:", "invalid value \"fuzzy\"");
 }
 
 /* The real binary's `validate` reports each processor's config error at its value. */

@@ -282,34 +282,30 @@ static void test_regex_layer(void **state)
     }
 }
 
-static void expect_error(const char *body, const char *where, const char *what)
-{
-    struct fg_config *cfg = NULL;
-    char *msg = pu_try_load("relabel", body, &cfg);
-    if (!msg)
-        fail_msg("expected an error for:\n%s", body);
-    if (!strstr(msg, where) || !strstr(msg, what))
-        fail_msg("wanted \"%s\" and \"%s\" in:\n%s", where, what, msg);
-    fg_free(msg);
-}
-
 static void test_config_errors(void **state)
 {
     (void)state;
-    expect_error("    relabel_configs:\n      - {source_labels: [a], action: explode}\n",
-                 "test.yaml:5:", "unknown relabel action \"explode\"");
-    expect_error("    relabel_configs:\n      - {source_labels: [a], regex: '([a-', "
-                 "target_label: b}\n",
-                 "test.yaml:5:", "invalid regex");
-    expect_error("    relabel_configs:\n      - {source_labels: [a], action: hashmod, "
-                 "target_label: b}\n",
-                 "test.yaml:5:", "modulus");
-    expect_error("    relabel_configs:\n      - {source_labels: [a], action: replace}\n",
-                 "test.yaml:5:", "target_label");
-    expect_error("    relabel_configs:\n      - {source_labels: [a], regex: x, action: labeldrop}\n",
-                 "test.yaml:5:", "only a regex");
-    expect_error("    scope: span\n    relabel_configs:\n      - {regex: x, action: labeldrop}\n",
-                 "test.yaml:4:", "invalid value \"span\"");
+    pu_expect_error("relabel",
+                    "    relabel_configs:\n      - {source_labels: [a], action: explode}\n",
+                    "test.yaml:5:", "unknown relabel action \"explode\"");
+    pu_expect_error("relabel",
+                    "    relabel_configs:\n      - {source_labels: [a], regex: '([a-', "
+                    "target_label: b}\n",
+                    "test.yaml:5:", "invalid regex");
+    pu_expect_error("relabel",
+                    "    relabel_configs:\n      - {source_labels: [a], action: hashmod, "
+                    "target_label: b}\n",
+                    "test.yaml:5:", "modulus");
+    pu_expect_error("relabel",
+                    "    relabel_configs:\n      - {source_labels: [a], action: replace}\n",
+                    "test.yaml:5:", "target_label");
+    pu_expect_error(
+        "relabel",
+        "    relabel_configs:\n      - {source_labels: [a], regex: x, action: labeldrop}\n",
+        "test.yaml:5:", "only a regex");
+    pu_expect_error(
+        "relabel", "    scope: span\n    relabel_configs:\n      - {regex: x, action: labeldrop}\n",
+        "test.yaml:4:", "invalid value \"span\"");
 }
 
 static struct fg_profiles *walk_batch(void)
