@@ -497,29 +497,14 @@ static void test_service_start_order(void **state)
         fail_msg("build: %s", err.msg);
 
     /* the service logs each start at debug level: capture stderr around the start */
-    char dir[512], path[600];
-    tu_tempdir(dir, sizeof(dir));
-    snprintf(path, sizeof(path), "%s/log", dir);
-    fflush(stderr);
-    int saved = dup(2);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    dup2(fileno(f), 2);
+    struct tu_capture cap;
+    tu_capture_stderr(&cap);
     fg_log_set_level(FG_LOG_DEBUG);
     int rc = fg_service_start(s, &err);
     fg_log_set_level(FG_LOG_WARN);
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    fclose(f);
+    char *log = tu_capture_end(&cap, NULL);
     if (rc)
         fail_msg("start: %s", err.msg);
-    size_t len = 0;
-    uint8_t *raw = tu_read_file(path, &len);
-    assert_non_null(raw);
-    char *log = fg_strndup((const char *)raw, len);
-    fg_free(raw);
-    assert_non_null(log);
     /* each pair: the first starts before the second */
     static const char *const before[][2] = {
         {"exporter debug", "processor batch/a"},
@@ -537,7 +522,6 @@ static void test_service_start_order(void **state)
             fail_msg("want \"%s\" before \"%s\" in:\n%s", x, y, log);
     }
     fg_free(log);
-    tu_rmtree(dir);
     fg_service_stop_intake(s, 1000000000);
     fg_service_shutdown(s, 1000000000);
     fg_service_free(s);

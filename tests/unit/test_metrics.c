@@ -338,25 +338,10 @@ static void test_telemetry_config(void **state)
 /* Runs fn with stderr sent to a temp file; returns what was written (caller frees). */
 static char *capture_stderr(void (*fn)(void))
 {
-    char path[] = "/tmp/fg-test-log-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    fflush(stderr);
-    int saved = dup(2);
-    dup2(fd, 2);
+    struct tu_capture cap;
+    tu_capture_stderr(&cap);
     fn();
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    size_t len;
-    char *text = (char *)tu_read_file(path, &len);
-    assert_non_null(text);
-    char *z = realloc(text, len + 1);
-    assert_non_null(z);
-    z[len] = '\0';
-    close(fd);
-    unlink(path);
-    return z;
+    return tu_capture_end(&cap, NULL);
 }
 
 static void log_some(void)

@@ -61,22 +61,12 @@ struct fixture {
  * rely on. */
 static int start_and_find_port(struct fg_component *c, unsigned *port)
 {
-    char path[] = "/tmp/fg-otlp-log-XXXXXX";
-    int fd = mkstemp(path);
-    if (fd < 0)
-        return -1;
-    fflush(stderr);
-    int saved = dup(2);
-    dup2(fd, 2);
+    struct tu_capture cap;
+    tu_capture_stderr(&cap);
     struct fg_err err = {{0}};
     int rc = c->ops->start(c, &err);
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    close(fd);
     size_t len = 0;
-    char *log = (char *)tu_read_file(path, &len);
-    unlink(path);
+    char *log = tu_capture_end(&cap, &len);
     if (rc != 0) {
         fprintf(stderr, "start: %s\n", err.msg);
         fg_free(log);
@@ -645,19 +635,10 @@ static void test_grpc_listener(void **state)
     struct fg_create_args args = {.id = "otlp", .config = cfg, .next = &rec.base};
     struct fg_component *c = NULL;
     assert_int_equal(fac->create(&args, &c, &err), 0);
-    char path[] = "/tmp/fg-otlp-log-XXXXXX";
-    int fd = mkstemp(path);
-    fflush(stderr);
-    int saved = dup(2);
-    dup2(fd, 2);
+    struct tu_capture cap;
+    tu_capture_stderr(&cap);
     int rc = c->ops->start(c, &err);
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    close(fd);
-    size_t len = 0;
-    char *log = (char *)tu_read_file(path, &len);
-    unlink(path);
+    char *log = tu_capture_end(&cap, NULL);
     assert_int_equal(rc, 0);
     unsigned gport = 0, hport = 0;
     const char *g = strstr(log, "(OTLP/gRPC)");

@@ -51,6 +51,36 @@ void tu_rmtree(const char *path)
         fprintf(stderr, "could not remove %s\n", path);
 }
 
+void tu_capture_stderr(struct tu_capture *c)
+{
+    snprintf(c->path, sizeof(c->path), "/tmp/fg-test-log-XXXXXX");
+    c->fd = mkstemp(c->path);
+    assert_true(c->fd >= 0);
+    fflush(stderr);
+    c->saved = dup(2);
+    assert_true(c->saved >= 0);
+    dup2(c->fd, 2);
+}
+
+char *tu_capture_end(struct tu_capture *c, size_t *len)
+{
+    fflush(stderr);
+    dup2(c->saved, 2);
+    close(c->saved);
+    close(c->fd);
+    size_t n = 0;
+    uint8_t *raw = tu_read_file(c->path, &n);
+    unlink(c->path);
+    if (!raw)
+        n = 0;
+    char *text = fg_strndup(raw ? (const char *)raw : "", n);
+    fg_free(raw);
+    assert_non_null(text);
+    if (len)
+        *len = n;
+    return text;
+}
+
 /* ---- canonical form ---- */
 
 #include <inttypes.h>

@@ -20,6 +20,15 @@ const char *tu_tempdir(char *buf, size_t bufsize);
 /* Removes a directory tree made by tu_tempdir. */
 void tu_rmtree(const char *path);
 
+/* Sends stderr to a temporary file until tu_capture_end, which puts it back and returns what
+ * was written, NUL-terminated (fg_free it); *len gets its length when len is not NULL. */
+struct tu_capture {
+    char path[64];
+    int fd, saved;
+};
+void tu_capture_stderr(struct tu_capture *c);
+char *tu_capture_end(struct tu_capture *c, size_t *len);
+
 #endif
 
 struct fg_profiles;
