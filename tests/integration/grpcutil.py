@@ -83,10 +83,9 @@ def start_grpc(tc, cfg, name="fg"):
     """Starts flamegate; returns the process with .grpc_port (and .port when http is on)."""
     p = tc.start(cfg, name, wait_port=False)
     p.grpc_port = wait_log_port(p, GRPC_PORT_RE)
-    if "(OTLP/HTTP)" in p.log_text() or "http" in str(cfg):
-        m = HTTP_PORT_RE.search(p.log_text())
-        if m:
-            p.port = int(m.group(1))
+    # The HTTP listener starts just after the gRPC one: wait for its line as well.
+    if any("http" in (r or {}).get("protocols", {}) for r in cfg.get("receivers", {}).values()):
+        p.port = wait_log_port(p, HTTP_PORT_RE)
     return p
 
 
