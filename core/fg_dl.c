@@ -9,28 +9,28 @@ static void open_lib(struct fg_dl_lib *lib)
     void *h = dlopen(lib->soname, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
         snprintf(lib->why, sizeof(lib->why), "%s", dlerror());
-        __atomic_store_n(&lib->state, -1, __ATOMIC_RELEASE);
+        atomic_store_explicit(&lib->state, -1, memory_order_release);
         return;
     }
     for (size_t i = 0; i < lib->n; i++)
         if (!(lib->fns[i] = dlsym(h, lib->names[i]))) {
             snprintf(lib->why, sizeof(lib->why), "%s: no symbol %s", lib->soname,
                      lib->names[i]);
-            __atomic_store_n(&lib->state, -1, __ATOMIC_RELEASE);
+            atomic_store_explicit(&lib->state, -1, memory_order_release);
             return; /* stays open: the process may map it for others too */
         }
-    __atomic_store_n(&lib->state, 1, __ATOMIC_RELEASE);
+    atomic_store_explicit(&lib->state, 1, memory_order_release);
 }
 
 bool fg_dl_ready(struct fg_dl_lib *lib)
 {
-    int state = __atomic_load_n(&lib->state, __ATOMIC_ACQUIRE);
+    int state = atomic_load_explicit(&lib->state, memory_order_acquire);
     if (state == 0) {
         pthread_mutex_lock(&lib->mu);
-        if (__atomic_load_n(&lib->state, __ATOMIC_ACQUIRE) == 0)
+        if (atomic_load_explicit(&lib->state, memory_order_acquire) == 0)
             open_lib(lib);
         pthread_mutex_unlock(&lib->mu);
-        state = __atomic_load_n(&lib->state, __ATOMIC_ACQUIRE);
+        state = atomic_load_explicit(&lib->state, memory_order_acquire);
     }
     return state == 1;
 }

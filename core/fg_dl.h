@@ -5,6 +5,7 @@
 #define FG_DL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -22,7 +23,7 @@ struct fg_dl_lib {
     void **fns;               /* where their addresses go, same order */
     size_t n;
     pthread_mutex_t mu;
-    int state; /* atomic: 0 not tried, 1 loaded, -1 failed (why says what) */
+    atomic_int state; /* 0 not tried, 1 loaded, -1 failed (why says what) */
     char why[200];
 };
 #define FG_DL_LIB(soname, package, names, fns, n) \
