@@ -7,21 +7,29 @@
 #include <string.h>
 
 #include "fg_buf.h"
+#include "fg_curl_dl.h"
 #include "fg_exporter_helper.h"
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
+static int curl_init_rc;
+static struct fg_err curl_init_err;
 
 static void curl_init_once(void)
 {
-    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    curl_init_rc = fg_curl_dl_load(&curl_init_err);
+    if (curl_init_rc != 0)
+        return;
+    CURLcode cc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (cc != CURLE_OK)
+        curl_init_rc = fg_err_set(&curl_init_err, FG_EIO, "curl_global_init: %s",
+                                  curl_easy_strerror(cc));
 }
 
 int fg_curl_global_init(struct fg_err *err)
 {
     pthread_once(&curl_once, curl_init_once);
-    if (curl_init_rc != CURLE_OK)
-        return fg_err_set(err, FG_EIO, "curl_global_init: %s", curl_easy_strerror(curl_init_rc));
+    if (curl_init_rc != 0)
+        return fg_err_set(err, FG_EPERMANENT, "%s", curl_init_err.msg);
     return 0;
 }
 

@@ -1,5 +1,7 @@
 /* Pieces shared by the libcurl exporters (otlphttp, otlp, pyroscope): global init, a pool
- * of idle easy handles, request header lines, and the auth extension's Authorization. */
+ * of idle easy handles, request header lines, and the auth extension's Authorization.
+ * libcurl is loaded at the first send (fg_curl_dl.h): create, start and the header lists
+ * do not need it. */
 #ifndef FG_CURL_EXPORTER_H
 #define FG_CURL_EXPORTER_H
 
@@ -30,7 +32,9 @@ struct fg_curl_pool {
     size_t cap; /* at most FG_CURL_POOL_MAX */
 };
 
-/* curl_global_init once per process; the error names curl's reason. */
+/* Loads libcurl and runs curl_global_init, once per process; each send calls it before
+ * touching libcurl. 0, or FG_EPERMANENT with the reason (the library or its package is
+ * missing, or curl's own). */
 int fg_curl_global_init(struct fg_err *err);
 
 /* 0, or FG_ENOMEM when the mutex cannot be made. cap is clamped to FG_CURL_POOL_MAX. */

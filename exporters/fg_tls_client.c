@@ -5,9 +5,9 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "fg_alloc.h"
+#include "fg_http_url.h"
 
 const struct fg_option fg_tls_client_options[] = {
     FG_OPT_BOOLEAN("insecure", struct fg_tls_client_config, insecure, "false",
@@ -30,18 +30,20 @@ struct fg_tls_client {
     struct curl_slist *connect_to;   /* set with server_name_override */
 };
 
-/* url with its host replaced by name; curl_free the result. NULL on failure. */
-static char *with_host(const char *url, const char *name, char **host, char **port)
+/* url with its host replaced by name (fg_free it); NULL when out of memory or url does not
+ * parse. */
+static char *with_host(const char *url, const char *name)
 {
-    CURLU *u = curl_url();
-    char *out = NULL;
-    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-        (!host || curl_url_get(u, CURLUPART_HOST, host, 0) == CURLUE_OK) &&
-        (!port || curl_url_get(u, CURLUPART_PORT, port, CURLU_DEFAULT_PORT) == CURLUE_OK) &&
-        curl_url_set(u, CURLUPART_HOST, name, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_URL, &out, 0) != CURLUE_OK)
-        out = NULL;
-    curl_url_cleanup(u);
+    struct fg_http_url u;
+    if (fg_http_url_parse("url", url, &u, NULL) != 0)
+        return NULL;
+    size_t name_len = strlen(name), tail_len = strlen(url + u.host_end);
+    char *out = fg_malloc(u.host_start + name_len + tail_len + 1);
+    if (!out)
+        return NULL;
+    memcpy(out, url, u.host_start);
+    memcpy(out + u.host_start, name, name_len);
+    memcpy(out + u.host_start + name_len, url + u.host_end, tail_len + 1);
     return out;
 }
 
@@ -49,42 +51,35 @@ int fg_tls_client_new(const struct fg_tls_client_config *cfg, const char *url,
                       struct fg_tls_client **out, struct fg_err *err)
 {
     *out = NULL;
-    bool https = strncasecmp(url, "https://", 8) == 0;
-    if (cfg->insecure && https)
+    struct fg_http_url u;
+    int rc = fg_http_url_parse("endpoint", url, &u, err);
+    if (rc != 0)
+        return rc;
+    if (cfg->insecure && u.https)
         return fg_err_set(err, FG_EINVAL, "tls.insecure: true, but the endpoint %s is https",
                           url);
     if ((cfg->cert_file && *cfg->cert_file) != (cfg->key_file && *cfg->key_file))
         return fg_err_set(err, FG_EINVAL, "tls: cert_file and key_file go together");
+    const char *name = cfg->server_name_override;
+    if (name && *name && (strpbrk(name, "/?#@: \t\r\n") || strlen(name) > 253))
+        return fg_err_set(err, FG_EINVAL, "tls.server_name_override: \"%s\" is not a host name",
+                          name);
     struct fg_tls_client *t = fg_calloc(1, sizeof(*t));
-    char *host = NULL, *port = NULL, *rewritten = NULL;
-    int rc = 0;
     if (!t)
         return fg_err_set(err, FG_ENOMEM, "out of memory");
     t->cfg = *cfg;
-    if (cfg->server_name_override && *cfg->server_name_override && https) {
-        if (!(rewritten = with_host(url, cfg->server_name_override, &host, &port))) {
-            rc = fg_err_set(err, FG_EINVAL, "tls.server_name_override: cannot apply \"%s\" to %s",
-                            cfg->server_name_override, url);
-            goto fail;
-        }
-        char line[512];
-        snprintf(line, sizeof(line), "%s:%s:%s:%s", cfg->server_name_override, port, host, port);
+    if (name && *name && u.https) {
+        /* CURLOPT_CONNECT_TO "name:port:host:port": a request to name goes to host */
+        char line[600];
+        snprintf(line, sizeof(line), "%s:%u:%.*s:%u", name, u.port,
+                 (int)(u.host_end - u.host_start), url + u.host_start, u.port);
         if (!(t->connect_to = curl_slist_append(NULL, line))) {
-            rc = fg_err_set(err, FG_ENOMEM, "out of memory");
-            goto fail;
+            fg_tls_client_free(t);
+            return fg_err_set(err, FG_ENOMEM, "out of memory");
         }
     }
-    curl_free(host);
-    curl_free(port);
-    curl_free(rewritten);
     *out = t;
     return 0;
-fail:
-    curl_free(host);
-    curl_free(port);
-    curl_free(rewritten);
-    fg_tls_client_free(t);
-    return rc;
 }
 
 void fg_tls_client_free(struct fg_tls_client *t)
@@ -101,11 +96,11 @@ int fg_tls_client_apply(const struct fg_tls_client *t, CURL *h, const char *url)
         return 0;
     const struct fg_tls_client_config *c = &t->cfg;
     if (t->connect_to) {
-        char *u = with_host(url, c->server_name_override, NULL, NULL);
+        char *u = with_host(url, c->server_name_override);
         if (!u)
             return FG_EINVAL;
         curl_easy_setopt(h, CURLOPT_URL, u); /* libcurl copies it */
-        curl_free(u);
+        fg_free(u);
         curl_easy_setopt(h, CURLOPT_CONNECT_TO, t->connect_to);
     }
     if (c->ca_file && *c->ca_file)

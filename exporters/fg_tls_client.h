@@ -22,8 +22,9 @@ extern const struct fg_option fg_tls_client_options[];
 
 struct fg_tls_client;
 
-/* Checks cfg against url (the exporter's base URL) and prepares what each request needs;
- * url is borrowed. */
+/* Checks url (the exporter's base URL: http or https, a host, a port in 1..65535; see
+ * fg_http_url.h) and cfg against it, and prepares what each request needs, without loading
+ * libcurl; url is borrowed. */
 int fg_tls_client_new(const struct fg_tls_client_config *cfg, const char *url,
                       struct fg_tls_client **out, struct fg_err *err);
 void fg_tls_client_free(struct fg_tls_client *t);

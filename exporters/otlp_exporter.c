@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "fg_alloc.h"
+#include "fg_base64.h"
 #include "fg_buf.h"
 #include "fg_curl_exporter.h"
 #include "fg_gzip.h"
@@ -130,44 +131,6 @@ static void percent_decode(const char *v, size_t len, char *out, size_t size)
     out[j] = '\0';
 }
 
-static int b64val(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+' || c == '-')
-        return 62;
-    if (c == '/' || c == '_')
-        return 63;
-    return -1;
-}
-
-/* Base64 (standard or URL alphabet, padding optional) into out; FG_EINVAL on bad input. */
-static int b64_decode(const char *in, size_t len, struct fg_buf *out)
-{
-    while (len > 0 && in[len - 1] == '=')
-        len--;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64val(in[i]);
-        if (v < 0)
-            return FG_EINVAL;
-        acc = acc << 6 | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            uint8_t b = (uint8_t)(acc >> bits);
-            if (fg_buf_append(out, &b, 1) != 0)
-                return FG_ETOOBIG;
-        }
-    }
-    return bits >= 6 ? FG_EINVAL : 0; /* a lone trailing character carries no byte */
-}
-
 int fg__grpcc_status_details(const char *b64, size_t len, int64_t *retry_delay_ns, char *msg,
                              size_t msgsize)
 {
@@ -177,7 +140,11 @@ int fg__grpcc_status_details(const char *b64, size_t len, int64_t *retry_delay_n
 
     *retry_delay_ns = -1;
     fg_buf_init(&raw, RESPONSE_LIMIT);
-    rc = b64_decode(b64, len, &raw);
+    /* -bin metadata: base64, padding optional (gRPC's PROTOCOL-HTTP2.md) */
+    rc = fg_buf_reserve(&raw, FG_BASE64_DECODED_MAX(len));
+    if (rc == 0)
+        rc = fg_base64_decode(b64, len, FG_BASE64_LENIENT, raw.data, FG_BASE64_DECODED_MAX(len),
+                              &raw.len);
     if (rc != 0)
         goto fail;
     st = google__rpc__status__unpack(NULL, raw.len, raw.data);
@@ -487,6 +454,12 @@ static int otlp_send(void *ctx, struct fg_profiles *batch, int64_t *retry_after_
     fg_buf_init(&body, REQUEST_LIMIT + 5);
     memset(&resp, 0, sizeof(resp));
     fg_buf_init(&resp.body, RESPONSE_LIMIT);
+    if ((rc = fg_curl_global_init(err)) != 0)
+        goto fail;
+    if (!(curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_HTTP2)) {
+        rc = fg_err_set(err, FG_EPERMANENT, "libcurl was built without HTTP/2");
+        goto fail;
+    }
 
     if (x->include_original_payload) {
         /* The queued batch may be shared with other exporters: attach to a copy, redone on
@@ -674,10 +647,6 @@ static int otlp_create(const struct fg_create_args *args, struct fg_component **
     rc = parse_endpoint(cfg, &tls, &host, &host_len, err);
     if (rc != 0)
         return rc;
-    if ((rc = fg_curl_global_init(err)) != 0)
-        return rc;
-    if (!(curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_HTTP2))
-        return fg_err_set(err, FG_EUNSUPPORTED, "libcurl was built without HTTP/2");
 
     x = fg_calloc(1, sizeof(*x));
     if (!x)

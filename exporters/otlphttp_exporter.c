@@ -253,6 +253,8 @@ static int otlphttp_send(void *ctx, struct fg_profiles *batch, int64_t *retry_af
     fg_buf_init(&zipped, 0);
     memset(&resp, 0, sizeof(resp));
     fg_buf_init(&resp.body, RESPONSE_LIMIT);
+    if ((rc = fg_curl_global_init(err)) != 0)
+        goto fail;
 
     if (x->include_original_payload) {
         /* the queued batch may be shared with other exporters: attach to a copy (redone on
@@ -383,8 +385,6 @@ static int otlphttp_create(const struct fg_create_args *args, struct fg_componen
     *out = NULL;
     rc = otlphttp_validate(cfg, err);
     if (rc != 0)
-        return rc;
-    if ((rc = fg_curl_global_init(err)) != 0)
         return rc;
 
     x = fg_calloc(1, sizeof(*x));

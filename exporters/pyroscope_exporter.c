@@ -662,7 +662,9 @@ static int pyroscope_send(void *ctx, struct fg_profiles *batch, int64_t *retry_a
         return fg_err_set(err, FG_EPERMANENT, "tenant id with a line break");
     struct send_ctx sc = {.x = x, .batch = batch, .tenant = tenant,
                           .retry_after_ns = retry_after_ns};
-    int rc;
+    int rc = fg_curl_global_init(err);
+    if (rc != 0)
+        return rc;
     if (x->api == PYROSCOPE_API_INGEST) {
         /* Pyroscope dedupes nothing: a retry resends only the pprofs not yet accepted (the
          * encoder emits a batch's pprofs in the same order every time). */
@@ -768,8 +770,6 @@ static int pyroscope_create(const struct fg_create_args *args, struct fg_compone
 
     *out = NULL;
     if ((rc = pyroscope_validate(cfg, err)) != 0)
-        return rc;
-    if ((rc = fg_curl_global_init(err)) != 0)
         return rc;
     x = fg_calloc(1, sizeof(*x));
     if (!x)

@@ -9,17 +9,18 @@
  * request with the same value costs one SHA-256. */
 #include <crypt.h>
 #include <errno.h>
-#include <openssl/evp.h>
-#include <openssl/sha.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "fg_alloc.h"
+#include "fg_attr_actions.h" /* fg_sha256_hex */
 #include "fg_auth.h"
+#include "fg_base64.h"
 #include "fg_buf.h"
 #include "fg_log.h"
+#include "fg_sha1.h"
 #include "fg_tls.h"
 
 #define HTPASSWD_MAX ((size_t)1 << 20)
@@ -68,7 +69,7 @@ struct user {
     char *hash;
     bool slow;                    /* crypt(3) */
     bool cached;
-    uint8_t ok_digest[SHA256_DIGEST_LENGTH]; /* of an Authorization value that passed */
+    char ok_digest[65];           /* SHA-256 (hex) of an Authorization value that passed */
 };
 
 struct basicauth {
@@ -175,26 +176,13 @@ static int load_file(struct basicauth *ba, const char *path, struct fg_err *err)
     return rc;
 }
 
-static int b64_decode(const char *in, uint8_t *out, size_t outsz, size_t *outlen)
-{
-    size_t n = strlen(in);
-    if (n == 0 || n % 4 != 0 || n / 4 * 3 > outsz)
-        return FG_EINVAL;
-    int r = EVP_DecodeBlock(out, (const unsigned char *)in, (int)n);
-    if (r < 0)
-        return FG_EINVAL;
-    size_t pad = (in[n - 1] == '=') + (n > 1 && in[n - 2] == '=');
-    *outlen = (size_t)r - pad;
-    return 0;
-}
-
 static bool verify(const struct user *u, const char *password)
 {
     if (strncmp(u->hash, "{SHA}", 5) == 0) {
-        uint8_t d[SHA_DIGEST_LENGTH];
-        char enc[64];
-        SHA1((const unsigned char *)password, strlen(password), d);
-        EVP_EncodeBlock((unsigned char *)enc, d, sizeof(d));
+        uint8_t d[FG_SHA1_LEN];
+        char enc[FG_BASE64_ENCODED_LEN(FG_SHA1_LEN) + 1];
+        fg_sha1(password, strlen(password), d);
+        fg_base64_encode(d, sizeof(d), enc);
         return fg_auth_equal(enc, u->hash + 5);
     }
     if (u->slow) {
@@ -218,7 +206,10 @@ static int ba_check(struct fg_authenticator *a, const char *authorization)
         b64++;
     uint8_t creds[CREDS_MAX + 1];
     size_t len = 0;
-    if (b64_decode(b64, creds, CREDS_MAX, &len) != 0 || memchr(creds, '\0', len))
+    size_t b64_len = strlen(b64);
+    if (b64_len == 0 ||
+        fg_base64_decode(b64, b64_len, FG_BASE64_STRICT, creds, CREDS_MAX, &len) != 0 ||
+        memchr(creds, '\0', len))
         return FG_EPERMANENT;
     creds[len] = '\0';
     char *colon = strchr((char *)creds, ':');
@@ -235,8 +226,8 @@ static int ba_check(struct fg_authenticator *a, const char *authorization)
             rc = verify(u, password) ? 0 : FG_EPERMANENT;
             break;
         }
-        uint8_t d[SHA256_DIGEST_LENGTH];
-        SHA256((const unsigned char *)authorization, strlen(authorization), d);
+        char d[sizeof(u->ok_digest)];
+        fg_sha256_hex(authorization, strlen(authorization), d);
         pthread_mutex_lock(&ba->mu);
         bool hit = u->cached && fg_ct_equal(d, sizeof(d), u->ok_digest, sizeof(d));
         pthread_mutex_unlock(&ba->mu);
@@ -279,7 +270,7 @@ static int ba_start(struct fg_component *c, struct fg_err *err)
         const char *pw = cfg->client_auth.password ? cfg->client_auth.password : "";
         size_t plain_len = strlen(cfg->client_auth.username) + 1 + strlen(pw);
         char *plain = fg_malloc(plain_len + 1);
-        size_t enc_size = 6 + (plain_len + 2) / 3 * 4 + 1;
+        size_t enc_size = 6 + FG_BASE64_ENCODED_LEN(plain_len) + 1;
         ba->client_value = fg_malloc(enc_size);
         if (!plain || !ba->client_value) {
             fg_free(plain);
@@ -288,8 +279,7 @@ static int ba_start(struct fg_component *c, struct fg_err *err)
         }
         snprintf(plain, plain_len + 1, "%s:%s", cfg->client_auth.username, pw);
         memcpy(ba->client_value, "Basic ", 6);
-        EVP_EncodeBlock((unsigned char *)ba->client_value + 6, (const unsigned char *)plain,
-                        (int)plain_len);
+        fg_base64_encode(plain, plain_len, ba->client_value + 6);
         wipe(plain);
         fg_free(plain);
     }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "fg_arena.h"
+#include "fg_base64.h"
 #include "fg_otlp_pb.h"
 
 /* ------------------------------------------------------------------------------------------
@@ -187,55 +188,16 @@ static int dec_hex(struct jdec *d, const char *s, size_t n, ProtobufCBinaryData 
     return 0;
 }
 
-static int b64_digit(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+' || c == '-') /* '-' and '_': the URL-safe alphabet, accepted like protojson */
-        return 62;
-    if (c == '/' || c == '_')
-        return 63;
-    return -1;
-}
-
-/* Standard base64; padding may be omitted (as protojson allows). */
+/* Standard base64; padding may be omitted and the URL alphabet is accepted, like protojson. */
 static int dec_base64(struct jdec *d, const char *s, size_t n, ProtobufCBinaryData *out)
 {
-    size_t body = n;
-    if (n % 4 == 0) {
-        while (body > 0 && n - body < 2 && s[body - 1] == '=')
-            body--;
-    }
-    if (body % 4 == 1)
+    size_t cap = FG_BASE64_DECODED_MAX(n);
+    uint8_t *p = fg_arena_alloc(d->arena, cap);
+    if (!p)
+        return FG_ENOMEM;
+    if (fg_base64_decode(s, n, FG_BASE64_LENIENT, p, cap, &out->len) != 0)
         return dec_fail(d, "invalid base64");
-    size_t len = body / 4 * 3 + (body % 4 ? body % 4 - 1 : 0);
-    uint8_t *p = NULL;
-    if (len) {
-        p = fg_arena_alloc(d->arena, len);
-        if (!p)
-            return FG_ENOMEM;
-    }
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < body; i++) {
-        int v = b64_digit(s[i]);
-        if (v < 0)
-            return dec_fail(d, "invalid base64");
-        acc = acc << 6 | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            p[o++] = (uint8_t)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    out->data = p;
-    out->len = o;
+    out->data = out->len ? p : NULL;
     return 0;
 }
 

@@ -24,6 +24,7 @@
 #include "fg_alloc.h"
 #include "fg_http_internal.h"
 #include "fg_log.h"
+#include "fg_ssl_dl.h"
 
 #define TLS_LOG "tls"
 #define TLS_HANDSHAKE_NS (10 * 1000000000LL)
@@ -99,13 +100,15 @@ int fg_tls_server_new(const struct fg_tls_server_config *cfg, struct fg_tls_serv
     *out = NULL;
     if (!cfg->cert_file || !*cfg->cert_file || !cfg->key_file || !*cfg->key_file)
         return fg_err_set(err, FG_EINVAL, "tls: cert_file and key_file are both required");
+    int rc = fg_ssl_dl_load(err); /* the first TLS listener maps OpenSSL */
+    if (rc != 0)
+        return rc;
     struct fg_tls_server *t = fg_calloc(1, sizeof(*t));
     if (!t)
         return fg_err_set(err, FG_ENOMEM, "out of memory");
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
     atomic_init(&t->stop, false);
-    int rc = 0;
     ERR_clear_error();
     if (!(t->ctx = SSL_CTX_new(TLS_server_method()))) {
         rc = ssl_err(err, "cannot create a context", NULL);

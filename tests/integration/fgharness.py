@@ -1042,6 +1042,8 @@ class Flamegate:
         return self.proc.poll() is None
 
     def log_text(self):
+        if self.proc.poll() is not None:
+            self._drain.join(2)  # exited: let its last lines reach the file first
         try:
             with open(self.log_path, encoding="utf-8", errors="replace") as f:
                 return f.read()
