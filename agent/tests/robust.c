@@ -1,7 +1,10 @@
 /* Agent robustness workload: forks (child allocates, burns, exits), creates and joins 1000
  * threads, dlopens/dlcloses a module while burning CPU in it, and frees memory it got
  * early (FLAMEGATE_DEBUG_BOOTSTRAP makes those come from the agent's bootstrap arena).
- * usage: agent_robust PLUGIN.so ; prints "ok" and exits 0 when everything ran. */
+ * usage: agent_robust PLUGIN.so ; prints the number of open fds before and after the
+ * threads ("fds BEFORE AFTER": a profiler that keeps one fd per thread must close it when
+ * the thread exits), then "ok" and exits 0 when everything ran. */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -20,6 +23,18 @@ __attribute__((noinline)) static void spin(long iters)
     for (long i = 0; i < iters; i++)
         x = x * 2862933555777941757ULL + 3;
     sink = x;
+}
+
+static int open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int n = 0;
+    for (struct dirent *de; (de = readdir(d));)
+        n += de->d_name[0] != '.';
+    closedir(d);
+    return n - 1; /* the directory's own fd */
 }
 
 static void *thread_fn(void *arg)
@@ -70,6 +85,7 @@ int main(int argc, char **argv)
     }
 
     /* 1000 threads, 50 at a time */
+    int fds_before = open_fds();
     for (int round = 0; round < 20; round++) {
         pthread_t th[50];
         for (int i = 0; i < 50; i++)
@@ -81,6 +97,7 @@ int main(int argc, char **argv)
                 return 9;
         }
     }
+    printf("fds %d %d\n", fds_before, open_fds());
 
     /* dlopen / dlclose while the profiler samples code inside the module */
     for (int i = 0; i < 20; i++) {
