@@ -193,7 +193,8 @@ uint64_t fg__cpu_dropped(void)
 struct thread_event {
     pid_t tid;
     int fd;
-    bool own; /* opened by the thread itself, which closes it when it exits */
+    bool own;    /* opened by the thread itself, which closes it when it exits */
+    uint64_t id; /* the kernel's event id: the fd is closed only while it still holds it */
 };
 
 /* Guards the table and the perf_* settings; never taken in the signal handler. */
@@ -215,8 +216,8 @@ static pid_t gettid_raw(void)
 }
 
 /* Opens a task-clock sampling event on thread tid whose overflows send SIGPROF to that
- * thread. Returns the fd or -errno. */
-static int perf_event_for(pid_t tid)
+ * thread. Returns the fd (and the event's id in *id) or -errno. */
+static int perf_event_for(pid_t tid, uint64_t *id)
 {
     struct perf_event_attr pa;
     memset(&pa, 0, sizeof(pa));
@@ -247,12 +248,22 @@ static int perf_event_for(pid_t tid)
     struct f_owner_ex owner = {F_OWNER_TID, tid};
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_ASYNC) != 0 || fcntl(fd, F_SETSIG, SIGPROF) != 0 ||
-        fcntl(fd, F_SETOWN_EX, &owner) != 0 || ioctl(fd, PERF_EVENT_IOC_ENABLE, 0) != 0) {
+        fcntl(fd, F_SETOWN_EX, &owner) != 0 || ioctl(fd, PERF_EVENT_IOC_ID, id) != 0 ||
+        ioctl(fd, PERF_EVENT_IOC_ENABLE, 0) != 0) {
         int e = errno;
         close(fd);
         return -e;
     }
     return fd;
+}
+
+/* A program may have closed the fd (daemons close every fd) and reused the number: close
+ * it only while it is still our event. */
+static void event_close(const struct thread_event *e)
+{
+    uint64_t id;
+    if (ioctl(e->fd, PERF_EVENT_IOC_ID, &id) == 0 && id == e->id)
+        close(e->fd);
 }
 
 static struct thread_event *event_find_locked(pid_t tid)
@@ -287,15 +298,16 @@ static int event_attach_locked(pid_t tid, bool own)
     if (e && !own)
         return 0;
     if (e) {
-        close(e->fd);
+        event_close(e);
         *e = events[--n_events];
     }
-    int fd = events_reserve_locked() ? perf_event_for(tid) : -ENOMEM;
+    uint64_t id = 0;
+    int fd = events_reserve_locked() ? perf_event_for(tid, &id) : -ENOMEM;
     if (fd < 0) {
         atomic_fetch_add(&unsampled_threads, 1);
         return fd;
     }
-    events[n_events++] = (struct thread_event){tid, fd, own};
+    events[n_events++] = (struct thread_event){tid, fd, own, id};
     return 0;
 }
 
@@ -303,7 +315,7 @@ static void event_detach_locked(pid_t tid)
 {
     struct thread_event *e = event_find_locked(tid);
     if (e) {
-        close(e->fd);
+        event_close(e);
         *e = events[--n_events];
     }
 }
@@ -311,7 +323,7 @@ static void event_detach_locked(pid_t tid)
 static void events_close_all_locked(void)
 {
     for (size_t i = 0; i < n_events; i++)
-        close(events[i].fd);
+        event_close(&events[i]);
     n_events = 0;
 }
 
@@ -378,7 +390,7 @@ void fg__cpu_reap(void)
     for (size_t i = 0; i < n_events;) {
         if (!events[i].own && syscall(SYS_tgkill, pid, events[i].tid, 0) != 0 &&
             errno == ESRCH) {
-            close(events[i].fd);
+            event_close(&events[i]);
             events[i] = events[--n_events];
         } else {
             i++;
@@ -405,15 +417,12 @@ static int perf_start(int hz, struct fg_err *err)
     perf_exclude_kernel = 0;
     perf_fd_ceiling = fd_ceiling();
     atomic_store(&unsampled_threads, 0);
-    int fd = perf_event_for(gettid_raw());
-    if (fd < 0 || !events_reserve_locked()) {
-        if (fd >= 0)
-            close(fd);
-        rc = fg_err_set(err, FG_EUNSUPPORTED, "perf_event_open(task-clock): %s",
-                        strerror(fd < 0 ? -fd : ENOMEM));
+    int e = event_attach_locked(gettid_raw(), false);
+    if (e < 0) {
+        rc = fg_err_set(err, FG_EUNSUPPORTED, "perf_event_open(task-clock): %s", strerror(-e));
+        atomic_store(&unsampled_threads, 0); /* the timer sampler covers every thread */
         goto out;
     }
-    events[n_events++] = (struct thread_event){gettid_raw(), fd, false};
     atomic_store(&perf_on, 1);
     attach_existing_threads_locked();
 out:

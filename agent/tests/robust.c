@@ -37,6 +37,26 @@ static int open_fds(void)
     return n - 1; /* the directory's own fd */
 }
 
+/* perf_event fds held by this process (a profiler's events must not survive fork) */
+static int perf_event_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int n = 0;
+    for (struct dirent *de; (de = readdir(d));) {
+        char path[300], target[64];
+        snprintf(path, sizeof(path), "/proc/self/fd/%s", de->d_name);
+        ssize_t len = readlink(path, target, sizeof(target) - 1);
+        if (len > 0) {
+            target[len] = '\0';
+            n += strcmp(target, "anon_inode:[perf_event]") == 0;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
 static void *thread_fn(void *arg)
 {
     char *p = malloc(100 + (size_t)(uintptr_t)arg % 5000);
@@ -74,6 +94,8 @@ int main(int argc, char **argv)
         if (pid < 0)
             return 6;
         if (pid == 0) {
+            if (perf_event_fds() != 0)
+                _exit(12);
             for (int i = 0; i < 10000; i++)
                 free(malloc((size_t)i % 4096 + 1));
             spin(20000000);
