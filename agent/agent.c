@@ -487,11 +487,19 @@ static int build_batch(struct window *w, uint64_t t1, struct fg_profiles **out)
 
     if (A.cfg.profiles & FG_AGENT_PROFILE_CPU) {
         int64_t period = 1000000000LL / A.cfg.cpu_hz;
+        /* which sampler took the samples, and how many threads it could not cover */
+        int32_t a2 = attr_str(p, "flamegate.agent.cpu_sampler",
+                              fg__cpu_sampler() == FG__SAMPLER_PERF ? "perf_event" : "timer");
+        int32_t a3 = attr_int(p, "flamegate.agent.cpu_unsampled_threads",
+                              (int64_t)fg__cpu_unsampled_threads());
+        if (a2 < 0 || a3 < 0)
+            goto nomem;
+        uint32_t cattrs[4] = {pattrs[0], pattrs[1], (uint32_t)a2, (uint32_t)a3};
         struct fg_profile *pc = add_profile(&b, sp, "samples", "count", "cpu", "nanoseconds",
-                                            period, w->start_ns, t1, pattrs, 2);
+                                            period, w->start_ns, t1, cattrs, 4);
         struct fg_profile *pn = pc ? add_profile(&b, sp, "cpu", "nanoseconds", "cpu",
                                                  "nanoseconds", period, w->start_ns, t1,
-                                                 pattrs, 2)
+                                                 cattrs, 4)
                                    : NULL;
         if (!pn)
             goto nomem;
@@ -704,6 +712,7 @@ static void *collector_main(void *arg)
         pthread_mutex_unlock(&A.mu);
 
         fg__sym_refresh(A.sym);
+        fg__cpu_reap();
         fg__cpu_drain(window_add, &A.win);
         bool due = mono_ms() >= next_upload;
         if (due || stopping || flush != A.flush_done) {
@@ -835,6 +844,7 @@ static void *sender_main(void *arg)
 
 static void atfork_prepare(void)
 {
+    fg__cpu_atfork_prepare(); /* first: no other agent lock is ever held while taking it */
     pthread_mutex_lock(&A.mu);
     pthread_mutex_lock(&label_mu);
     fg__heap_atfork_prepare();
@@ -845,6 +855,7 @@ static void atfork_parent(void)
     fg__heap_atfork_parent();
     pthread_mutex_unlock(&label_mu);
     pthread_mutex_unlock(&A.mu);
+    fg__cpu_atfork_parent();
 }
 
 static void atfork_child(void)
@@ -936,10 +947,15 @@ EXPORT int fg_agent_start(const struct fg_agent_config *cfg)
             goto undo;
         }
     }
+    /* The CPU sampler before the agent's threads: a sampler that cannot start leaves
+     * nothing to undo but the heap profiler, and no upload is made. */
+    if ((A.cfg.profiles & FG_AGENT_PROFILE_CPU) &&
+        (rc = fg__cpu_start(A.cfg.cpu_hz, A.cfg.cpu_sampler, &err)))
+        goto undo_heap;
     if ((rc = pthread_create(&A.sender, NULL, sender_main, NULL))) {
         fg_err_set(&err, FG_EIO, "cannot start the sender thread: %s", strerror(rc));
         rc = FG_EIO;
-        goto undo_heap;
+        goto undo_cpu;
     }
     if ((rc = pthread_create(&A.collector, NULL, collector_main, NULL))) {
         fg_err_set(&err, FG_EIO, "cannot start the collector thread: %s", strerror(rc));
@@ -949,24 +965,15 @@ EXPORT int fg_agent_start(const struct fg_agent_config *cfg)
         pthread_cond_signal(&A.send_cv);
         pthread_mutex_unlock(&A.mu);
         pthread_join(A.sender, NULL);
-        goto undo_heap;
-    }
-    if (A.cfg.profiles & FG_AGENT_PROFILE_CPU) {
-        if ((rc = fg__cpu_start(A.cfg.cpu_hz, &err))) {
-            pthread_mutex_lock(&A.mu);
-            A.stopping = true;
-            pthread_cond_signal(&A.wake);
-            pthread_mutex_unlock(&A.mu);
-            pthread_join(A.collector, NULL);
-            pthread_join(A.sender, NULL);
-            goto undo_heap;
-        }
+        goto undo_cpu;
     }
     pthread_mutex_lock(&A.mu);
     A.running = true;
     pthread_mutex_unlock(&A.mu);
     fg__tls_guard--;
     return 0;
+undo_cpu:
+    fg__cpu_stop();
 undo_heap:
     fg__heap_stop();
 undo:

@@ -77,6 +77,19 @@ static int parse_profiles(const char *s, unsigned *out)
     return 0;
 }
 
+static int parse_sampler(const char *s, enum fg__cpu_sampler *out)
+{
+    if (strcmp(s, "auto") == 0)
+        *out = FG__SAMPLER_AUTO;
+    else if (strcmp(s, "perf") == 0)
+        *out = FG__SAMPLER_PERF;
+    else if (strcmp(s, "timer") == 0)
+        *out = FG__SAMPLER_TIMER;
+    else
+        return FG_EINVAL;
+    return 0;
+}
+
 int fg__agent_config_from_env(struct fg_agent_config *cfg, struct fg_err *err)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -91,6 +104,13 @@ int fg__agent_config_from_env(struct fg_agent_config *cfg, struct fg_err *err)
             return fg_err_set(err, FG_EINVAL,
                               "FLAMEGATE_CPU_HZ=\"%s\": want an integer from 10 to 1000", v);
         cfg->cpu_hz = (int)hz;
+    }
+    if ((v = getenv("FLAMEGATE_CPU_SAMPLER"))) {
+        enum fg__cpu_sampler unused;
+        if (parse_sampler(v, &unused))
+            return fg_err_set(err, FG_EINVAL,
+                              "FLAMEGATE_CPU_SAMPLER=\"%s\": want auto, perf or timer", v);
+        cfg->cpu_sampler = v;
     }
     if ((v = getenv("FLAMEGATE_HEAP_SAMPLE_BYTES"))) {
         if (parse_long(v, 1, 1L << 30, &cfg->heap_sample_bytes))
@@ -148,6 +168,9 @@ int fg__agent_settings_make(const struct fg_agent_config *cfg, struct fg__agent_
     s->cpu_hz = cfg->cpu_hz ? cfg->cpu_hz : 99;
     if (s->cpu_hz < 10 || s->cpu_hz > 1000)
         return fg_err_set(err, FG_EINVAL, "cpu_hz %d: want 10 to 1000", s->cpu_hz);
+    if (cfg->cpu_sampler && parse_sampler(cfg->cpu_sampler, &s->cpu_sampler))
+        return fg_err_set(err, FG_EINVAL, "cpu_sampler \"%s\": want auto, perf or timer",
+                          cfg->cpu_sampler);
     s->heap_sample_bytes = cfg->heap_sample_bytes ? cfg->heap_sample_bytes : 524288;
     if (s->heap_sample_bytes < 1 || s->heap_sample_bytes > (1L << 30))
         return fg_err_set(err, FG_EINVAL, "heap_sample_bytes %ld: want 1 to 1073741824",

@@ -11,6 +11,7 @@ enum fg__output { FG__OUT_OTLP, FG__OUT_OTLP_FILE, FG__OUT_PPROF_FILE };
 struct fg__agent_settings {
     unsigned profiles;
     int cpu_hz;
+    enum fg__cpu_sampler cpu_sampler;
     long heap_sample_bytes;
     long upload_interval_ms;
     enum fg__output output;

@@ -1,15 +1,22 @@
-/* CPU sampler: a CLOCK_PROCESS_CPUTIME_ID timer raises SIGPROF; the handler walks the frame
+/* CPU sampler: a per-thread perf_event task-clock event (or, where perf_event_open is
+ * refused, one CLOCK_PROCESS_CPUTIME_ID timer) raises SIGPROF; the handler walks the frame
  * pointers of the interrupted thread (bounds-checked against its stack) into a lock-free
  * ring that the agent's collector thread drains. */
 #include "agent_internal.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/perf_event.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <ucontext.h>
@@ -31,6 +38,9 @@ static _Atomic uint64_t ring_head;
 static uint64_t ring_tail; /* collector only */
 static _Atomic uint64_t ring_dropped;
 static _Atomic int cpu_active;
+/* Which sampler raises the signals (FG__SAMPLER_PERF or _TIMER): the handler takes only
+ * that sampler's signals (si_code POLL_IN/POLL_HUP vs SI_TIMER). */
+static _Atomic int cpu_mode;
 static timer_t cpu_timer;
 static bool timer_armed;
 static struct sigaction old_action;
@@ -98,8 +108,24 @@ static struct ring_slot *ring_claim(uint64_t *pos_out)
 static void on_sigprof(int sig, siginfo_t *si, void *ucv)
 {
     (void)sig;
-    if (!atomic_load_explicit(&cpu_active, memory_order_relaxed))
+    if (!atomic_load_explicit(&cpu_active, memory_order_relaxed) || !si)
         return;
+    /* Only the active sampler's signals count: a SIGPROF sent with kill(), or one from the
+     * other sampler, is not a period of CPU time. */
+    int mode = atomic_load_explicit(&cpu_mode, memory_order_relaxed);
+    uint32_t weight = 1;
+    if (si->si_code == SI_TIMER) {
+        if (mode != FG__SAMPLER_TIMER)
+            return;
+        if (si->si_overrun > 0)
+            weight += (uint32_t)si->si_overrun;
+    } else if (si->si_code == POLL_IN || si->si_code == POLL_HUP) {
+        /* one task-clock overflow = one period of this thread's CPU time */
+        if (mode != FG__SAMPLER_PERF)
+            return;
+    } else {
+        return;
+    }
     int saved_errno = errno;
     const ucontext_t *uc = ucv;
     uintptr_t pc, fp, sp;
@@ -124,9 +150,7 @@ static void on_sigprof(int sig, siginfo_t *si, void *ucv)
     struct fg__stack_rec *r = &s->rec;
     r->tid = current_tid();
     r->labels = fg__tls_labels;
-    r->weight = 1;
-    if (si && si->si_code == SI_TIMER && si->si_overrun > 0)
-        r->weight += (uint32_t)si->si_overrun;
+    r->weight = weight;
     r->pcs[0] = pc;
     r->n = 1;
     if (tls_stack_hi)
@@ -158,7 +182,304 @@ uint64_t fg__cpu_dropped(void)
     return atomic_load(&ring_dropped);
 }
 
-int fg__cpu_start(int hz, struct fg_err *err)
+/* ---- perf_event sampler: one task-clock event per thread ---- */
+
+/* Why task-clock and not cpu-clock: both are hrtimer-driven and, as per-thread events, tick
+ * only while the thread runs; task-clock is defined as the thread's own run time (the
+ * same quantity as CLOCK_THREAD_CPUTIME_ID, which agent_burn measures), cpu-clock as the
+ * CPU's clock while the event is scheduled in. Either is exact to the hrtimer resolution,
+ * not to the scheduler tick. */
+
+struct thread_event {
+    pid_t tid;
+    int fd;
+    bool own;    /* opened by the thread itself, which closes it when it exits */
+    uint64_t id; /* the kernel's event id: the fd is closed only while it still holds it */
+};
+
+/* Guards the table and the perf_* settings; never taken in the signal handler. */
+static pthread_mutex_t events_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct thread_event *events; /* mmap'd: no allocator calls from user threads */
+static size_t n_events, cap_events;
+static _Atomic int perf_on;              /* new threads open their own event */
+static long perf_period_ns;
+static int perf_exclude_kernel;
+static long perf_fd_ceiling; /* an fd at or above it is refused: leave the program room */
+static _Atomic uint64_t unsampled_threads;
+static pthread_key_t thread_exit_key;
+static pthread_once_t thread_exit_once = PTHREAD_ONCE_INIT;
+static bool have_thread_exit_key;
+
+static pid_t gettid_raw(void)
+{
+    return (pid_t)syscall(SYS_gettid);
+}
+
+/* Opens a task-clock sampling event on thread tid whose overflows send SIGPROF to that
+ * thread. Returns the fd (and the event's id in *id) or -errno. */
+static int perf_event_for(pid_t tid, uint64_t *id)
+{
+    struct perf_event_attr pa;
+    memset(&pa, 0, sizeof(pa));
+    pa.size = sizeof(pa);
+    pa.type = PERF_TYPE_SOFTWARE;
+    pa.config = PERF_COUNT_SW_TASK_CLOCK;
+    pa.sample_period = (uint64_t)perf_period_ns;
+    pa.disabled = 1;
+    pa.exclude_kernel = (unsigned)perf_exclude_kernel;
+    pa.exclude_hv = 1;
+    /* No ring buffer and no event_limit: the kernel queues a fasync signal (POLL_IN) on
+     * every overflow and the event stays enabled, so nothing needs re-arming. */
+    int fd = (int)syscall(SYS_perf_event_open, &pa, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+    if (fd < 0 && errno == EACCES && !pa.exclude_kernel) {
+        /* perf_event_paranoid >= 2 without CAP_PERFMON: user time only. Kernel time is then
+         * not sampled at all (a sample would need a user-mode tick). */
+        pa.exclude_kernel = 1;
+        fd = (int)syscall(SYS_perf_event_open, &pa, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+        if (fd >= 0)
+            perf_exclude_kernel = 1;
+    }
+    if (fd < 0)
+        return -errno;
+    if (perf_fd_ceiling > 0 && fd >= perf_fd_ceiling) {
+        close(fd);
+        return -EMFILE;
+    }
+    struct f_owner_ex owner = {F_OWNER_TID, tid};
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_ASYNC) != 0 || fcntl(fd, F_SETSIG, SIGPROF) != 0 ||
+        fcntl(fd, F_SETOWN_EX, &owner) != 0 || ioctl(fd, PERF_EVENT_IOC_ID, id) != 0 ||
+        ioctl(fd, PERF_EVENT_IOC_ENABLE, 0) != 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+/* A program may have closed the fd (daemons close every fd) and reused the number: close
+ * it only while it is still our event. */
+static void event_close(const struct thread_event *e)
+{
+    uint64_t id;
+    if (ioctl(e->fd, PERF_EVENT_IOC_ID, &id) == 0 && id == e->id)
+        close(e->fd);
+}
+
+static struct thread_event *event_find_locked(pid_t tid)
+{
+    for (size_t i = 0; i < n_events; i++)
+        if (events[i].tid == tid)
+            return &events[i];
+    return NULL;
+}
+
+static bool events_reserve_locked(void)
+{
+    if (n_events < cap_events)
+        return true;
+    size_t ncap = cap_events ? 2 * cap_events : 256;
+    void *m = events ? mremap(events, cap_events * sizeof(*events), ncap * sizeof(*events),
+                              MREMAP_MAYMOVE)
+                     : mmap(NULL, ncap * sizeof(*events), PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return false;
+    events = m;
+    cap_events = ncap;
+    return true;
+}
+
+/* Gives tid an event. own: the caller is thread tid itself (a fresh thread: an entry for
+ * its tid can only be a dead thread's, or one the start-up scan just made; replace it). */
+static int event_attach_locked(pid_t tid, bool own)
+{
+    struct thread_event *e = event_find_locked(tid);
+    if (e && !own)
+        return 0;
+    if (e) {
+        event_close(e);
+        *e = events[--n_events];
+    }
+    uint64_t id = 0;
+    int fd = events_reserve_locked() ? perf_event_for(tid, &id) : -ENOMEM;
+    if (fd < 0) {
+        atomic_fetch_add(&unsampled_threads, 1);
+        return fd;
+    }
+    events[n_events++] = (struct thread_event){tid, fd, own, id};
+    return 0;
+}
+
+static void event_detach_locked(pid_t tid)
+{
+    struct thread_event *e = event_find_locked(tid);
+    if (e) {
+        event_close(e);
+        *e = events[--n_events];
+    }
+}
+
+static void events_close_all_locked(void)
+{
+    for (size_t i = 0; i < n_events; i++)
+        event_close(&events[i]);
+    n_events = 0;
+}
+
+/* pthread key destructor: runs when a thread started through pthread_create exits (by
+ * return, pthread_exit or cancellation). */
+static void on_thread_exit(void *unused)
+{
+    (void)unused;
+    if (!atomic_load_explicit(&perf_on, memory_order_acquire))
+        return;
+    pid_t tid = gettid_raw();
+    pthread_mutex_lock(&events_mu);
+    event_detach_locked(tid);
+    pthread_mutex_unlock(&events_mu);
+}
+
+static void make_thread_exit_key(void)
+{
+    have_thread_exit_key = pthread_key_create(&thread_exit_key, on_thread_exit) == 0;
+}
+
+/* Called at the start of every thread created through pthread_create. */
+static void thread_begin(void)
+{
+    pthread_once(&thread_exit_once, make_thread_exit_key);
+    if (have_thread_exit_key) {
+        fg__tls_guard++; /* a high key's storage is allocated: not the program's */
+        pthread_setspecific(thread_exit_key, (void *)1);
+        fg__tls_guard--;
+    }
+    if (!atomic_load_explicit(&perf_on, memory_order_acquire))
+        return;
+    pid_t tid = gettid_raw();
+    pthread_mutex_lock(&events_mu);
+    if (atomic_load_explicit(&perf_on, memory_order_relaxed))
+        event_attach_locked(tid, true);
+    pthread_mutex_unlock(&events_mu);
+}
+
+/* Threads that were running before the sampler started (the main thread, threads created
+ * before the agent loaded or while it was stopped) get an event opened on their behalf. */
+static void attach_existing_threads_locked(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return;
+    for (struct dirent *de; (de = readdir(d));) {
+        char *end;
+        long tid = strtol(de->d_name, &end, 10);
+        if (tid > 0 && !*end)
+            event_attach_locked((pid_t)tid, false);
+    }
+    closedir(d);
+}
+
+void fg__cpu_reap(void)
+{
+    /* An event opened for a thread that did not start through pthread_create has nobody
+     * to close it when the thread exits: drop it once the thread is gone. */
+    if (!atomic_load_explicit(&perf_on, memory_order_acquire))
+        return;
+    pid_t pid = getpid();
+    pthread_mutex_lock(&events_mu);
+    for (size_t i = 0; i < n_events;) {
+        if (!events[i].own && syscall(SYS_tgkill, pid, events[i].tid, 0) != 0 &&
+            errno == ESRCH) {
+            event_close(&events[i]);
+            events[i] = events[--n_events];
+        } else {
+            i++;
+        }
+    }
+    pthread_mutex_unlock(&events_mu);
+}
+
+static long fd_ceiling(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 0;
+    long cur = (long)rl.rlim_cur, keep = cur / 8 > 32 ? cur / 8 : 32;
+    return cur > keep ? cur - keep : 1;
+}
+
+/* Starts the perf sampler: the calling thread's event decides whether perf works here. */
+static int perf_start(int hz, struct fg_err *err)
+{
+    int rc = 0;
+    pthread_mutex_lock(&events_mu);
+    perf_period_ns = 1000000000L / hz;
+    perf_exclude_kernel = 0;
+    perf_fd_ceiling = fd_ceiling();
+    atomic_store(&unsampled_threads, 0);
+    int e = event_attach_locked(gettid_raw(), false);
+    if (e < 0) {
+        rc = fg_err_set(err, FG_EUNSUPPORTED, "perf_event_open(task-clock): %s", strerror(-e));
+        atomic_store(&unsampled_threads, 0); /* the timer sampler covers every thread */
+        goto out;
+    }
+    atomic_store(&perf_on, 1);
+    attach_existing_threads_locked();
+out:
+    pthread_mutex_unlock(&events_mu);
+    return rc;
+}
+
+static void perf_stop(void)
+{
+    pthread_mutex_lock(&events_mu);
+    atomic_store(&perf_on, 0);
+    events_close_all_locked();
+    pthread_mutex_unlock(&events_mu);
+}
+
+/* ---- timer sampler: one process CPU-time timer ---- */
+
+static int timer_start(int hz, struct fg_err *err)
+{
+    struct sigevent sev;
+    memset(&sev, 0, sizeof(sev));
+    sev.sigev_notify = SIGEV_SIGNAL;
+    sev.sigev_signo = SIGPROF;
+    if (timer_create(CLOCK_PROCESS_CPUTIME_ID, &sev, &cpu_timer) != 0)
+        return fg_err_set(err, FG_EIO, "timer_create(CLOCK_PROCESS_CPUTIME_ID): %s",
+                          strerror(errno));
+    long period_ns = 1000000000L / hz;
+    struct itimerspec its = {
+        .it_interval = {period_ns / 1000000000L, period_ns % 1000000000L},
+        .it_value = {period_ns / 1000000000L, period_ns % 1000000000L},
+    };
+    if (timer_settime(cpu_timer, 0, &its, NULL) != 0) {
+        int e = errno;
+        timer_delete(cpu_timer);
+        return fg_err_set(err, FG_EIO, "timer_settime: %s", strerror(e));
+    }
+    timer_armed = true;
+    return 0;
+}
+
+static void restore_handler(void)
+{
+    if (!handler_installed)
+        return;
+    /* A SIGPROF may still be pending; its default action would kill the process. */
+    struct sigaction ign;
+    memset(&ign, 0, sizeof(ign));
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    const struct sigaction *back = &old_action;
+    if (!(old_action.sa_flags & SA_SIGINFO) && old_action.sa_handler == SIG_DFL)
+        back = &ign;
+    sigaction(SIGPROF, back, NULL);
+    handler_installed = false;
+}
+
+int fg__cpu_start(int hz, enum fg__cpu_sampler want, struct fg_err *err)
 {
     if (!ring) {
         /* mmap, not malloc: the ring lives for the rest of the process (a late signal may
@@ -183,60 +504,67 @@ int fg__cpu_start(int hz, struct fg_err *err)
         return fg_err_set(err, FG_EIO, "sigaction(SIGPROF): %s", strerror(errno));
     handler_installed = true;
 
-    struct sigevent sev;
-    memset(&sev, 0, sizeof(sev));
-    sev.sigev_notify = SIGEV_SIGNAL;
-    sev.sigev_signo = SIGPROF;
-    if (timer_create(CLOCK_PROCESS_CPUTIME_ID, &sev, &cpu_timer) != 0) {
-        int e = errno;
-        sigaction(SIGPROF, &old_action, NULL);
-        handler_installed = false;
-        return fg_err_set(err, FG_EIO, "timer_create(CLOCK_PROCESS_CPUTIME_ID): %s",
-                          strerror(e));
+    int rc = FG_EUNSUPPORTED;
+    if (want != FG__SAMPLER_TIMER) {
+        atomic_store(&cpu_mode, FG__SAMPLER_PERF);
+        atomic_store(&cpu_active, 1);
+        rc = perf_start(hz, err);
+        if (rc && want == FG__SAMPLER_PERF)
+            fg_err_prefix(err, "FLAMEGATE_CPU_SAMPLER=perf");
     }
-    long period_ns = 1000000000L / hz;
-    struct itimerspec its = {
-        .it_interval = {period_ns / 1000000000L, period_ns % 1000000000L},
-        .it_value = {period_ns / 1000000000L, period_ns % 1000000000L},
-    };
-    atomic_store(&cpu_active, 1);
-    if (timer_settime(cpu_timer, 0, &its, NULL) != 0) {
-        int e = errno;
+    if (rc && want != FG__SAMPLER_PERF) {
+        atomic_store(&cpu_mode, FG__SAMPLER_TIMER);
+        atomic_store(&cpu_active, 1);
+        rc = timer_start(hz, err);
+    }
+    if (rc) {
         atomic_store(&cpu_active, 0);
-        timer_delete(cpu_timer);
-        sigaction(SIGPROF, &old_action, NULL);
-        handler_installed = false;
-        return fg_err_set(err, FG_EIO, "timer_settime: %s", strerror(e));
+        restore_handler();
     }
-    timer_armed = true;
-    return 0;
+    return rc;
+}
+
+enum fg__cpu_sampler fg__cpu_sampler(void)
+{
+    return (enum fg__cpu_sampler)atomic_load(&cpu_mode);
+}
+
+uint64_t fg__cpu_unsampled_threads(void)
+{
+    return atomic_load(&unsampled_threads);
 }
 
 void fg__cpu_stop(void)
 {
     atomic_store(&cpu_active, 0);
+    perf_stop();
     if (timer_armed) {
         timer_delete(cpu_timer);
         timer_armed = false;
     }
-    if (handler_installed) {
-        /* A SIGPROF may still be pending; its default action would kill the process. */
-        struct sigaction ign;
-        memset(&ign, 0, sizeof(ign));
-        ign.sa_handler = SIG_IGN;
-        sigemptyset(&ign.sa_mask);
-        const struct sigaction *back = &old_action;
-        if (!(old_action.sa_flags & SA_SIGINFO) && old_action.sa_handler == SIG_DFL)
-            back = &ign;
-        sigaction(SIGPROF, back, NULL);
-        handler_installed = false;
-    }
+    restore_handler();
+}
+
+void fg__cpu_atfork_prepare(void)
+{
+    pthread_mutex_lock(&events_mu);
+}
+
+void fg__cpu_atfork_parent(void)
+{
+    pthread_mutex_unlock(&events_mu);
 }
 
 void fg__cpu_forget(void)
 {
-    /* POSIX timers are not inherited by fork; the handler stays but does nothing. */
+    /* POSIX timers are not inherited by fork, perf events are not either (no inherit bit),
+     * but the child holds copies of the parent's event fds: keeping them would keep the
+     * events alive, and signalling the parent's threads, after the parent closes its own.
+     * The handler stays but does nothing. */
     atomic_store(&cpu_active, 0);
+    atomic_store(&perf_on, 0);
+    events_close_all_locked();
+    pthread_mutex_init(&events_mu, NULL);
     timer_armed = false;
     tls_tid = 0;
 }
@@ -255,6 +583,7 @@ static void *thread_trampoline(void *arg)
     /* Everything the user's function pushes lies below this frame, so its address is a
      * valid upper bound for the frame walk. */
     tls_stack_hi = (uintptr_t)__builtin_frame_address(0);
+    thread_begin();
     return t.fn(t.arg);
 }
 

@@ -18,7 +18,7 @@
 struct fg__stack_rec {
     uint32_t tid;
     uint32_t labels; /* label set id; 0 = no labels */
-    uint32_t weight; /* timer periods this sample stands for (1 + overrun) */
+    uint32_t weight; /* periods this sample stands for (timer: 1 + overrun; perf: 1) */
     uint32_t n;
     uintptr_t pcs[FG__MAX_FRAMES];
 };
@@ -39,13 +39,30 @@ uintptr_t fg__thread_stack_hi(void);
 
 /* ---- CPU sampler (agent_cpu.c) ---- */
 
-int fg__cpu_start(int hz, struct fg_err *err);
+enum fg__cpu_sampler {
+    FG__SAMPLER_AUTO,  /* perf_event if the kernel allows it, else the timer */
+    FG__SAMPLER_PERF,  /* one task-clock perf event per thread (hrtimer-precise) */
+    FG__SAMPLER_TIMER, /* one process CPU-time timer (scheduler-tick-precise) */
+};
+
+int fg__cpu_start(int hz, enum fg__cpu_sampler want, struct fg_err *err);
 void fg__cpu_stop(void);
+/* The sampler that fg__cpu_start chose (PERF or TIMER). */
+enum fg__cpu_sampler fg__cpu_sampler(void);
+/* Threads whose perf event could not be opened (fd limit, ...): they go unsampled. */
+uint64_t fg__cpu_unsampled_threads(void);
+/* Closes the perf events of threads that exited without passing through pthread_create's
+ * exit path (threads the agent did not start); the collector calls it. */
+void fg__cpu_reap(void);
 /* Moves every published record to fn (called on the draining thread); returns how many. */
 size_t fg__cpu_drain(void (*fn)(void *ctx, const struct fg__stack_rec *r), void *ctx);
 /* Samples lost because the buffer was full. */
 uint64_t fg__cpu_dropped(void);
-/* After fork in the child: the timer is gone, forget it. */
+/* Around fork: the perf event table's lock. */
+void fg__cpu_atfork_prepare(void);
+void fg__cpu_atfork_parent(void);
+/* After fork in the child: the timer and events are gone (their fds are closed); forget
+ * them. */
 void fg__cpu_forget(void);
 
 /* ---- heap profiler (agent_heap.c) ---- */

@@ -33,6 +33,9 @@ struct fg_agent_config {
     int cpu_hz;                    /* 10..1000; default 99 */
     long heap_sample_bytes;        /* mean bytes between heap samples; default 524288 */
     long upload_interval_ms;       /* 100..3600000; default 10000 */
+    /* CPU sampler: "auto" (default: perf_event if allowed, else a CPU-time timer), "perf"
+     * (fail when perf_event_open is refused) or "timer". */
+    const char *cpu_sampler;
 };
 
 /* Fills cfg from the FLAMEGATE_* environment variables (strings point into the

@@ -34,15 +34,16 @@ def plugin_path():
     return os.environ.get("FG_AGENT_PLUGIN") or bin_path("libagent_plugin.so")
 
 
-def run(args, env_extra, preload=True, timeout=120):
-    """Runs a workload (optionally under the agent); returns CompletedProcess (text)."""
+def run(args, env_extra, preload=True, timeout=120, preexec=None):
+    """Runs a workload (optionally under the agent; preexec runs in the child before exec,
+    e.g. to lower a limit); returns CompletedProcess (text)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("FLAMEGATE_") and k != "LD_PRELOAD"}
     if preload:
         env["LD_PRELOAD"] = agent_so()
     env.update(env_extra)
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, preexec_fn=preexec)
 
 
 def out_prefix(case):

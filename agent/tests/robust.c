@@ -1,7 +1,10 @@
 /* Agent robustness workload: forks (child allocates, burns, exits), creates and joins 1000
  * threads, dlopens/dlcloses a module while burning CPU in it, and frees memory it got
  * early (FLAMEGATE_DEBUG_BOOTSTRAP makes those come from the agent's bootstrap arena).
- * usage: agent_robust PLUGIN.so ; prints "ok" and exits 0 when everything ran. */
+ * usage: agent_robust PLUGIN.so ; prints the number of open fds before and after the
+ * threads ("fds BEFORE AFTER": a profiler that keeps one fd per thread must close it when
+ * the thread exits), then "ok" and exits 0 when everything ran. */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -20,6 +23,38 @@ __attribute__((noinline)) static void spin(long iters)
     for (long i = 0; i < iters; i++)
         x = x * 2862933555777941757ULL + 3;
     sink = x;
+}
+
+static int open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int n = 0;
+    for (struct dirent *de; (de = readdir(d));)
+        n += de->d_name[0] != '.';
+    closedir(d);
+    return n - 1; /* the directory's own fd */
+}
+
+/* perf_event fds held by this process (a profiler's events must not survive fork) */
+static int perf_event_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int n = 0;
+    for (struct dirent *de; (de = readdir(d));) {
+        char path[300], target[64];
+        snprintf(path, sizeof(path), "/proc/self/fd/%s", de->d_name);
+        ssize_t len = readlink(path, target, sizeof(target) - 1);
+        if (len > 0) {
+            target[len] = '\0';
+            n += strcmp(target, "anon_inode:[perf_event]") == 0;
+        }
+    }
+    closedir(d);
+    return n;
 }
 
 static void *thread_fn(void *arg)
@@ -59,6 +94,8 @@ int main(int argc, char **argv)
         if (pid < 0)
             return 6;
         if (pid == 0) {
+            if (perf_event_fds() != 0)
+                _exit(12);
             for (int i = 0; i < 10000; i++)
                 free(malloc((size_t)i % 4096 + 1));
             spin(20000000);
@@ -70,6 +107,7 @@ int main(int argc, char **argv)
     }
 
     /* 1000 threads, 50 at a time */
+    int fds_before = open_fds();
     for (int round = 0; round < 20; round++) {
         pthread_t th[50];
         for (int i = 0; i < 50; i++)
@@ -81,6 +119,7 @@ int main(int argc, char **argv)
                 return 9;
         }
     }
+    printf("fds %d %d\n", fds_before, open_fds());
 
     /* dlopen / dlclose while the profiler samples code inside the module */
     for (int i = 0; i < 20; i++) {

@@ -1,9 +1,14 @@
 # CPU profile accuracy: a workload that measures its own split (about 70% of its CPU in
 # burn_a, 30% in burn_b, per thread, with CLOCK_THREAD_CPUTIME_ID) runs under the preloaded
 # agent; the profile must attribute each function within 5 percentage points, at 99 Hz and
-# 999 Hz, with one thread and with several.
+# 999 Hz, with one thread and with several. Where perf_event_open is allowed the agent must
+# use its perf_event sampler, and the fallback to the timer sampler is checked too.
+import ctypes
+import errno
 import os
 import platform
+import resource
+import struct
 import sys
 import unittest
 
@@ -19,44 +24,104 @@ def kernel_at_least(major, minor):
         return False
 
 
+def perf_event_probe():
+    """Opens (and closes) the event the agent opens: a user-only task-clock sampling
+    event on the calling thread. Returns 0 or the errno."""
+    nr = {"x86_64": 298, "aarch64": 241}.get(platform.machine())
+    if nr is None:
+        return errno.ENOSYS
+    attr = bytearray(128)
+    # type PERF_TYPE_SOFTWARE, size, config PERF_COUNT_SW_TASK_CLOCK, sample_period,
+    # then the flag bits at offset 40: disabled | exclude_kernel | exclude_hv
+    struct.pack_into("<IIQQ", attr, 0, 1, len(attr), 1, 1000000)
+    struct.pack_into("<Q", attr, 40, 1 | 1 << 5 | 1 << 6)
+    libc = ctypes.CDLL(None, use_errno=True)
+    buf = (ctypes.c_char * len(attr)).from_buffer(attr)
+    fd = libc.syscall(ctypes.c_long(nr), buf, 0, -1, -1, ctypes.c_ulong(0))
+    if fd < 0:
+        return ctypes.get_errno()
+    os.close(fd)
+    return 0
+
+
+def perf_privileged():
+    try:
+        with open("/proc/sys/kernel/perf_event_paranoid") as f:
+            paranoid = int(f.read())
+    except (OSError, ValueError):
+        paranoid = 3
+    return os.geteuid() == 0 or paranoid <= 2
+
+
+PROBE = perf_event_probe()
+# The sampler the agent must pick in auto mode. As root (CI) or with paranoid <= 2 this is
+# perf_event unless the kernel or a seccomp filter refuses the syscall itself, which the
+# probe (the same call the agent makes) shows; then the timer path is what is checked.
+EXPECTED = "perf_event" if PROBE == 0 else "timer"
+print("cpu sampler checked here: %s (perf_event_open probe: %s, privileged: %s)"
+      % (EXPECTED, "ok" if PROBE == 0 else os.strerror(PROBE), perf_privileged()),
+      flush=True)
+
+
+def low_fd_limit(n):
+    def apply():
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, hard))
+    return apply
+
+
 class CpuAccuracy(a.AgentTestCase):
-    def run_burn(self, hz, threads, seconds):
+    def run_burn(self, hz, threads, seconds, env=None, preexec=None):
         d, prefix = a.out_prefix("cpu%d" % hz)
-        r = a.run([a.bin_path("agent_burn"), str(threads), str(seconds)],
-                  {"FLAMEGATE_OUTPUT": "otlp-file:" + prefix, "FLAMEGATE_CPU_HZ": str(hz),
-                   "FLAMEGATE_PROFILES": "cpu", "FLAMEGATE_UPLOAD_INTERVAL": "1s"})
+        e = {"FLAMEGATE_OUTPUT": "otlp-file:" + prefix, "FLAMEGATE_CPU_HZ": str(hz),
+             "FLAMEGATE_PROFILES": "cpu", "FLAMEGATE_UPLOAD_INTERVAL": "1s"}
+        e.update(env or {})
+        r = a.run([a.bin_path("agent_burn"), str(threads), str(seconds)], e, preexec=preexec)
         self.assertRan(r, "agent_burn under the agent")
         truth = a.last_json_line(r.stdout)
         reqs = a.read_requests(d)
         self.assertTrue(reqs, "the agent wrote no profile")
         return truth, reqs
 
-    def check_split(self, hz, threads, seconds):
+    def check_split(self, hz, threads, seconds, sampler=None):
+        env = {"FLAMEGATE_CPU_SAMPLER": sampler} if sampler else {}
+        want_sampler = sampler and {"timer": "timer", "perf": "perf_event"}[sampler]
+        if (want_sampler or EXPECTED) == "perf_event":
+            # hrtimer-driven per-thread events: every period is a sample, one run decides
+            self.check_split_once(hz, threads, seconds, env, "perf_event")
+            return
         # CPU-clock timer signals arrive only at scheduler ticks, and on a loaded machine
         # fewer of them reach the process, each standing for more periods (a bigger weight):
         # the estimate stays unbiased but one run can miss by chance. A second run decides;
         # two misses in a row fail.
         try:
-            self.check_split_once(hz, threads, seconds)
+            self.check_split_once(hz, threads, seconds, env, "timer")
         except AssertionError as e:
             print("first run missed (%s); running once more" % str(e).splitlines()[0],
                   flush=True)
-            self.check_split_once(hz, threads, seconds)
+            self.check_split_once(hz, threads, seconds, env, "timer")
 
-    def check_split_once(self, hz, threads, seconds):
-        truth, reqs = self.run_burn(hz, threads, seconds)
+    def check_split_once(self, hz, threads, seconds, env, sampler):
+        truth, reqs = self.run_burn(hz, threads, seconds, env)
         want_a = truth["burn_a_ns"] / (truth["burn_a_ns"] + truth["burn_b_ns"])
         smp = a.samples(reqs, "samples")
+        self.assertTrue(smp)
+        for _, _, _, pattrs in smp:
+            self.assertEqual(pattrs.get("flamegate.agent.cpu_sampler"), sampler)
         got = a.by_function(smp, ["burn_a", "burn_b"])
         n = got["burn_a"] + got["burn_b"]
         # the expected number of samples: measured CPU seconds x rate (timer overruns are
-        # folded into the sample weights)
+        # folded into the sample weights; perf events fire once per period of thread time)
         expect_n = (truth["burn_a_ns"] + truth["burn_b_ns"]) / 1e9 * hz
-        self.assertGreater(n, 0.8 * expect_n, "too few samples: %d of ~%d" % (n, expect_n))
-        self.assertLess(n, 1.2 * expect_n, "too many samples: %d of ~%d" % (n, expect_n))
+        slack = 0.1 if sampler == "perf_event" else 0.2
+        self.assertGreater(n, (1 - slack) * expect_n, "too few samples: %d of ~%d"
+                           % (n, expect_n))
+        self.assertLess(n, (1 + slack) * expect_n, "too many samples: %d of ~%d"
+                        % (n, expect_n))
         got_a = got["burn_a"] / n
-        print("hz=%d threads=%d: burn_a measured %.1f%%, profiled %.1f%% (%d samples)"
-              % (hz, threads, 100 * want_a, 100 * got_a, n), flush=True)
+        print("hz=%d threads=%d sampler=%s: burn_a measured %.1f%%, profiled %.1f%% "
+              "(%d samples)" % (hz, threads, sampler, 100 * want_a, 100 * got_a, n),
+              flush=True)
         self.assertLess(abs(got_a - want_a), 0.05,
                         "burn_a share %.3f vs measured %.3f" % (got_a, want_a))
         # the cpu/nanoseconds profile carries the same samples times the period
@@ -70,8 +135,9 @@ class CpuAccuracy(a.AgentTestCase):
             self.assertIn("thread.name", attrs)
             if any(f.func in ("burn_a", "burn_b") for f in frames):
                 tids[attrs["thread.id"]] = tids.get(attrs["thread.id"], 0) + v
-        if kernel_at_least(6, 3):
-            # Linux >= 6.3 delivers process CPU-timer signals to the running thread.
+        if sampler == "perf_event" or kernel_at_least(6, 3):
+            # perf events signal their own thread; Linux >= 6.3 delivers process CPU-timer
+            # signals to the running thread.
             self.assertEqual(len(tids), threads, "samples per thread: %r" % tids)
             for tid, v in tids.items():
                 self.assertGreater(v, 0.5 * n / threads / 2,
@@ -83,10 +149,12 @@ class CpuAccuracy(a.AgentTestCase):
         self.assertTrue(any(len(f) >= 2 and f[0].func == "burn_a" and f[1].func == "worker"
                             for f, _, _, _ in smp), "no burn_a <- worker stack")
 
-    # CPU-clock timers fire at the scheduler tick (CONFIG_HZ, typically 250): above that
-    # rate a signal stands for several periods, so the number of independent samples is
-    # about min(hz, HZ) per CPU-second. ~800 of them keep the binomial noise near 1.6
-    # points, a 5-point bound is then about 3 sigma.
+    # perf_event sampler: every period of thread CPU time is a sample, so ~4000 at 999 Hz
+    # over 4 CPU-s and the binomial noise is under 1 point.
+    # Timer sampler: CPU-clock timers fire at the scheduler tick (CONFIG_HZ, typically
+    # 250): above that rate a signal stands for several periods, so the number of
+    # independent samples is about min(hz, HZ) per CPU-second. ~800 of them keep the
+    # binomial noise near 1.6 points, a 5-point bound is then about 3 sigma.
     def test_99hz_two_threads(self):
         self.check_split(99, 2, 4.0)
 
@@ -95,6 +163,45 @@ class CpuAccuracy(a.AgentTestCase):
 
     def test_999hz_four_threads(self):
         self.check_split(999, 4, 1.0)
+
+    def test_timer_sampler_forced(self):
+        # FLAMEGATE_CPU_SAMPLER=timer: the fallback path, whatever the kernel allows
+        self.check_split(999, 2, 1.0, sampler="timer")
+
+    @unittest.skipIf(PROBE != 0, "perf_event_open refused here")
+    def test_perf_sampler_forced(self):
+        self.check_split(999, 2, 1.0, sampler="perf")
+
+    def test_auto_falls_back_without_fds(self):
+        # An fd limit too small to leave the program room: the perf sampler refuses to
+        # open even the first event and the timer sampler takes over.
+        truth, reqs = self.run_burn(999, 1, 0.5, preexec=low_fd_limit(24))
+        smp = a.samples(reqs, "samples")
+        self.assertTrue(smp)
+        self.assertEqual(smp[0][3].get("flamegate.agent.cpu_sampler"), "timer")
+        self.assertGreater(a.by_function(smp, ["burn_a"])["burn_a"], 0)
+
+    def test_forced_perf_without_fds_runs_unprofiled(self):
+        d, prefix = a.out_prefix("cpuperf")
+        r = a.run([a.bin_path("agent_burn"), "1", "0.2"],
+                  {"FLAMEGATE_OUTPUT": "otlp-file:" + prefix, "FLAMEGATE_PROFILES": "cpu",
+                   "FLAMEGATE_CPU_SAMPLER": "perf"}, preexec=low_fd_limit(24))
+        self.assertRan(r, "agent_burn with FLAMEGATE_CPU_SAMPLER=perf and no fds")
+        self.assertIn("burn_a_ns", r.stdout)
+        self.assertIn("FLAMEGATE_CPU_SAMPLER=perf", r.stderr)
+        self.assertIn("without profiling", r.stderr)
+        self.assertEqual(os.listdir(d), [])
+
+    @unittest.skipIf(PROBE != 0, "perf_event_open refused here")
+    def test_threads_beyond_fd_room_are_counted(self):
+        # 40 threads under a limit of 48 fds (the agent leaves 32 to the program): some
+        # threads get no event; they are counted and the program runs on.
+        truth, reqs = self.run_burn(99, 40, 0.05, preexec=low_fd_limit(48))
+        smp = a.samples(reqs, "samples")
+        self.assertTrue(smp)
+        pattrs = smp[0][3]
+        self.assertEqual(pattrs.get("flamegate.agent.cpu_sampler"), "perf_event")
+        self.assertGreater(pattrs.get("flamegate.agent.cpu_unsampled_threads", 0), 0)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ static void clear_env(void)
     static const char *const vars[] = {"FLAMEGATE_ENDPOINT", "FLAMEGATE_SERVICE_NAME",
                                        "FLAMEGATE_CPU_HZ", "FLAMEGATE_HEAP_SAMPLE_BYTES",
                                        "FLAMEGATE_UPLOAD_INTERVAL", "FLAMEGATE_HEADERS",
-                                       "FLAMEGATE_OUTPUT", "FLAMEGATE_PROFILES"};
+                                       "FLAMEGATE_OUTPUT", "FLAMEGATE_PROFILES",
+                                       "FLAMEGATE_CPU_SAMPLER"};
     for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
         unsetenv(vars[i]);
 }
@@ -38,6 +39,7 @@ static void test_env_defaults(void **state)
     assert_int_equal(fg__agent_config_from_env(&cfg, &err), 0);
     assert_int_equal(fg__agent_settings_make(&cfg, &s, &err), 0);
     assert_int_equal(s.cpu_hz, 99);
+    assert_int_equal(s.cpu_sampler, FG__SAMPLER_AUTO);
     assert_int_equal(s.heap_sample_bytes, 524288);
     assert_int_equal(s.upload_interval_ms, 10000);
     assert_int_equal(s.profiles, FG_AGENT_PROFILE_CPU | FG_AGENT_PROFILE_HEAP);
@@ -61,12 +63,14 @@ static void test_env_values(void **state)
     setenv("FLAMEGATE_HEADERS", "Authorization=Bearer%20abc, X-Scope-OrgID=t1", 1);
     setenv("FLAMEGATE_OUTPUT", "otlp-file:/tmp/x", 1);
     setenv("FLAMEGATE_PROFILES", "heap", 1);
+    setenv("FLAMEGATE_CPU_SAMPLER", "timer", 1);
     struct fg_agent_config cfg;
     struct fg__agent_settings s;
     struct fg_err err = {{0}};
     assert_int_equal(fg__agent_config_from_env(&cfg, &err), 0);
     assert_int_equal(fg__agent_settings_make(&cfg, &s, &err), 0);
     assert_int_equal(s.cpu_hz, 999);
+    assert_int_equal(s.cpu_sampler, FG__SAMPLER_TIMER);
     assert_int_equal(s.heap_sample_bytes, 4096);
     assert_int_equal(s.upload_interval_ms, 250);
     assert_int_equal(s.profiles, FG_AGENT_PROFILE_HEAP);
@@ -91,7 +95,8 @@ static void test_env_bad_values(void **state)
         {"FLAMEGATE_HEAP_SAMPLE_BYTES", "0"}, {"FLAMEGATE_HEAP_SAMPLE_BYTES", "12k"},
         {"FLAMEGATE_UPLOAD_INTERVAL", "10x"}, {"FLAMEGATE_UPLOAD_INTERVAL", "50ms"},
         {"FLAMEGATE_UPLOAD_INTERVAL", "2h"},  {"FLAMEGATE_PROFILES", "cpu,disk"},
-        {"FLAMEGATE_PROFILES", ","},
+        {"FLAMEGATE_PROFILES", ","},          {"FLAMEGATE_CPU_SAMPLER", "hrtimer"},
+        {"FLAMEGATE_CPU_SAMPLER", ""},        {"FLAMEGATE_CPU_SAMPLER", "perf,timer"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         clear_env();
@@ -122,6 +127,22 @@ static void test_env_bad_values(void **state)
         assert_true(err.msg[0] != '\0');
     }
     clear_env();
+}
+
+/* The API field is checked by _make too (the environment path checked it already). */
+static void test_cpu_sampler_field(void **state)
+{
+    (void)state;
+    struct fg_agent_config cfg = {0};
+    struct fg__agent_settings s;
+    struct fg_err err = {{0}};
+    cfg.cpu_sampler = "perf";
+    assert_int_equal(fg__agent_settings_make(&cfg, &s, &err), 0);
+    assert_int_equal(s.cpu_sampler, FG__SAMPLER_PERF);
+    fg__agent_settings_clear(&s);
+    cfg.cpu_sampler = "Timer";
+    assert_int_equal(fg__agent_settings_make(&cfg, &s, &err), FG_EINVAL);
+    assert_non_null(strstr(err.msg, "cpu_sampler"));
 }
 
 static void test_url_ipv6(void **state)
@@ -272,7 +293,7 @@ int main(void)
         cmocka_unit_test(test_env_defaults),   cmocka_unit_test(test_env_values),
         cmocka_unit_test(test_env_bad_values), cmocka_unit_test(test_url_ipv6),
         cmocka_unit_test(test_fp_walk_bounds), cmocka_unit_test(test_http_post),
-        cmocka_unit_test(test_http_refused),
+        cmocka_unit_test(test_http_refused),   cmocka_unit_test(test_cpu_sampler_field),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
