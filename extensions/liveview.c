@@ -20,6 +20,7 @@
 #include "fg_model.h"
 #include "fg_service.h"
 #include "fg_tap.h"
+#include "fg_text.h"
 #include "liveview_agg.h"
 
 static const struct fg_option liveview_options[] = {
@@ -217,12 +218,6 @@ static void *lv_thread(void *arg)
 
 /* ---- HTTP ---- */
 
-static int hexval(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                        : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 bool fg_lv_query_get(const char *query, const char *key, char *out, size_t size)
 {
     size_t klen = strlen(key);
@@ -230,19 +225,9 @@ bool fg_lv_query_get(const char *query, const char *key, char *out, size_t size)
         const char *end = strchr(p, '&');
         size_t len = end ? (size_t)(end - p) : strlen(p);
         if (len > klen && strncmp(p, key, klen) == 0 && p[klen] == '=') {
-            size_t j = 0;
-            for (size_t i = klen + 1; i < len && j + 1 < size; i++) {
-                char c = p[i];
-                if (c == '+') {
-                    c = ' ';
-                } else if (c == '%' && i + 2 < len && hexval(p[i + 1]) >= 0 &&
-                           hexval(p[i + 2]) >= 0) {
-                    c = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
-                    i += 2;
-                }
-                out[j++] = c;
-            }
-            out[j] = '\0';
+            /* lenient: a bad escape stays as typed, a long value is cut */
+            fg_percent_decode(p + klen + 1, len - klen - 1, out, size, FG_PERCENT_PLUS_SPACE,
+                              NULL);
             return true;
         }
         p = end ? end + 1 : NULL;

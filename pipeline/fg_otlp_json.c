@@ -13,6 +13,7 @@
 #include "fg_arena.h"
 #include "fg_base64.h"
 #include "fg_otlp_pb.h"
+#include "fg_text.h"
 
 /* ------------------------------------------------------------------------------------------
  * Decoding: JSON → protobuf-c request
@@ -156,17 +157,6 @@ static int dec_double(struct jdec *d, json_t *v, double *out)
     return dec_fail(d, "expected a number or \"NaN\", \"Infinity\", \"-Infinity\"");
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static int dec_hex(struct jdec *d, const char *s, size_t n, ProtobufCBinaryData *out)
 {
     if (n % 2)
@@ -178,7 +168,7 @@ static int dec_hex(struct jdec *d, const char *s, size_t n, ProtobufCBinaryData 
             return FG_ENOMEM;
     }
     for (size_t i = 0; i < n; i += 2) {
-        int hi = hex_digit(s[i]), lo = hex_digit(s[i + 1]);
+        int hi = fg_hex_digit(s[i]), lo = fg_hex_digit(s[i + 1]);
         if (hi < 0 || lo < 0)
             return dec_fail(d, "expected a hex string");
         p[i / 2] = (uint8_t)(hi << 4 | lo);

@@ -18,6 +18,7 @@
 #include "fg_model.h"
 #include "fg_multipart.h"
 #include "fg_pprof.h"
+#include "fg_text.h"
 #include "push/v1/push.pb-c.h"
 
 #define INGEST_PATH "/ingest"
@@ -40,41 +41,14 @@ static const struct fg_option pyroscope_options[] = {
 /* ---------------------------------------------------------------------------------------
  * Query strings */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes s[0..len) into out; returns the length or a negative FG_E*. */
 static int url_decode(const char *s, size_t len, char *out, size_t outsize)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            int hi = i + 2 < len ? hexval(s[i + 1]) : -1;
-            int lo = i + 2 < len ? hexval(s[i + 2]) : -1;
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-                return FG_EINVAL; /* truncated, not hex, or an embedded NUL */
-            c = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        if (n + 1 >= outsize)
-            return FG_ETOOBIG;
-        out[n++] = c;
-    }
-    if (n >= outsize)
-        return FG_ETOOBIG;
-    out[n] = '\0';
-    return (int)n;
+    size_t n;
+    /* truncated, not hex, or an embedded NUL: FG_EINVAL */
+    int rc = fg_percent_decode(s, len, out, outsize,
+                               FG_PERCENT_PLUS_SPACE | FG_PERCENT_STRICT | FG_PERCENT_NO_NUL, &n);
+    return rc ? rc : (int)n;
 }
 
 int fg__query_get(const char *query, const char *key, char *out, size_t outsize)

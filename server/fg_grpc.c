@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fg_alloc.h"
+#include "fg_text.h"
 #include "google/rpc/status.pb-c.h"
 
 int fg_grpc_parse_timeout(const char *value, int64_t *ns)
@@ -57,33 +58,11 @@ void fg_grpc_percent_encode(const char *in, char *out, size_t outsz)
     out[o] = '\0';
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 void fg_grpc_percent_decode(const char *in, char *out, size_t outsz)
 {
-    size_t o = 0;
-    if (outsz == 0)
-        return;
-    for (const char *p = in; *p && o + 1 < outsz; p++) {
-        int hi, lo;
-        /* A malformed escape is kept as is, as the gRPC spec asks of receivers. */
-        if (*p == '%' && (hi = hexval(p[1])) >= 0 && (lo = hexval(p[2])) >= 0) {
-            out[o++] = (char)(hi << 4 | lo);
-            p += 2;
-        } else {
-            out[o++] = *p;
-        }
-    }
-    out[o] = '\0';
+    /* A malformed escape is kept as is, as the gRPC spec asks of receivers; a long message
+     * is cut. */
+    fg_percent_decode(in, strlen(in), out, outsz, 0, NULL);
 }
 
 int fg_grpc_status_details(int code, const char *message, int64_t retry_delay_ns,

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "fg_alloc.h"
+#include "fg_text.h"
 
 struct fg_regex {
     regex_t re;
@@ -29,17 +30,6 @@ static int is_word(char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* \t \n \r \f \v \xHH: the byte they stand for, or -1. *used counts pattern bytes eaten
  * after the backslash. */
 static int escape_byte(const char *p, size_t *used)
@@ -57,9 +47,9 @@ static int escape_byte(const char *p, size_t *used)
     case 'v':
         return '\v';
     case 'x':
-        if (hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
+        if (fg_hex_digit(p[1]) >= 0 && fg_hex_digit(p[2]) >= 0) {
             *used = 3;
-            return hexval(p[1]) * 16 + hexval(p[2]);
+            return fg_hex_digit(p[1]) * 16 + fg_hex_digit(p[2]);
         }
         return -1;
     default:

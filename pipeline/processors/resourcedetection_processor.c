@@ -16,6 +16,7 @@
 #include "fg_log.h"
 #include "fg_model.h"
 #include "fg_semconv.h"
+#include "fg_text.h"
 
 /* ---- attribute lists ---- */
 
@@ -55,17 +56,6 @@ int fg__rd_attrs_add(struct fg_rd_attrs *a, const char *key, const char *value, 
 
 /* ---- env ---- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static void trim(const char **s, const char **e)
 {
     while (*s < *e && isspace((unsigned char)**s))
@@ -88,24 +78,10 @@ int fg__rd_parse_resource_attributes(const char *text, struct fg_rd_attrs *out)
             trim(&ks, &ke);
             trim(&vs, &ve);
             size_t kl = (size_t)(ke - ks), vl = 0;
-            bool ok = kl > 0 && kl < sizeof(key);
-            for (const char *q = vs; ok && q < ve; q++) {
-                int c = (unsigned char)*q;
-                if (c == '%') {
-                    int hi = q + 2 < ve ? hexval(q[1]) : -1, lo = q + 2 < ve ? hexval(q[2]) : -1;
-                    if (hi < 0 || lo < 0) {
-                        ok = false; /* a bad escape makes the entry malformed */
-                        break;
-                    }
-                    c = hi * 16 + lo;
-                    q += 2;
-                }
-                if (vl + 1 >= sizeof(val)) {
-                    ok = false;
-                    break;
-                }
-                val[vl++] = (char)c;
-            }
+            /* a bad escape or an over-long value makes the entry malformed */
+            bool ok = kl > 0 && kl < sizeof(key) &&
+                      fg_percent_decode(vs, (size_t)(ve - vs), val, sizeof(val), FG_PERCENT_STRICT,
+                                        &vl) == 0;
             if (ok) {
                 memcpy(key, ks, kl);
                 key[kl] = '\0';
@@ -210,7 +186,7 @@ static bool is_container_id(const char *s, size_t len)
     if (len != 64)
         return false;
     for (size_t i = 0; i < len; i++)
-        if (hexval(s[i]) < 0 || (s[i] >= 'A' && s[i] <= 'F'))
+        if (fg_hex_digit(s[i]) < 0 || (s[i] >= 'A' && s[i] <= 'F'))
             return false;
     return true;
 }

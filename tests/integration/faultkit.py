@@ -88,19 +88,20 @@ class Sink:
     """An OTLP/HTTP upstream on a fixed loopback port.
 
     policy(ids, attempt_time) -> (status, headers) decides each answer (default 200);
-    rate (samples/s) slows acceptance down; down() closes the port (connection refused),
-    up() opens it again. received counts every id of every request answered 200."""
+    budget() -> how many samples the sink may have taken so far (None: no limit) holds a
+    request back until it fits, so the sink keeps pace with what it is offered, whatever the
+    machine's speed; down() closes the port (connection refused), up() opens it again.
+    received counts every id of every request answered 200."""
 
-    def __init__(self, port=None, rate=None):
+    def __init__(self, port=None, budget=None):
         self.port = port or h.free_port()
-        self.rate = rate
+        self.budget = budget
         self.policy = None
         self.lock = threading.Lock()
         self.received = collections.Counter()
         self.attempts = []  # (time, first id, n, status)
-        self._rate_lock = threading.Lock()
-        self._rate_t0 = None
-        self._rate_n = 0
+        self._budget_lock = threading.Lock()
+        self._taken = 0
         self._srv = None
         self._thread = None
 
@@ -127,8 +128,8 @@ class Sink:
                 status, headers = 200, {}
                 if sink.policy:
                     status, headers = sink.policy(ids, time.monotonic())
-                if status == 200 and sink.rate:
-                    sink._throttle(len(ids))
+                if status == 200:
+                    sink._wait_budget(len(ids))
                 with sink.lock:
                     sink.attempts.append((time.monotonic(), ids[0] if ids else None, len(ids),
                                           status))
@@ -147,16 +148,15 @@ class Sink:
                 self.wfile.write(data)
         return H
 
-    def _throttle(self, n):
-        # Cumulative budget: at most rate samples per second since the first request.
-        with self._rate_lock:
-            now = time.monotonic()
-            if self._rate_t0 is None:
-                self._rate_t0 = now
-            self._rate_n += n
-            due = self._rate_t0 + self._rate_n / float(self.rate)
-        if due > now:
-            time.sleep(due - now)
+    def _wait_budget(self, n):
+        while True:
+            with self._budget_lock:
+                fn = self.budget  # the test may lift it at any time
+                budget = fn() if fn else None
+                if budget is None or self._taken + n <= budget:
+                    self._taken += n
+                    return
+            time.sleep(0.01)
 
     def up(self):
         for _ in range(100):

@@ -163,8 +163,9 @@ class RawH2:
         flags = END_HEADERS | (END_STREAM if end_stream else 0)
         return frame(HEADERS, flags, sid, hpack_literals(hdrs))
 
-    def read_frames(self, until=None, timeout=5.0):
-        """Reads frames until until(frame) is true, EOF or timeout. Returns (frames, eof)."""
+    def read_frames(self, until=None, timeout=5.0, ack_settings=True):
+        """Reads frames until until(frame) is true, EOF or timeout. Returns (frames, eof).
+        ack_settings=False leaves the server's SETTINGS unacknowledged."""
         frames = []
         deadline = time.monotonic() + timeout
         eof = False
@@ -176,7 +177,7 @@ class RawH2:
                 f = (self.buf[3], self.buf[4], struct.unpack(">I", self.buf[5:9])[0] & 0x7fffffff,
                      self.buf[9:9 + ln])
                 self.buf = self.buf[9 + ln:]
-                if f[0] == SETTINGS and not f[1] & ACK:
+                if f[0] == SETTINGS and not f[1] & ACK and ack_settings:
                     try:
                         self.sock.sendall(frame(SETTINGS, ACK, 0))
                     except OSError:
