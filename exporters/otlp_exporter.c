@@ -18,6 +18,7 @@
 #include "fg_otlp.h"
 #include "fg_otlp_pb.h"
 #include "fg_pprof.h"
+#include "fg_text.h"
 
 #define EXPORT_PATH "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export"
 #define POOL_MAX 64                      /* idle easy handles kept: one per worker */
@@ -104,31 +105,15 @@ void fg__grpcc_timeout_value(int64_t ns, char *out, size_t size)
     }
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* grpc-message is percent-encoded UTF-8; a bad escape is kept as it is. */
+/* grpc-message is percent-encoded UTF-8; a bad escape is kept as it is, and decoded control
+ * bytes (a "%00" too) become '.' so the message stays one printable log line. */
 static void percent_decode(const char *v, size_t len, char *out, size_t size)
 {
-    size_t j = 0;
-    for (size_t i = 0; i < len && j + 1 < size; i++) {
-        if (v[i] == '%' && i + 2 < len && hexval(v[i + 1]) >= 0 && hexval(v[i + 2]) >= 0) {
-            char c = (char)(hexval(v[i + 1]) << 4 | hexval(v[i + 2]));
-            out[j++] = c >= 0x20 || c < 0 ? c : '.';
-            i += 2;
-        } else {
-            out[j++] = v[i];
-        }
-    }
-    out[j] = '\0';
+    size_t n = 0;
+    (void)fg_percent_decode(v, len, out, size, 0, &n);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)out[i] < 0x20)
+            out[i] = '.';
 }
 
 int fg__grpcc_status_details(const char *b64, size_t len, int64_t *retry_delay_ns, char *msg,
