@@ -84,7 +84,9 @@ struct acc {
     struct slot *slots;
     uint32_t n_slots;
     uint32_t cap_slots;
-    uint32_t *index; /* slot + 1; 0 = empty */
+    /* high 32 bits: the slot's hash, so a probe settles most mismatches without touching
+     * slots[]; low 32 bits: slot + 1; 0 = empty */
+    uint64_t *index;
     uint32_t index_mask;
     uint32_t *attr_pool;
     uint32_t n_attr_pool, cap_attr_pool;
@@ -214,16 +216,18 @@ static uint64_t slot_hash(uint32_t stack, uint32_t link, const uint32_t *attrs, 
     return fg_hash_bytes(h, attrs, (size_t)n * sizeof(uint32_t));
 }
 
+#define INDEX_TAG(h) ((h) & UINT64_C(0xffffffff00000000))
+
 static int index_rebuild(struct acc *x, uint32_t size)
 {
-    uint32_t *idx = fg_calloc(size, sizeof(uint32_t));
+    uint64_t *idx = fg_calloc(size, sizeof(uint64_t));
     if (!idx)
         return FG_ENOMEM;
     for (uint32_t i = 0; i < x->n_slots; i++) {
         uint32_t pos = (uint32_t)x->slots[i].hash & (size - 1);
         while (idx[pos])
             pos = (pos + 1) & (size - 1);
-        idx[pos] = i + 1;
+        idx[pos] = INDEX_TAG(x->slots[i].hash) | (i + 1);
     }
     fg_free(x->index);
     x->index = idx;
@@ -244,8 +248,10 @@ static int acc_add(struct acc *x, uint32_t stack, uint32_t link, const uint32_t 
     }
     uint32_t pos = (uint32_t)h & x->index_mask;
     struct slot *s = NULL;
-    while (x->index[pos]) {
-        struct slot *c = &x->slots[x->index[pos] - 1];
+    for (uint64_t e; (e = x->index[pos]) != 0; pos = (pos + 1) & x->index_mask) {
+        if (INDEX_TAG(e) != INDEX_TAG(h))
+            continue;
+        struct slot *c = &x->slots[(uint32_t)e - 1];
         if (c->hash == h && c->stack == stack && c->link == link && c->n_attrs == n_attrs &&
             c->n_values == n_values &&
             (!n_attrs ||
@@ -253,7 +259,6 @@ static int acc_add(struct acc *x, uint32_t stack, uint32_t link, const uint32_t 
             s = c;
             break;
         }
-        pos = (pos + 1) & x->index_mask;
     }
     if (!s) {
         if (grow((void **)&x->slots, &x->cap_slots, x->n_slots + 1, sizeof(*x->slots)) ||
@@ -277,7 +282,7 @@ static int acc_add(struct acc *x, uint32_t stack, uint32_t link, const uint32_t 
             x->val_pool[x->n_val_pool + v] = 0;
         x->n_attr_pool += n_attrs;
         x->n_val_pool += n_values;
-        x->index[pos] = ++x->n_slots;
+        x->index[pos] = INDEX_TAG(h) | ++x->n_slots;
     }
     for (uint32_t v = 0; v < n_values; v++)
         x->val_pool[s->val_off + v] += values[v];
