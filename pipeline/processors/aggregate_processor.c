@@ -651,9 +651,9 @@ static void ctx_release_maps(struct batch_ctx *ctx)
 }
 
 /* The incoming batch's whole dictionary interned into generation g: nearly every entry of
- * an upload is used by its samples, and interning table by table lets the lookups into the
- * large, cache-cold generation overlap (fg_dict_map_into), where copying entries on first
- * use would wait for each. Maps are cached per batch; entries of generations freed
+ * an upload is used by its samples, and interning it table by table (fg_dict_map_into)
+ * leaves a plain array lookup per reference, where copying entries on first use checks a
+ * memo and recurses per reference. Maps are cached per batch; entries of generations freed
  * meanwhile never match again (serial). */
 static const uint32_t *const *ctx_map(struct batch_ctx *ctx, struct generation *g)
 {
