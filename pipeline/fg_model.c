@@ -41,11 +41,6 @@ static const uint32_t entry_sizes[FG_TABLE_COUNT] = {
 
 /* ---- hashing and equality of entries ---- */
 
-static uint64_t hash_u32s(uint64_t h, const uint32_t *v, uint32_t n)
-{
-    return fg_hash_bytes(h, v, (size_t)n * sizeof(*v));
-}
-
 uint64_t fg_value_hash(uint64_t h, const struct fg_value *v)
 {
     h = fg_hash_mix(h, v->kind);
@@ -124,7 +119,25 @@ bool fg_keyvalues_equal(const struct fg_keyvalue *a, uint32_t na, const struct f
     return true;
 }
 
-static uint64_t entry_hash(enum fg_table t, const void *e)
+/* An entry's hash is built from the hashes of the entries it refers to, not from their
+ * indices, so it is the same in every batch: copying an entry into another batch reuses
+ * it (fg_dict_map_into) instead of hashing the remapped entry again. A reference past its
+ * table (callers must not make one) hashes by its index. */
+static uint64_t ref_hash(const struct fg_dict *d, enum fg_table t, uint32_t idx)
+{
+    const struct itab *it = &d->t[t];
+    return idx < it->n ? it->hashes[idx] : idx;
+}
+
+static uint64_t refs_hash(uint64_t h, const struct fg_dict *d, enum fg_table t,
+                          const uint32_t *v, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        h = fg_hash_mix(h, ref_hash(d, t, v[i]));
+    return fg_hash_mix(h, n);
+}
+
+static uint64_t entry_hash(const struct fg_dict *d, enum fg_table t, const void *e)
 {
     uint64_t h = HASH_SEED + (uint64_t)t;
     switch (t) {
@@ -134,8 +147,9 @@ static uint64_t entry_hash(enum fg_table t, const void *e)
     }
     case FG_TABLE_FUNCTION: {
         const struct fg_function *f = e;
-        h = fg_hash_mix(h, ((uint64_t)f->name << 32) | f->system_name);
-        h = fg_hash_mix(h, f->filename);
+        h = fg_hash_mix(h, ref_hash(d, FG_TABLE_STRING, f->name));
+        h = fg_hash_mix(h, ref_hash(d, FG_TABLE_STRING, f->system_name));
+        h = fg_hash_mix(h, ref_hash(d, FG_TABLE_STRING, f->filename));
         return fg_hash_mix(h, (uint64_t)f->start_line);
     }
     case FG_TABLE_MAPPING: {
@@ -143,31 +157,32 @@ static uint64_t entry_hash(enum fg_table t, const void *e)
         h = fg_hash_mix(h, m->memory_start);
         h = fg_hash_mix(h, m->memory_limit);
         h = fg_hash_mix(h, m->file_offset);
-        h = fg_hash_mix(h, m->filename);
-        return hash_u32s(h, m->attrs, m->n_attrs);
+        h = fg_hash_mix(h, ref_hash(d, FG_TABLE_STRING, m->filename));
+        return refs_hash(h, d, FG_TABLE_ATTRIBUTE, m->attrs, m->n_attrs);
     }
     case FG_TABLE_LOCATION: {
         const struct fg_location *l = e;
-        h = fg_hash_mix(h, l->mapping);
+        h = fg_hash_mix(h, ref_hash(d, FG_TABLE_MAPPING, l->mapping));
         h = fg_hash_mix(h, l->address);
         for (uint32_t i = 0; i < l->n_lines; i++) {
-            h = fg_hash_mix(h, l->lines[i].function);
+            h = fg_hash_mix(h, ref_hash(d, FG_TABLE_FUNCTION, l->lines[i].function));
             h = fg_hash_mix(h, (uint64_t)l->lines[i].line);
             h = fg_hash_mix(h, (uint64_t)l->lines[i].column);
         }
         h = fg_hash_mix(h, l->n_lines);
-        return hash_u32s(h, l->attrs, l->n_attrs);
+        return refs_hash(h, d, FG_TABLE_ATTRIBUTE, l->attrs, l->n_attrs);
     }
     case FG_TABLE_LINK:
         return fg_hash_bytes(h, e, sizeof(struct fg_link));
     case FG_TABLE_ATTRIBUTE: {
         const struct fg_attribute *a = e;
-        h = fg_hash_mix(h, ((uint64_t)a->key << 32) | a->unit);
+        h = fg_hash_mix(h, ref_hash(d, FG_TABLE_STRING, a->key));
+        h = fg_hash_mix(h, ref_hash(d, FG_TABLE_STRING, a->unit));
         return fg_value_hash(h, &a->value);
     }
     case FG_TABLE_STACK: {
         const struct fg_stack *s = e;
-        return hash_u32s(h, s->locations, s->n_locations);
+        return refs_hash(h, d, FG_TABLE_LOCATION, s->locations, s->n_locations);
     }
     default:
         return h;
@@ -427,7 +442,7 @@ static int32_t intern_hashed(struct fg_profiles *p, enum fg_table table, const v
 
 static int32_t intern(struct fg_profiles *p, enum fg_table table, const void *entry)
 {
-    return intern_hashed(p, table, entry, entry_hash(table, entry));
+    return intern_hashed(p, table, entry, entry_hash(p->dict, table, entry));
 }
 
 int32_t fg_dict_string(struct fg_profiles *p, const char *s, size_t len)
@@ -440,7 +455,7 @@ int32_t fg_dict_string(struct fg_profiles *p, const char *s, size_t len)
 
 int32_t fg_dict_copy_string(struct fg_profiles *p, const struct fg_profiles *src, uint32_t idx)
 {
-    /* a string's hash does not depend on its batch */
+    /* an entry's hash does not depend on its batch */
     const struct itab *t = &src->dict->t[FG_TABLE_STRING];
     return intern_hashed(p, FG_TABLE_STRING, t->entries + (size_t)idx * sizeof(struct fg_bytes),
                          t->hashes[idx]);
@@ -606,8 +621,8 @@ static int remap_entry(struct fg_dict_map *m, enum fg_table t, const void *e,
     }
 }
 
-/* Maps table t of src, whose references are already mapped. Strings and links refer to
- * nothing, so they hash the same in every batch and src's hashes are reused. */
+/* Maps table t of src, whose references are already mapped. An entry hashes the same in
+ * every batch (entry_hash), so src's hashes are reused. */
 static int map_table(struct fg_profiles *dst, const struct fg_profiles *src,
                      struct fg_dict_map *m, enum fg_table t)
 {
@@ -616,14 +631,14 @@ static int map_table(struct fg_profiles *dst, const struct fg_profiles *src,
     for (uint32_t i = 1; i < st->n; i++) {
         const void *e = st->entries + (size_t)i * st->esize;
         int32_t idx;
-        if (t == FG_TABLE_STRING || t == FG_TABLE_LINK) {
+        if (t == FG_TABLE_STRING || t == FG_TABLE_LINK) { /* nothing to remap */
             idx = intern_hashed(dst, t, e, st->hashes[i]);
         } else {
             union any_entry remapped;
             int rc = remap_entry(m, t, e, &remapped);
             if (rc)
                 return rc;
-            idx = intern(dst, t, &remapped);
+            idx = intern_hashed(dst, t, &remapped, st->hashes[i]);
         }
         if (idx < 0)
             return idx;

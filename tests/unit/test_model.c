@@ -1,4 +1,5 @@
-/* The model: interning, zero entries, merge with index remapping, resource coalescing. */
+/* The model: interning, zero entries, merge with index remapping, resource coalescing,
+ * mapping one dictionary into another. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 
 #include "fg_alloc.h"
 #include "fg_model.h"
+#include "fg_model_select.h"
 
 static void test_new_batch_has_zero_entries(void **state)
 {
@@ -301,6 +303,15 @@ static void test_map_into_dictionary(void **state)
         if (strcmp(want, got) == 0)
             assert_int_equal(m.idx[FG_TABLE_STACK][i], stack_of_a);
     }
+    /* entries interned the ordinary way (the copier remaps and hashes them in dst) find
+     * the mapped ones: a hash reused from src equals the one dst computes */
+    struct fg_copier *c;
+    assert_int_equal(fg_copier_new(dst, b, &c), 0);
+    for (int t = 0; t < FG_TABLE_COUNT; t++)
+        for (uint32_t i = 0; i < fg_dict_len(b, (enum fg_table)t); i++)
+            assert_int_equal(fg_copier_index(c, (enum fg_table)t, i), (int32_t)m.idx[t][i]);
+    fg_copier_free(c);
+    assert_int_equal(fg_dict_len(dst, FG_TABLE_STRING), n_strings);
     /* mapping a source again adds nothing */
     assert_int_equal(fg_dict_map_into(dst, a, &m), 0);
     assert_mapped(dst, a, &m);
