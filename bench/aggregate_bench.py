@@ -6,6 +6,7 @@
                                                   [--instances 10] [--threads 2]
                                                   [--mode both|aggregate|batch]
                                                   [--sample-timestamps]
+                                                  [--dump-requests FILE]
 
 Each instance sends one request per second of data time: one CPU profile (cpu/nanoseconds,
 period 10 ms) whose start time is that second, holding 100 stack observations drawn from
@@ -15,6 +16,8 @@ timestamp (the eBPF profiler's shape). Requests are generated up front, then pos
 as flamegate takes them from --threads keep-alive connections. The sink is the file
 exporter (otlp_proto) on tmpfs: output bytes are the bytes of the requests it wrote.
 Input and output are both uncompressed protobuf. Not a test: it never fails on numbers.
+--dump-requests writes the requests (each a 4-byte little-endian length, then the body)
+for the in-process bench bench/aggregate_bench.c, and posts nothing.
 """
 import argparse
 import zlib
@@ -23,6 +26,7 @@ import os
 import pickle
 import random
 import shutil
+import struct
 import sys
 import tempfile
 import threading
@@ -216,6 +220,8 @@ def main():
     ap.add_argument("--sample-timestamps", action="store_true")
     ap.add_argument("--cache", help="pickle of the generated requests: read when present, "
                     "written otherwise (generation takes minutes)")
+    ap.add_argument("--dump-requests", metavar="FILE",
+                    help="write the requests for bench/aggregate_bench.c and stop")
     args = ap.parse_args()
     if args.seconds > 600 or args.services * args.instances > 2000 or args.threads > 16:
         ap.error("keep it bounded: --seconds <= 600, services x instances <= 2000, "
@@ -234,6 +240,14 @@ def main():
             with open(args.cache, "wb") as f:
                 pickle.dump((key, reqs, records), f)
     observations = 100 * len(reqs)
+    if args.dump_requests:
+        with open(args.dump_requests, "wb") as f:
+            for body in reqs:
+                f.write(struct.pack("<I", len(body)))
+                f.write(body)
+        print("wrote %d requests (%d sample records) to %s" % (len(reqs), records,
+                                                              args.dump_requests))
+        return
     print("binary     %s" % h.binary())
     print("load       %d s x %d services x %d instances = %d one-second profiles, 100 Hz, "
           "ready in %.1f s%s" % (args.seconds, args.services, args.instances, len(reqs),

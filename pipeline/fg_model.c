@@ -41,11 +41,6 @@ static const uint32_t entry_sizes[FG_TABLE_COUNT] = {
 
 /* ---- hashing and equality of entries ---- */
 
-static uint64_t hash_u32s(uint64_t h, const uint32_t *v, uint32_t n)
-{
-    return fg_hash_bytes(h, v, (size_t)n * sizeof(*v));
-}
-
 uint64_t fg_value_hash(uint64_t h, const struct fg_value *v)
 {
     h = fg_hash_mix(h, v->kind);
@@ -124,7 +119,25 @@ bool fg_keyvalues_equal(const struct fg_keyvalue *a, uint32_t na, const struct f
     return true;
 }
 
-static uint64_t entry_hash(enum fg_table t, const void *e)
+/* An entry's hash is built from the hashes of the entries it refers to, not from their
+ * indices, so it is the same in every batch: copying an entry into another batch reuses
+ * it (fg_dict_map_into) instead of hashing the remapped entry again. A reference past its
+ * table (callers must not make one) hashes by its index. */
+static uint64_t ref_hash(const struct fg_dict *d, enum fg_table t, uint32_t idx)
+{
+    const struct itab *it = &d->t[t];
+    return idx < it->n ? it->hashes[idx] : idx;
+}
+
+static uint64_t refs_hash(uint64_t h, const struct fg_dict *d, enum fg_table t,
+                          const uint32_t *v, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        h = fg_hash_mix(h, ref_hash(d, t, v[i]));
+    return fg_hash_mix(h, n);
+}
+
+static uint64_t entry_hash(const struct fg_dict *d, enum fg_table t, const void *e)
 {
     uint64_t h = HASH_SEED + (uint64_t)t;
     switch (t) {
@@ -134,8 +147,9 @@ static uint64_t entry_hash(enum fg_table t, const void *e)
     }
     case FG_TABLE_FUNCTION: {
         const struct fg_function *f = e;
-        h = fg_hash_mix(h, ((uint64_t)f->name << 32) | f->system_name);
-        h = fg_hash_mix(h, f->filename);
+        h = fg_hash_mix(h, ref_hash(d, FG_TABLE_STRING, f->name));
+        h = fg_hash_mix(h, ref_hash(d, FG_TABLE_STRING, f->system_name));
+        h = fg_hash_mix(h, ref_hash(d, FG_TABLE_STRING, f->filename));
         return fg_hash_mix(h, (uint64_t)f->start_line);
     }
     case FG_TABLE_MAPPING: {
@@ -143,31 +157,32 @@ static uint64_t entry_hash(enum fg_table t, const void *e)
         h = fg_hash_mix(h, m->memory_start);
         h = fg_hash_mix(h, m->memory_limit);
         h = fg_hash_mix(h, m->file_offset);
-        h = fg_hash_mix(h, m->filename);
-        return hash_u32s(h, m->attrs, m->n_attrs);
+        h = fg_hash_mix(h, ref_hash(d, FG_TABLE_STRING, m->filename));
+        return refs_hash(h, d, FG_TABLE_ATTRIBUTE, m->attrs, m->n_attrs);
     }
     case FG_TABLE_LOCATION: {
         const struct fg_location *l = e;
-        h = fg_hash_mix(h, l->mapping);
+        h = fg_hash_mix(h, ref_hash(d, FG_TABLE_MAPPING, l->mapping));
         h = fg_hash_mix(h, l->address);
         for (uint32_t i = 0; i < l->n_lines; i++) {
-            h = fg_hash_mix(h, l->lines[i].function);
+            h = fg_hash_mix(h, ref_hash(d, FG_TABLE_FUNCTION, l->lines[i].function));
             h = fg_hash_mix(h, (uint64_t)l->lines[i].line);
             h = fg_hash_mix(h, (uint64_t)l->lines[i].column);
         }
         h = fg_hash_mix(h, l->n_lines);
-        return hash_u32s(h, l->attrs, l->n_attrs);
+        return refs_hash(h, d, FG_TABLE_ATTRIBUTE, l->attrs, l->n_attrs);
     }
     case FG_TABLE_LINK:
         return fg_hash_bytes(h, e, sizeof(struct fg_link));
     case FG_TABLE_ATTRIBUTE: {
         const struct fg_attribute *a = e;
-        h = fg_hash_mix(h, ((uint64_t)a->key << 32) | a->unit);
+        h = fg_hash_mix(h, ref_hash(d, FG_TABLE_STRING, a->key));
+        h = fg_hash_mix(h, ref_hash(d, FG_TABLE_STRING, a->unit));
         return fg_value_hash(h, &a->value);
     }
     case FG_TABLE_STACK: {
         const struct fg_stack *s = e;
-        return hash_u32s(h, s->locations, s->n_locations);
+        return refs_hash(h, d, FG_TABLE_LOCATION, s->locations, s->n_locations);
     }
     default:
         return h;
@@ -427,7 +442,7 @@ static int32_t intern_hashed(struct fg_profiles *p, enum fg_table table, const v
 
 static int32_t intern(struct fg_profiles *p, enum fg_table table, const void *entry)
 {
-    return intern_hashed(p, table, entry, entry_hash(table, entry));
+    return intern_hashed(p, table, entry, entry_hash(p->dict, table, entry));
 }
 
 int32_t fg_dict_string(struct fg_profiles *p, const char *s, size_t len)
@@ -440,7 +455,7 @@ int32_t fg_dict_string(struct fg_profiles *p, const char *s, size_t len)
 
 int32_t fg_dict_copy_string(struct fg_profiles *p, const struct fg_profiles *src, uint32_t idx)
 {
-    /* a string's hash does not depend on its batch */
+    /* an entry's hash does not depend on its batch */
     const struct itab *t = &src->dict->t[FG_TABLE_STRING];
     return intern_hashed(p, FG_TABLE_STRING, t->entries + (size_t)idx * sizeof(struct fg_bytes),
                          t->hashes[idx]);
@@ -517,6 +532,150 @@ const struct fg_attribute *fg_dict_get_attribute(const struct fg_profiles *p, ui
 const struct fg_stack *fg_dict_get_stack(const struct fg_profiles *p, uint32_t idx)
 {
     return DICT_GET(FG_TABLE_STACK, struct fg_stack);
+}
+
+/* ---- mapping one dictionary into another ---- */
+
+static int grow_scratch(void **items, uint32_t *cap, uint32_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    void *bigger = fg_realloc(*items, (size_t)need * elem);
+    if (!bigger)
+        return FG_ENOMEM;
+    *items = bigger;
+    *cap = need;
+    return 0;
+}
+
+static const uint32_t *remap_refs(struct fg_dict_map *m, uint32_t *used, enum fg_table t,
+                                  const uint32_t *src, uint32_t n)
+{
+    uint32_t *out = m->refs + *used;
+    for (uint32_t i = 0; i < n; i++)
+        out[i] = m->idx[t][src[i]];
+    *used += n;
+    return out;
+}
+
+union any_entry {
+    struct fg_function function;
+    struct fg_mapping mapping;
+    struct fg_location location;
+    struct fg_attribute attribute;
+    struct fg_stack stack;
+};
+
+/* Writes src entry e of table t to out with its references replaced by their dst indices
+ * (its lists go to m's scratch, valid until the next call). */
+static int remap_entry(struct fg_dict_map *m, enum fg_table t, const void *e,
+                       union any_entry *out)
+{
+    const uint32_t *strs = m->idx[FG_TABLE_STRING];
+    uint32_t used = 0;
+    switch (t) {
+    case FG_TABLE_FUNCTION:
+        out->function = *(const struct fg_function *)e;
+        out->function.name = strs[out->function.name];
+        out->function.system_name = strs[out->function.system_name];
+        out->function.filename = strs[out->function.filename];
+        return 0;
+    case FG_TABLE_ATTRIBUTE:
+        out->attribute = *(const struct fg_attribute *)e;
+        out->attribute.key = strs[out->attribute.key];
+        out->attribute.unit = strs[out->attribute.unit];
+        return 0;
+    case FG_TABLE_MAPPING:
+        out->mapping = *(const struct fg_mapping *)e;
+        if (grow_scratch((void **)&m->refs, &m->cap_refs, out->mapping.n_attrs, sizeof(uint32_t)))
+            return FG_ENOMEM;
+        out->mapping.filename = strs[out->mapping.filename];
+        out->mapping.attrs = remap_refs(m, &used, FG_TABLE_ATTRIBUTE, out->mapping.attrs,
+                                        out->mapping.n_attrs);
+        return 0;
+    case FG_TABLE_LOCATION: {
+        struct fg_location *l = &out->location;
+        *l = *(const struct fg_location *)e;
+        if (grow_scratch((void **)&m->refs, &m->cap_refs, l->n_attrs, sizeof(uint32_t)) ||
+            grow_scratch((void **)&m->lines, &m->cap_lines, l->n_lines, sizeof(struct fg_line)))
+            return FG_ENOMEM;
+        for (uint32_t k = 0; k < l->n_lines; k++) {
+            m->lines[k] = l->lines[k];
+            m->lines[k].function = m->idx[FG_TABLE_FUNCTION][l->lines[k].function];
+        }
+        l->lines = m->lines;
+        l->mapping = m->idx[FG_TABLE_MAPPING][l->mapping];
+        l->attrs = remap_refs(m, &used, FG_TABLE_ATTRIBUTE, l->attrs, l->n_attrs);
+        return 0;
+    }
+    case FG_TABLE_STACK:
+        out->stack = *(const struct fg_stack *)e;
+        if (grow_scratch((void **)&m->refs, &m->cap_refs, out->stack.n_locations,
+                         sizeof(uint32_t)))
+            return FG_ENOMEM;
+        out->stack.locations = remap_refs(m, &used, FG_TABLE_LOCATION, out->stack.locations,
+                                          out->stack.n_locations);
+        return 0;
+    default:
+        return FG_EINVAL;
+    }
+}
+
+/* Maps table t of src, whose references are already mapped. An entry hashes the same in
+ * every batch (entry_hash), so src's hashes are reused. */
+static int map_table(struct fg_profiles *dst, const struct fg_profiles *src,
+                     struct fg_dict_map *m, enum fg_table t)
+{
+    const struct itab *st = &src->dict->t[t];
+    m->idx[t][0] = 0; /* the zero entry is the zero entry everywhere */
+    for (uint32_t i = 1; i < st->n; i++) {
+        const void *e = st->entries + (size_t)i * st->esize;
+        int32_t idx;
+        if (t == FG_TABLE_STRING || t == FG_TABLE_LINK) { /* nothing to remap */
+            idx = intern_hashed(dst, t, e, st->hashes[i]);
+        } else {
+            union any_entry remapped;
+            int rc = remap_entry(m, t, e, &remapped);
+            if (rc)
+                return rc;
+            idx = intern_hashed(dst, t, &remapped, st->hashes[i]);
+        }
+        if (idx < 0)
+            return idx;
+        m->idx[t][i] = (uint32_t)idx;
+    }
+    return 0;
+}
+
+int fg_dict_map_into(struct fg_profiles *dst, const struct fg_profiles *src,
+                     struct fg_dict_map *m)
+{
+    /* dependency order: an entry's references are mapped before it */
+    static const enum fg_table order[] = {
+        FG_TABLE_STRING,  FG_TABLE_FUNCTION, FG_TABLE_ATTRIBUTE, FG_TABLE_LINK,
+        FG_TABLE_MAPPING, FG_TABLE_LOCATION, FG_TABLE_STACK,
+    };
+    for (int t = 0; t < FG_TABLE_COUNT; t++) {
+        int rc = grow_scratch((void **)&m->idx[t], &m->cap[t], src->dict->t[t].n,
+                              sizeof(uint32_t));
+        if (rc)
+            return rc;
+    }
+    for (size_t k = 0; k < FG_ARRAY_LEN(order); k++) {
+        int rc = map_table(dst, src, m, order[k]);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+void fg_dict_map_release(struct fg_dict_map *m)
+{
+    for (int t = 0; t < FG_TABLE_COUNT; t++)
+        fg_free(m->idx[t]);
+    fg_free(m->refs);
+    fg_free(m->lines);
+    memset(m, 0, sizeof(*m));
 }
 
 /* ---- lifetime ---- */
@@ -747,113 +906,17 @@ int64_t fg_profile_total(const struct fg_profile *prof)
 
 /* ---- merging ---- */
 
-struct remap {
-    uint32_t *map[FG_TABLE_COUNT];
-    uint32_t *scratch; /* for remapping index lists */
-    uint32_t scratch_cap;
-};
-
-static const uint32_t *remap_list(struct remap *rm, enum fg_table t, const uint32_t *src,
-                                  uint32_t n, uint32_t scratch_off)
+/* Replaces *attrs (n src attribute indices) by the list in dst's indices, in m's scratch
+ * (valid until the next call). */
+static int remap_attrs(struct fg_dict_map *m, const uint32_t **attrs, uint32_t n)
 {
-    for (uint32_t i = 0; i < n; i++)
-        rm->scratch[scratch_off + i] = rm->map[t][src[i]];
-    return rm->scratch + scratch_off;
-}
-
-static int reserve_scratch(struct remap *rm, uint32_t n)
-{
-    if (n <= rm->scratch_cap)
+    if (n == 0)
         return 0;
-    uint32_t *bigger = fg_realloc(rm->scratch, (size_t)n * sizeof(uint32_t));
-    if (!bigger)
+    if (grow_scratch((void **)&m->refs, &m->cap_refs, n, sizeof(uint32_t)))
         return FG_ENOMEM;
-    rm->scratch = bigger;
-    rm->scratch_cap = n;
+    uint32_t used = 0;
+    *attrs = remap_refs(m, &used, FG_TABLE_ATTRIBUTE, *attrs, n);
     return 0;
-}
-
-static int merge_dictionary(struct fg_profiles *dst, const struct fg_profiles *src,
-                            struct remap *rm)
-{
-    for (int t = 0; t < FG_TABLE_COUNT; t++) {
-        rm->map[t] = fg_malloc((size_t)FG_MAX(src->dict->t[t].n, 1) * sizeof(uint32_t));
-        if (!rm->map[t])
-            return FG_ENOMEM;
-    }
-    int32_t idx;
-#define INTERN_OR_FAIL(table, expr)       \
-    do {                                  \
-        if ((idx = (expr)) < 0)           \
-            return idx;                   \
-        rm->map[table][i] = (uint32_t)idx; \
-    } while (0)
-
-    for (uint32_t i = 0; i < src->dict->t[FG_TABLE_STRING].n; i++)
-        INTERN_OR_FAIL(FG_TABLE_STRING, fg_dict_copy_string(dst, src, i));
-    const uint32_t *strs = rm->map[FG_TABLE_STRING];
-    for (uint32_t i = 0; i < src->dict->t[FG_TABLE_FUNCTION].n; i++) {
-        struct fg_function f = *fg_dict_get_function(src, i);
-        f.name = strs[f.name];
-        f.system_name = strs[f.system_name];
-        f.filename = strs[f.filename];
-        INTERN_OR_FAIL(FG_TABLE_FUNCTION, fg_dict_function(dst, &f));
-    }
-    for (uint32_t i = 0; i < src->dict->t[FG_TABLE_ATTRIBUTE].n; i++) {
-        struct fg_attribute a = *fg_dict_get_attribute(src, i);
-        a.key = strs[a.key];
-        a.unit = strs[a.unit];
-        INTERN_OR_FAIL(FG_TABLE_ATTRIBUTE, fg_dict_attribute(dst, &a));
-    }
-    for (uint32_t i = 0; i < src->dict->t[FG_TABLE_LINK].n; i++)
-        INTERN_OR_FAIL(FG_TABLE_LINK, fg_dict_link(dst, fg_dict_get_link(src, i)));
-    for (uint32_t i = 0; i < src->dict->t[FG_TABLE_MAPPING].n; i++) {
-        struct fg_mapping m = *fg_dict_get_mapping(src, i);
-        if (reserve_scratch(rm, m.n_attrs))
-            return FG_ENOMEM;
-        m.filename = strs[m.filename];
-        m.attrs = remap_list(rm, FG_TABLE_ATTRIBUTE, m.attrs, m.n_attrs, 0);
-        INTERN_OR_FAIL(FG_TABLE_MAPPING, fg_dict_mapping(dst, &m));
-    }
-    struct fg_line *lines = NULL;
-    uint32_t lines_cap = 0;
-    for (uint32_t i = 0; i < src->dict->t[FG_TABLE_LOCATION].n; i++) {
-        struct fg_location l = *fg_dict_get_location(src, i);
-        if (reserve_scratch(rm, l.n_attrs))
-            goto nomem;
-        if (l.n_lines > lines_cap) {
-            struct fg_line *bigger = fg_realloc(lines, (size_t)l.n_lines * sizeof(*lines));
-            if (!bigger)
-                goto nomem;
-            lines = bigger;
-            lines_cap = l.n_lines;
-        }
-        for (uint32_t k = 0; k < l.n_lines; k++) {
-            lines[k] = l.lines[k];
-            lines[k].function = rm->map[FG_TABLE_FUNCTION][lines[k].function];
-        }
-        l.lines = lines;
-        l.mapping = rm->map[FG_TABLE_MAPPING][l.mapping];
-        l.attrs = remap_list(rm, FG_TABLE_ATTRIBUTE, l.attrs, l.n_attrs, 0);
-        if ((idx = fg_dict_location(dst, &l)) < 0) {
-            fg_free(lines);
-            return idx;
-        }
-        rm->map[FG_TABLE_LOCATION][i] = (uint32_t)idx;
-    }
-    fg_free(lines);
-    for (uint32_t i = 0; i < src->dict->t[FG_TABLE_STACK].n; i++) {
-        struct fg_stack s = *fg_dict_get_stack(src, i);
-        if (reserve_scratch(rm, s.n_locations))
-            return FG_ENOMEM;
-        s.locations = remap_list(rm, FG_TABLE_LOCATION, s.locations, s.n_locations, 0);
-        INTERN_OR_FAIL(FG_TABLE_STACK, fg_dict_stack(dst, &s));
-    }
-#undef INTERN_OR_FAIL
-    return 0;
-nomem:
-    fg_free(lines);
-    return FG_ENOMEM;
 }
 
 static bool entity_refs_equal(const struct fg_resource *a, const struct fg_resource *b)
@@ -895,17 +958,16 @@ static bool scope_profiles_match(const struct fg_scope_profiles *a,
 }
 
 static int merge_profile(struct fg_profiles *dst, struct fg_scope_profiles *dsp,
-                         const struct fg_profile *sprof, struct remap *rm)
+                         const struct fg_profile *sprof, struct fg_dict_map *m)
 {
-    const uint32_t *strs = rm->map[FG_TABLE_STRING];
+    const uint32_t *strs = m->idx[FG_TABLE_STRING];
     struct fg_profile hdr = *sprof;
     hdr.sample_type.type = strs[hdr.sample_type.type];
     hdr.sample_type.unit = strs[hdr.sample_type.unit];
     hdr.period_type.type = strs[hdr.period_type.type];
     hdr.period_type.unit = strs[hdr.period_type.unit];
-    if (reserve_scratch(rm, hdr.n_attrs))
+    if (remap_attrs(m, &hdr.attrs, hdr.n_attrs))
         return FG_ENOMEM;
-    hdr.attrs = remap_list(rm, FG_TABLE_ATTRIBUTE, hdr.attrs, hdr.n_attrs, 0);
     struct fg_profile *dprof = fg_profiles_add_profile(dst, dsp, &hdr);
     if (!dprof)
         return FG_ENOMEM;
@@ -917,11 +979,10 @@ static int merge_profile(struct fg_profiles *dst, struct fg_scope_profiles *dsp,
     }
     for (uint32_t i = 0; i < sprof->n_samples; i++) {
         struct fg_sample s = sprof->samples[i];
-        if (reserve_scratch(rm, s.n_attrs))
+        if (remap_attrs(m, &s.attrs, s.n_attrs))
             return FG_ENOMEM;
-        s.stack = rm->map[FG_TABLE_STACK][s.stack];
-        s.link = rm->map[FG_TABLE_LINK][s.link];
-        s.attrs = remap_list(rm, FG_TABLE_ATTRIBUTE, s.attrs, s.n_attrs, 0);
+        s.stack = m->idx[FG_TABLE_STACK][s.stack];
+        s.link = m->idx[FG_TABLE_LINK][s.link];
         int rc = fg_profiles_add_sample(dst, dprof, &s);
         if (rc)
             return rc;
@@ -931,8 +992,8 @@ static int merge_profile(struct fg_profiles *dst, struct fg_scope_profiles *dsp,
 
 int fg_profiles_merge(struct fg_profiles *dst, const struct fg_profiles *src, struct fg_err *err)
 {
-    struct remap rm = {0};
-    int rc = merge_dictionary(dst, src, &rm);
+    struct fg_dict_map m = {0};
+    int rc = fg_dict_map_into(dst, src, &m);
     if (rc)
         goto fail;
     for (uint32_t r = 0; r < src->n_resources; r++) {
@@ -959,14 +1020,12 @@ int fg_profiles_merge(struct fg_profiles *dst, const struct fg_profiles *src, st
                 goto fail;
             }
             for (uint32_t i = 0; i < ssp->n_profiles; i++)
-                if ((rc = merge_profile(dst, dsp, &ssp->profiles[i], &rm)) != 0)
+                if ((rc = merge_profile(dst, dsp, &ssp->profiles[i], &m)) != 0)
                     goto fail;
         }
     }
 fail:
-    for (int t = 0; t < FG_TABLE_COUNT; t++)
-        fg_free(rm.map[t]);
-    fg_free(rm.scratch);
+    fg_dict_map_release(&m);
     if (rc)
         return fg_err_set(err, rc, "merging batches: %s", fg_strerror(rc));
     return 0;

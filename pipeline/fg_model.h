@@ -246,6 +246,27 @@ const struct fg_link *fg_dict_get_link(const struct fg_profiles *p, uint32_t idx
 const struct fg_attribute *fg_dict_get_attribute(const struct fg_profiles *p, uint32_t idx);
 const struct fg_stack *fg_dict_get_stack(const struct fg_profiles *p, uint32_t idx);
 
+/* ---- mapping one dictionary into another ---- */
+
+/* Where each entry of a source dictionary went in a destination dictionary: idx[t][i] is
+ * the destination index of source entry i of table t. Start from a zeroed struct; it can
+ * be reused for another source (its arrays grow as needed); fg_dict_map_release frees it. */
+struct fg_dict_map {
+    uint32_t *idx[FG_TABLE_COUNT];
+    uint32_t cap[FG_TABLE_COUNT];
+    /* scratch for the remapped lists of the entry being looked up */
+    uint32_t *refs;
+    struct fg_line *lines;
+    uint32_t cap_refs, cap_lines;
+};
+
+/* Interns every entry of src's dictionary into dst, table by table, and records where each
+ * went in m. src is borrowed and unchanged. On failure (negative FG_E*) dst may hold part
+ * of src's entries and m is incomplete. */
+int fg_dict_map_into(struct fg_profiles *dst, const struct fg_profiles *src,
+                     struct fg_dict_map *m);
+void fg_dict_map_release(struct fg_dict_map *m);
+
 /* ---- building ---- */
 
 /* Arena helpers for callers that build entries. */

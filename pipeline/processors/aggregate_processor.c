@@ -84,7 +84,9 @@ struct acc {
     struct slot *slots;
     uint32_t n_slots;
     uint32_t cap_slots;
-    uint32_t *index; /* slot + 1; 0 = empty */
+    /* high 32 bits: the slot's hash, so a probe settles most mismatches without touching
+     * slots[]; low 32 bits: slot + 1; 0 = empty */
+    uint64_t *index;
     uint32_t index_mask;
     uint32_t *attr_pool;
     uint32_t n_attr_pool, cap_attr_pool;
@@ -214,16 +216,18 @@ static uint64_t slot_hash(uint32_t stack, uint32_t link, const uint32_t *attrs, 
     return fg_hash_bytes(h, attrs, (size_t)n * sizeof(uint32_t));
 }
 
+#define INDEX_TAG(h) ((h) & UINT64_C(0xffffffff00000000))
+
 static int index_rebuild(struct acc *x, uint32_t size)
 {
-    uint32_t *idx = fg_calloc(size, sizeof(uint32_t));
+    uint64_t *idx = fg_calloc(size, sizeof(uint64_t));
     if (!idx)
         return FG_ENOMEM;
     for (uint32_t i = 0; i < x->n_slots; i++) {
         uint32_t pos = (uint32_t)x->slots[i].hash & (size - 1);
         while (idx[pos])
             pos = (pos + 1) & (size - 1);
-        idx[pos] = i + 1;
+        idx[pos] = INDEX_TAG(x->slots[i].hash) | (i + 1);
     }
     fg_free(x->index);
     x->index = idx;
@@ -244,8 +248,10 @@ static int acc_add(struct acc *x, uint32_t stack, uint32_t link, const uint32_t 
     }
     uint32_t pos = (uint32_t)h & x->index_mask;
     struct slot *s = NULL;
-    while (x->index[pos]) {
-        struct slot *c = &x->slots[x->index[pos] - 1];
+    for (uint64_t e; (e = x->index[pos]) != 0; pos = (pos + 1) & x->index_mask) {
+        if (INDEX_TAG(e) != INDEX_TAG(h))
+            continue;
+        struct slot *c = &x->slots[(uint32_t)e - 1];
         if (c->hash == h && c->stack == stack && c->link == link && c->n_attrs == n_attrs &&
             c->n_values == n_values &&
             (!n_attrs ||
@@ -253,7 +259,6 @@ static int acc_add(struct acc *x, uint32_t stack, uint32_t link, const uint32_t 
             s = c;
             break;
         }
-        pos = (pos + 1) & x->index_mask;
     }
     if (!s) {
         if (grow((void **)&x->slots, &x->cap_slots, x->n_slots + 1, sizeof(*x->slots)) ||
@@ -277,7 +282,7 @@ static int acc_add(struct acc *x, uint32_t stack, uint32_t link, const uint32_t 
             x->val_pool[x->n_val_pool + v] = 0;
         x->n_attr_pool += n_attrs;
         x->n_val_pool += n_values;
-        x->index[pos] = ++x->n_slots;
+        x->index[pos] = INDEX_TAG(h) | ++x->n_slots;
     }
     for (uint32_t v = 0; v < n_values; v++)
         x->val_pool[s->val_off + v] += values[v];
@@ -620,10 +625,17 @@ static uint32_t group_attrs(const struct aggregate_config *cfg, const struct fg_
     return n;
 }
 
+/* Where the incoming batch's dictionary went in one generation's. */
+struct gen_map {
+    struct generation *gen;
+    uint64_t serial;
+    struct fg_dict_map map;
+};
+
 struct batch_ctx {
     const struct fg_profiles *src;
-    struct gen_copier copiers[8];
-    size_t n_copiers;
+    struct gen_map maps[8];
+    size_t n_maps;
     uint8_t *attr_keep; /* per src attribute: 0 unknown, 1 keep, 2 drop */
     uint32_t *attr_buf;
     uint32_t cap_attr_buf;
@@ -631,30 +643,35 @@ struct batch_ctx {
     uint32_t cap_val_buf;
 };
 
-/* Copiers from the incoming batch into generations are caches: when the cache is full it
- * is emptied, and entries of generations freed meanwhile never match again (serial). */
-static struct fg_copier *ctx_copier(struct batch_ctx *ctx, struct generation *g)
+static void ctx_release_maps(struct batch_ctx *ctx)
 {
-    for (size_t i = 0; i < ctx->n_copiers; i++)
-        if (ctx->copiers[i].gen == g && ctx->copiers[i].serial == g->serial)
-            return ctx->copiers[i].c;
-    if (ctx->n_copiers == FG_ARRAY_LEN(ctx->copiers)) {
-        for (size_t i = 0; i < ctx->n_copiers; i++)
-            fg_copier_free(ctx->copiers[i].c);
-        ctx->n_copiers = 0;
-    }
-    struct fg_copier *c;
-    if (fg_copier_new(g->b, ctx->src, &c))
+    for (size_t i = 0; i < ctx->n_maps; i++)
+        fg_dict_map_release(&ctx->maps[i].map);
+    ctx->n_maps = 0;
+}
+
+/* The incoming batch's whole dictionary interned into generation g: nearly every entry of
+ * an upload is used by its samples, and interning it table by table (fg_dict_map_into)
+ * leaves a plain array lookup per reference, where copying entries on first use checks a
+ * memo and recurses per reference. Maps are cached per batch; entries of generations freed
+ * meanwhile never match again (serial). */
+static const uint32_t *const *ctx_map(struct batch_ctx *ctx, struct generation *g)
+{
+    for (size_t i = 0; i < ctx->n_maps; i++)
+        if (ctx->maps[i].gen == g && ctx->maps[i].serial == g->serial)
+            return (const uint32_t *const *)ctx->maps[i].map.idx;
+    if (ctx->n_maps == FG_ARRAY_LEN(ctx->maps))
+        ctx_release_maps(ctx);
+    struct gen_map *gm = &ctx->maps[ctx->n_maps];
+    memset(gm, 0, sizeof(*gm));
+    if (fg_dict_map_into(g->b, ctx->src, &gm->map)) {
+        fg_dict_map_release(&gm->map);
         return NULL;
-    /* nearly every entry of an incoming batch ends up in the generation: interning them
-     * table by table skips the recursion and memo checks of copying on first use (a few
-     * percent of the bench's CPU; the lookups themselves are the cost) */
-    if (fg_copier_prefill(c)) {
-        fg_copier_free(c);
-        return NULL;
     }
-    ctx->copiers[ctx->n_copiers++] = (struct gen_copier){g, g->serial, c};
-    return c;
+    gm->gen = g;
+    gm->serial = g->serial;
+    ctx->n_maps++;
+    return (const uint32_t *const *)gm->map.idx;
 }
 
 static bool keep_attr(const struct aggregate_config *cfg, struct batch_ctx *ctx, uint32_t idx)
@@ -681,7 +698,7 @@ static int cmp_u32(const void *x, const void *y)
 }
 
 static struct acc *acc_new(struct aggregate_processor *a, struct generation *g,
-                           struct fg_copier *c, const struct fg_resource_profiles *rp,
+                           const uint32_t *const *map, const struct fg_resource_profiles *rp,
                            const struct fg_scope_profiles *sp, const struct fg_profile *prof,
                            const struct kv_ref *kvs, uint32_t n_kvs, struct fg_buf *key,
                            uint64_t hash, uint64_t window_start, int64_t now,
@@ -707,14 +724,11 @@ static struct acc *acc_new(struct aggregate_processor *a, struct generation *g,
         goto fail;
     x->res_idx = g->b->n_resources - 1;
     x->scope_idx = drp->n_scopes - 1;
-    int32_t st, su, pt, pu;
-    if ((st = fg_copier_index(c, FG_TABLE_STRING, prof->sample_type.type)) < 0 ||
-        (su = fg_copier_index(c, FG_TABLE_STRING, prof->sample_type.unit)) < 0 ||
-        (pt = fg_copier_index(c, FG_TABLE_STRING, prof->period_type.type)) < 0 ||
-        (pu = fg_copier_index(c, FG_TABLE_STRING, prof->period_type.unit)) < 0)
-        goto fail;
-    x->sample_type = (struct fg_value_type){(uint32_t)st, (uint32_t)su};
-    x->period_type = (struct fg_value_type){(uint32_t)pt, (uint32_t)pu};
+    const uint32_t *strs = map[FG_TABLE_STRING];
+    x->sample_type = (struct fg_value_type){strs[prof->sample_type.type],
+                                            strs[prof->sample_type.unit]};
+    x->period_type = (struct fg_value_type){strs[prof->period_type.type],
+                                            strs[prof->period_type.unit]};
     x->period = prof->period;
     x->key = fg_buf_steal(key, &x->key_len);
     if (!x->key)
@@ -778,8 +792,8 @@ static int merge_profile(struct aggregate_processor *a, struct batch_ctx *ctx,
     }
     if (!x) {
         struct generation *g = gen_current(a, now);
-        struct fg_copier *c = g ? ctx_copier(ctx, g) : NULL;
-        if (!c || !(x = acc_new(a, g, c, rp, sp, prof, kvs, n_kvs, &key, hash, window_start,
+        const uint32_t *const *map = g ? ctx_map(ctx, g) : NULL;
+        if (!map || !(x = acc_new(a, g, map, rp, sp, prof, kvs, n_kvs, &key, hash, window_start,
                                 now, ctx->src->tenant)))
             goto out;
         if (a->n_accs >= a->n_buckets)
@@ -789,32 +803,25 @@ static int merge_profile(struct aggregate_processor *a, struct batch_ctx *ctx,
         a->n_accs++;
         a->stats.open_groups = a->n_accs;
     }
-    struct fg_copier *c = ctx_copier(ctx, x->gen);
-    if (!c)
+    const uint32_t *const *map = ctx_map(ctx, x->gen);
+    if (!map)
         goto out;
+    const uint32_t *attr_map = map[FG_TABLE_ATTRIBUTE];
 
     /* profile attributes: those every merged profile carried */
     if (!x->pattrs_set) {
         x->pattrs = fg_malloc(FG_MAX(prof->n_attrs, 1) * sizeof(uint32_t));
         if (!x->pattrs)
             goto out;
-        for (uint32_t i = 0; i < prof->n_attrs; i++) {
-            int32_t idx = fg_copier_index(c, FG_TABLE_ATTRIBUTE, prof->attrs[i]);
-            if (idx < 0)
-                goto out;
-            x->pattrs[x->n_pattrs++] = (uint32_t)idx;
-        }
+        for (uint32_t i = 0; i < prof->n_attrs; i++)
+            x->pattrs[x->n_pattrs++] = attr_map[prof->attrs[i]];
         x->pattrs_set = true;
     } else if (x->n_pattrs) {
         uint32_t kept = 0;
         for (uint32_t i = 0; i < x->n_pattrs; i++) {
             bool found = false;
-            for (uint32_t j = 0; j < prof->n_attrs && !found; j++) {
-                int32_t idx = fg_copier_index(c, FG_TABLE_ATTRIBUTE, prof->attrs[j]);
-                if (idx < 0)
-                    goto out;
-                found = (uint32_t)idx == x->pattrs[i];
-            }
+            for (uint32_t j = 0; j < prof->n_attrs && !found; j++)
+                found = attr_map[prof->attrs[j]] == x->pattrs[i];
             if (found)
                 x->pattrs[kept++] = x->pattrs[i];
         }
@@ -830,19 +837,13 @@ static int merge_profile(struct aggregate_processor *a, struct batch_ctx *ctx,
             goto out;
         uint32_t n_attrs = 0;
         for (uint32_t k = 0; k < s->n_attrs; k++) {
-            if (!keep_attr(cfg, ctx, s->attrs[k]))
-                continue;
-            int32_t idx = fg_copier_index(c, FG_TABLE_ATTRIBUTE, s->attrs[k]);
-            if (idx < 0)
-                goto out;
-            ctx->attr_buf[n_attrs++] = (uint32_t)idx;
+            if (keep_attr(cfg, ctx, s->attrs[k]))
+                ctx->attr_buf[n_attrs++] = attr_map[s->attrs[k]];
         }
         if (n_attrs > 1)
             qsort(ctx->attr_buf, n_attrs, sizeof(uint32_t), cmp_u32);
-        int32_t stack = fg_copier_index(c, FG_TABLE_STACK, s->stack);
-        int32_t link = fg_copier_index(c, FG_TABLE_LINK, s->link);
-        if (stack < 0 || link < 0)
-            goto out;
+        uint32_t stack = map[FG_TABLE_STACK][s->stack];
+        uint32_t link = map[FG_TABLE_LINK][s->link];
         const int64_t *values = s->values;
         uint32_t n_values = s->n_values;
         if (!cfg->keep_timestamps && !n_values && s->n_timestamps) {
@@ -851,7 +852,7 @@ static int merge_profile(struct aggregate_processor *a, struct batch_ctx *ctx,
             values = ctx->val_buf;
             n_values = 1;
         }
-        if (acc_add(x, (uint32_t)stack, (uint32_t)link, ctx->attr_buf, n_attrs, values,
+        if (acc_add(x, stack, link, ctx->attr_buf, n_attrs, values,
                     n_values, s->timestamps, cfg->keep_timestamps ? s->n_timestamps : 0))
             goto out;
     }
@@ -936,8 +937,7 @@ static int aggregate_consume(struct fg_consumer *self, struct fg_profiles *batch
         }
     }
     pthread_mutex_unlock(&a->mu);
-    for (size_t i = 0; i < ctx.n_copiers; i++)
-        fg_copier_free(ctx.copiers[i].c);
+    ctx_release_maps(&ctx);
     fg_free(ctx.attr_keep);
     fg_free(ctx.attr_buf);
     fg_free(ctx.val_buf);

@@ -426,6 +426,104 @@ static void test_timestamps(void **state)
     teardown_proc(&sum);
 }
 
+/* One upload for the dictionary test: resource svc/i-1, one profile at t, and its own
+ * dictionary, filled in an order given by the caller. */
+static struct fg_profiles *bare_upload(uint64_t t, struct fg_profile **prof)
+{
+    struct fg_profiles *p;
+    assert_int_equal(fg_profiles_new(&p), 0);
+    struct fg_keyvalue kv[2] = {
+        {{"service.name", 12}, {.kind = FG_VALUE_STRING, .u.s = {"svc", 3}}},
+        {{"service.instance.id", 19}, {.kind = FG_VALUE_STRING, .u.s = {"i-1", 3}}},
+    };
+    struct fg_resource res = {.n_attrs = 2, .attrs = kv};
+    struct fg_resource_profiles *rp = fg_profiles_add_resource(p, &res, "", 0);
+    struct fg_scope scope = {.name = {"agent", 5}};
+    struct fg_scope_profiles *sp = fg_profiles_add_scope(p, rp, &scope, "", 0);
+    struct fg_profile hdr = {.sample_type = {str(p, "cpu"), str(p, "nanoseconds")},
+                             .period_type = {str(p, "cpu"), str(p, "nanoseconds")},
+                             .time_unix_nano = t,
+                             .duration_nano = SEC,
+                             .period = 10000000};
+    *prof = fg_profiles_add_profile(p, sp, &hdr);
+    return p;
+}
+
+static uint32_t link_for(struct fg_profiles *p, uint8_t id)
+{
+    struct fg_link l;
+    memset(&l, id, sizeof(l));
+    return (uint32_t)fg_dict_link(p, &l);
+}
+
+static void add_sample(struct fg_profiles *p, struct fg_profile *prof, uint32_t stack,
+                       uint32_t link, const uint32_t *attrs, uint32_t n_attrs, int64_t v)
+{
+    struct fg_sample s = {.stack = stack, .link = link, .n_attrs = n_attrs, .attrs = attrs,
+                          .n_values = 1, .values = &v};
+    assert_int_equal(fg_profiles_add_sample(p, prof, &s), 0);
+}
+
+/* Two uploads whose dictionaries hold the same stacks, attributes and links at different
+ * indices (and other entries at the indices the first one used): samples merge by what
+ * they mean, with the dropped attribute gone and the link kept apart. */
+static void test_uploads_with_colliding_dictionaries(void **state)
+{
+    FG_UNUSED(state);
+    struct fixture f;
+    setup_proc(&f, "    window: 10s\n    keep_sample_attributes: [thread.name]");
+    struct fg_profile *pa, *pb;
+    struct fg_profiles *a = bare_upload(T0, &pa);
+    uint32_t a_s1 = stack_for(a, 1), a_s2 = stack_for(a, 2);
+    uint32_t a_l1 = link_for(a, 1), a_l2 = link_for(a, 2);
+    uint32_t a_w0[2] = {attr(a, "thread.name", "worker-0"), attr(a, "span.kind", "server")};
+    uint32_t a_w1 = attr(a, "thread.name", "worker-1");
+    add_sample(a, pa, a_s1, a_l1, a_w0, 2, 3);
+    add_sample(a, pa, a_s2, 0, &a_w1, 1, 5);
+    add_sample(a, pa, a_s1, a_l2, a_w0, 1, 7);
+
+    struct fg_profiles *b = bare_upload(T0 + SEC, &pb);
+    /* decoys first: b's early indices name other stacks, attributes and links */
+    uint32_t decoy_stack = stack_for(b, 7);
+    uint32_t decoy_attr = attr(b, "thread.name", "worker-9");
+    uint32_t decoy_link = link_for(b, 9);
+    uint32_t b_s1 = stack_for(b, 1), b_s2 = stack_for(b, 2);
+    uint32_t b_w1[2] = {attr(b, "span.kind", "client"), attr(b, "thread.name", "worker-1")};
+    uint32_t b_w0 = attr(b, "thread.name", "worker-0");
+    uint32_t b_l1 = link_for(b, 1);
+    assert_int_equal(b_s1, a_s2); /* same index, other stack */
+    assert_int_equal(decoy_link, a_l1);
+    add_sample(b, pb, b_s1, b_l1, &b_w0, 1, 11);
+    add_sample(b, pb, b_s2, 0, b_w1, 2, 13);
+    add_sample(b, pb, b_s1, 0, &b_w0, 1, 17);
+    add_sample(b, pb, decoy_stack, decoy_link, &decoy_attr, 1, 19);
+    push(&f, a);
+    push(&f, b);
+    stop(&f);
+
+    assert_int_equal(out_profiles(&f.rec, NULL), 1);
+    const struct fg_profiles *out = f.rec.batches[0];
+    const struct fg_profile *prof = &out->resources[0].scopes[0].profiles[0];
+    struct sums want = {0}, got = {0};
+    sums_add(&want, "leaf_1;caller_1;caller_2;|thread.name=worker-0,|1", 3 + 11);
+    sums_add(&want, "leaf_1;caller_1;caller_2;|thread.name=worker-0,|2", 7);
+    sums_add(&want, "leaf_1;caller_1;caller_2;|thread.name=worker-0,|0", 17);
+    sums_add(&want, "leaf_2;caller_1;caller_2;|thread.name=worker-1,|0", 5 + 13);
+    sums_add(&want, "leaf_7;caller_1;caller_2;|thread.name=worker-9,|9", 19);
+    for (uint32_t i = 0; i < prof->n_samples; i++) {
+        const struct fg_sample *x = &prof->samples[i];
+        char st[100], at[60], key[200];
+        stack_text(out, x->stack, st, sizeof(st));
+        attrs_text(out, x->attrs, x->n_attrs, at, sizeof(at));
+        snprintf(key, sizeof(key), "%s|%s|%d", st, at,
+                 x->link ? fg_dict_get_link(out, x->link)->trace_id[0] : 0);
+        sums_add(&got, key, x->values[0]);
+    }
+    assert_int_equal(prof->n_samples, 5);
+    sums_equal(&want, &got);
+    teardown_proc(&f);
+}
+
 /* Runs 10 s of three services through config; returns the stats, checks totals. */
 static void bounded_run(const char *config, struct fg_aggregate_stats *st)
 {
@@ -613,6 +711,7 @@ int main(void)
         cmocka_unit_test(test_keep_sample_attributes_and_profile_attrs),
         cmocka_unit_test(test_group_by),
         cmocka_unit_test(test_timestamps),
+        cmocka_unit_test(test_uploads_with_colliding_dictionaries),
         cmocka_unit_test(test_bounds_flush_early),
         cmocka_unit_test(test_tenants_never_merge),
         cmocka_unit_test(test_window_closes_on_timer),
