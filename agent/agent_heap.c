@@ -595,7 +595,7 @@ static HEAP_TEXT NOINLINE uint32_t capture(uintptr_t *pcs)
  * next allocator). */
 static HEAP_TEXT NOINLINE void *try_sample(size_t size, size_t align, bool *clean)
 {
-    if (!atomic_load_explicit(&heap_on, memory_order_relaxed) || fg__tls_guard) {
+    if (!atomic_load_explicit(&heap_on, memory_order_acquire) || fg__tls_guard) {
         /* Not sampling now: look again after about one mean's worth of bytes. */
         tls_bytes_left = (int64_t)sample_mean;
         return NULL;

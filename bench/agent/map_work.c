@@ -3,7 +3,10 @@
  * rehashing), looks keys up, replaces some records, deletes half and tears the rest down.
  * Allocation is a large share of its CPU time, but not all of it (hashing, formatting,
  * comparing and walking the records are the rest): see agent/README.md for the measured share.
- * usage: bench_agent_map [ROUNDS] ; prints a checksum */
+ * With THREADS > 1 the rounds are split over that many threads (a server's shape: glibc's
+ * malloc then takes its multi-threaded paths with or without a profiler).
+ * usage: bench_agent_map [ROUNDS [THREADS]] ; prints a checksum */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +33,7 @@ struct map {
     size_t n_buckets, count;
 };
 
-static uint64_t rng_state = 88172645463325252ULL;
+static _Thread_local uint64_t rng_state = 88172645463325252ULL;
 
 static uint64_t rng(void)
 {
@@ -220,13 +223,42 @@ static uint64_t round_work(uint64_t base)
     return sum;
 }
 
+struct worker {
+    pthread_t thread;
+    long first, rounds;
+    uint64_t sum;
+};
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    for (long r = w->first; r < w->first + w->rounds; r++) {
+        rng_state = 88172645463325252ULL + (uint64_t)r;
+        w->sum += round_work((uint64_t)r * 7919);
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     long rounds = argc > 1 ? strtol(argv[1], NULL, 10) : 100;
+    long threads = argc > 2 ? strtol(argv[2], NULL, 10) : 1;
+    if (rounds < 1 || threads < 1 || threads > 64)
+        return 2;
+    struct worker w[64] = {{0}};
     uint64_t sum = 0;
-    for (long r = 0; r < rounds; r++) {
-        rng_state = 88172645463325252ULL + (uint64_t)r;
-        sum += round_work((uint64_t)r * 7919);
+    for (long t = 0; t < threads; t++) {
+        w[t].first = rounds * t / threads;
+        w[t].rounds = rounds * (t + 1) / threads - w[t].first;
+        if (threads > 1 && pthread_create(&w[t].thread, NULL, worker_main, &w[t]))
+            return 1;
+    }
+    if (threads == 1)
+        worker_main(&w[0]);
+    for (long t = 0; t < threads; t++) {
+        if (threads > 1)
+            pthread_join(w[t].thread, NULL);
+        sum += w[t].sum;
     }
     printf("%llu\n", (unsigned long long)(sum & 0xffffffff));
     return 0;
