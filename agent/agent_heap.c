@@ -489,6 +489,8 @@ static uint32_t *site_slots; /* index + 1; 0 = empty */
 static uint32_t n_site_slots;
 static _Atomic uint64_t heap_dropped;
 
+#define NOT_SAMPLING_RECHECK (64 << 10)
+
 /* Bytes until this thread's next sample; the fast path subtracts every allocation's size. */
 static FG__TLS int64_t tls_bytes_left;
 static FG__TLS bool tls_sampler_ready;
@@ -596,8 +598,11 @@ static HEAP_TEXT NOINLINE uint32_t capture(uintptr_t *pcs)
 static HEAP_TEXT NOINLINE void *try_sample(size_t size, size_t align, bool *clean)
 {
     if (!atomic_load_explicit(&heap_on, memory_order_acquire) || fg__tls_guard) {
-        /* Not sampling now: look again after about one mean's worth of bytes. */
-        tls_bytes_left = (int64_t)sample_mean;
+        /* Not sampling now: look again soon, and start a fresh countdown (of the mean in
+         * force then) once sampling is on: the agent's start runs guarded on the program's
+         * thread before it sets the mean. */
+        tls_bytes_left = NOT_SAMPLING_RECHECK;
+        tls_sampler_ready = false;
         return NULL;
     }
     if (size == 0 || size > OWN_RESERVE_MAX)

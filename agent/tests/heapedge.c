@@ -36,9 +36,11 @@ static void *cross[CROSS_N];
 static volatile size_t size_max = SIZE_MAX;
 static void *kept[KEPT_N];
 
-static void fill(void *p, size_t n, unsigned char v)
+/* The stores must happen even right before a free (the compiler would drop them). */
+__attribute__((noinline)) static void fill(void *p, size_t n, unsigned char v)
 {
     memset(p, v, n);
+    __asm__ volatile("" : : "r"(p) : "memory");
 }
 
 static int all_bytes(const void *p, size_t n, unsigned char v)
