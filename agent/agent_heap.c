@@ -1,7 +1,7 @@
 /* Heap profiler: interposes malloc & co., samples allocations with a Poisson process over
- * bytes (mean FLAMEGATE_HEAP_SAMPLE_BYTES), records the stack of each sampled block and
- * forgets it when it is freed. Calls made before dlsym found the real allocator are served
- * from a static bootstrap arena. */
+ * bytes (mean FLAMEGATE_HEAP_SAMPLE_BYTES) and serves each sampled block from the agent's own
+ * address range, so that free() recognises it with one range compare. The same range serves
+ * the calls made before dlsym found the real allocator (the bootstrap). */
 #include "agent_internal.h"
 
 #include <dlfcn.h>
@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,195 +23,478 @@
 #define NOINLINE __attribute__((noinline))
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
+/* Every function between the program's call and the stack capture lives in this section:
+ * the capture drops those frames, however the compiler chained the calls. */
+#define HEAP_TEXT __attribute__((section("fg_heap_text")))
+
+extern const char __start_fg_heap_text[] __attribute__((visibility("hidden")));
+extern const char __stop_fg_heap_text[] __attribute__((visibility("hidden")));
 
 FG__TLS int fg__tls_guard;
 
-/* ---- the real allocator ---- */
+/* ---- where each call goes: the next allocator once known, the bootstrap until then ---- */
 
-struct real_fns {
-    void *(*malloc)(size_t);
-    void *(*calloc)(size_t, size_t);
-    void *(*realloc)(void *, size_t);
-    void (*free)(void *);
-    int (*posix_memalign)(void **, size_t, size_t);
-    void *(*aligned_alloc)(size_t, size_t);
-    void *(*memalign)(size_t, size_t);
-    void *(*valloc)(size_t);
-    void *(*pvalloc)(size_t);
-    size_t (*malloc_usable_size)(void *);
+typedef void *(*malloc_fn)(size_t);
+typedef void *(*calloc_fn)(size_t, size_t);
+typedef void *(*realloc_fn)(void *, size_t);
+typedef void (*free_fn)(void *);
+typedef int (*posix_memalign_fn)(void **, size_t, size_t);
+typedef void *(*memalign_fn)(size_t, size_t);
+typedef size_t (*usable_fn)(void *);
+
+struct alloc_fns {
+    malloc_fn malloc;
+    calloc_fn calloc;
+    realloc_fn realloc;
+    free_fn free;
+    posix_memalign_fn posix_memalign;
+    memalign_fn aligned_alloc;
+    memalign_fn memalign;
+    malloc_fn valloc;
+    malloc_fn pvalloc;
+    usable_fn malloc_usable_size;
 };
 
-static struct real_fns real;
-static _Atomic int real_state; /* 0 unresolved, 1 resolving, 2 ready */
-static _Atomic long boot_force; /* test knob: serve this many more calls from the arena */
+static void *boot_malloc(size_t n);
+static void *boot_calloc(size_t n, size_t size);
+static void *boot_realloc(void *p, size_t n);
+static void boot_free(void *p);
+static int boot_posix_memalign(void **out, size_t align, size_t n);
+static void *boot_aligned_alloc(size_t align, size_t n);
+static void *boot_memalign(size_t align, size_t n);
+static void *boot_valloc(size_t n);
+static void *boot_pvalloc(size_t n);
+static size_t boot_usable_size(void *p);
 
-/* ---- bootstrap arena: never freed; a 16-byte header keeps the block size ---- */
+/* What the interposed functions forward to. They start as the bootstrap functions and are
+ * swapped for the resolved ones once, so the fast paths never test a "ready" flag. The own
+ * range sits in the same cache line: free() reads base, size and the free pointer. */
+static _Alignas(64) struct {
+    _Atomic uintptr_t own_base;
+    _Atomic uintptr_t own_size; /* 0 until the range is reserved: nothing is "own" */
+    _Atomic(malloc_fn) malloc;
+    _Atomic(free_fn) free;
+    _Atomic(realloc_fn) realloc;
+    _Atomic(calloc_fn) calloc;
+    _Atomic(posix_memalign_fn) posix_memalign;
+    _Atomic(memalign_fn) aligned_alloc;
+    _Atomic(memalign_fn) memalign;
+    _Atomic(malloc_fn) valloc;
+    _Atomic(malloc_fn) pvalloc;
+    _Atomic(usable_fn) malloc_usable_size;
+} next = {
+    .malloc = boot_malloc,
+    .free = boot_free,
+    .realloc = boot_realloc,
+    .calloc = boot_calloc,
+    .posix_memalign = boot_posix_memalign,
+    .aligned_alloc = boot_aligned_alloc,
+    .memalign = boot_memalign,
+    .valloc = boot_valloc,
+    .pvalloc = boot_pvalloc,
+    .malloc_usable_size = boot_usable_size,
+};
 
-#define BOOT_SIZE (1u << 20)
-static _Alignas(64) unsigned char boot_mem[BOOT_SIZE];
-static _Atomic size_t boot_used;
+#define NEXT(f) atomic_load_explicit(&next.f, memory_order_relaxed)
 
-static bool is_boot(const void *p)
+static struct alloc_fns found; /* dlsym(RTLD_NEXT) answers; valid once real_state == 2 */
+static _Atomic int real_state; /* 0 unresolved, 1 resolving, 2 resolved */
+static _Atomic long boot_force; /* test knob: serve this many more allocations from the range */
+
+/* ---- the own range: sampled blocks and bootstrap blocks ---- */
+
+/* Every own block has this header right in front of it. */
+struct own_hdr {
+    uint64_t size;  /* bytes asked for */
+    uint32_t lead;  /* block - slot start */
+    uint16_t cls;   /* size class of the slot */
+    uint8_t kind;   /* OWN_BOOT or OWN_SAMPLED */
+    uint8_t unused;
+    uint32_t site;
+    float weight;   /* allocations this sample stands for */
+    uint64_t check; /* block address ^ OWN_CHECK while live: catches double and wild frees */
+};
+_Static_assert(sizeof(struct own_hdr) == 32, "the header keeps blocks 16-aligned");
+
+/* A free slot starts with this; clean says the rest of the slot is all zero bytes. */
+struct own_free_slot {
+    struct own_free_slot *next;
+    uint64_t clean;
+};
+
+enum { OWN_BOOT = 1, OWN_SAMPLED = 2 };
+#define OWN_HDR sizeof(struct own_hdr)
+#define OWN_CHECK 0x9e3779b97f4a7c15ull
+#define OWN_RESERVE_MAX ((size_t)64 << 30) /* address space only: PROT_NONE until used */
+#define OWN_RESERVE_MIN ((size_t)16 << 20)
+#define OWN_SPAN ((size_t)64 << 10)          /* small slots are carved from spans this big */
+#define OWN_COMMIT_STEP ((size_t)1 << 20)
+#define OWN_RELEASE_MIN ((size_t)256 << 10)  /* freed slots this big give their pages back */
+#define OWN_MAX_ALIGN ((size_t)64 << 20)
+#define OWN_CLASSES (8 + 4 * 40)
+
+static pthread_mutex_t heap_mu = PTHREAD_MUTEX_INITIALIZER; /* the range and the sites */
+static struct {
+    size_t cap, top, committed; /* offsets from the base */
+    struct own_free_slot *free_slots[OWN_CLASSES];
+    uintptr_t carve[OWN_CLASSES], carve_end[OWN_CLASSES];
+} own;
+
+static inline __attribute__((always_inline)) bool is_own(const void *p)
 {
-    return (const unsigned char *)p >= boot_mem && (const unsigned char *)p < boot_mem + BOOT_SIZE;
+    return (uintptr_t)p - atomic_load_explicit(&next.own_base, memory_order_relaxed) <
+           atomic_load_explicit(&next.own_size, memory_order_relaxed);
 }
 
-static void *boot_alloc(size_t n, size_t align)
+/* Size classes: multiples of 16 up to 128, then four per power of two (≤ 25% slack). */
+static unsigned own_class(size_t need)
+{
+    if (need <= 128)
+        return need <= 16 ? 0 : (unsigned)((need + 15) / 16 - 1);
+    unsigned k = 63u - (unsigned)__builtin_clzll(need - 1); /* 2^k < need <= 2^(k+1) */
+    size_t step = (size_t)1 << (k - 2);
+    unsigned j = (unsigned)((need - ((size_t)1 << k) + step - 1) / step); /* 1..4 */
+    return 8 + (k - 7) * 4 + (j - 1);
+}
+
+static size_t own_class_size(unsigned c)
+{
+    if (c < 8)
+        return (size_t)(c + 1) * 16;
+    unsigned k = 7 + (c - 8) / 4, j = (c - 8) % 4 + 1;
+    return ((size_t)1 << k) + j * ((size_t)1 << (k - 2));
+}
+
+/* With heap_mu held. */
+static bool own_reserve(void)
+{
+    if (own.cap)
+        return true;
+    for (size_t sz = OWN_RESERVE_MAX; sz >= OWN_RESERVE_MIN; sz >>= 2) {
+        void *m = mmap(NULL, sz, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (m != MAP_FAILED) {
+            own.cap = sz;
+            atomic_store(&next.own_base, (uintptr_t)m);
+            atomic_store(&next.own_size, sz);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* With heap_mu held: len fresh (zero) bytes at the top of the range, or 0. */
+static uintptr_t own_grow(size_t len)
+{
+    if (len > own.cap - own.top)
+        return 0;
+    uintptr_t base = atomic_load_explicit(&next.own_base, memory_order_relaxed);
+    size_t end = own.top + len;
+    if (end > own.committed) {
+        size_t to = (end + OWN_COMMIT_STEP - 1) & ~(OWN_COMMIT_STEP - 1);
+        if (to > own.cap)
+            to = own.cap;
+        if (mprotect((void *)(base + own.committed), to - own.committed, PROT_READ | PROT_WRITE))
+            return 0;
+        own.committed = to;
+    }
+    uintptr_t start = base + own.top;
+    __atomic_store_n(&own.top, end, __ATOMIC_RELAXED); /* own_header reads it unlocked */
+    return start;
+}
+
+/* With heap_mu held. Returns a block of n bytes aligned to align (a power of two), or NULL;
+ * *clean tells whether its bytes are already zero. */
+static void *own_alloc(size_t n, size_t align, unsigned kind, bool *clean)
 {
     if (align < 16)
         align = 16;
-    if (n > BOOT_SIZE || (align & (align - 1)))
+    if (n > OWN_RESERVE_MAX || align > OWN_MAX_ALIGN || (align & (align - 1)) || !own_reserve())
         return NULL;
-    size_t old = atomic_load(&boot_used), start, end;
-    do {
-        start = (old + 16 + align - 1) & ~(align - 1);
-        end = start + ((n + 15) & ~(size_t)15);
-        if (end > BOOT_SIZE)
-            return NULL;
-    } while (!atomic_compare_exchange_weak(&boot_used, &old, end));
-    memcpy(boot_mem + start - 16, &n, sizeof(n));
-    return boot_mem + start; /* static storage: already zero */
+    unsigned c = own_class(OWN_HDR + n + (align - 16));
+    if (c >= OWN_CLASSES)
+        return NULL;
+    size_t slot_size = own_class_size(c);
+    uintptr_t s;
+    bool is_clean = true;
+    if (own.free_slots[c]) {
+        struct own_free_slot *f = own.free_slots[c];
+        own.free_slots[c] = f->next;
+        is_clean = f->clean != 0; /* the node itself lies in front of the block */
+        s = (uintptr_t)f;
+    } else if (slot_size < OWN_SPAN) {
+        if (own.carve_end[c] - own.carve[c] < slot_size) {
+            uintptr_t span = own_grow(OWN_SPAN);
+            if (!span)
+                return NULL;
+            own.carve[c] = span;
+            own.carve_end[c] = span + OWN_SPAN;
+        }
+        s = own.carve[c];
+        own.carve[c] += slot_size;
+    } else if (!(s = own_grow(slot_size))) {
+        return NULL;
+    }
+    uintptr_t p = (s + OWN_HDR + align - 1) & ~(uintptr_t)(align - 1);
+    struct own_hdr *h = (struct own_hdr *)(p - OWN_HDR);
+    *h = (struct own_hdr){.size = n, .lead = (uint32_t)(p - s), .cls = (uint16_t)c,
+                          .kind = (uint8_t)kind, .site = UINT32_MAX, .check = p ^ OWN_CHECK};
+    *clean = is_clean;
+    return (void *)p;
 }
 
-static size_t boot_size(const void *p)
+/* The header of a live own block, or NULL for an address that is not one (a wild or second
+ * free: ignored rather than corrupting the free lists). */
+static struct own_hdr *own_header(const void *p)
 {
-    size_t n;
-    memcpy(&n, (const unsigned char *)p - 16, sizeof(n));
-    return n;
+    uintptr_t a = (uintptr_t)p, base = atomic_load_explicit(&next.own_base, memory_order_relaxed);
+    if ((a & 15) || a - base < OWN_HDR || a - base > __atomic_load_n(&own.top, __ATOMIC_RELAXED))
+        return NULL;
+    struct own_hdr *h = (struct own_hdr *)(a - OWN_HDR);
+    return h->check == (a ^ OWN_CHECK) ? h : NULL;
 }
 
-/* Returns true when the real functions can be used; false while they are being resolved
- * (the caller then uses the bootstrap arena). */
+/* With heap_mu held. */
+static void own_release(struct own_hdr *h)
+{
+    uintptr_t s = (uintptr_t)h + OWN_HDR - h->lead;
+    unsigned c = h->cls;
+    size_t slot_size = own_class_size(c);
+    h->check = 0;
+    bool clean = slot_size >= OWN_RELEASE_MIN && madvise((void *)s, slot_size, MADV_DONTNEED) == 0;
+    struct own_free_slot *f = (struct own_free_slot *)s;
+    f->next = own.free_slots[c];
+    f->clean = clean;
+    own.free_slots[c] = f;
+}
+
+static size_t own_usable(const void *p)
+{
+    const struct own_hdr *h = own_header(p);
+    return h ? own_class_size(h->cls) - h->lead : 0;
+}
+
+/* A bootstrap block (never sampled). */
+static void *boot_block(size_t n, size_t align, bool zero)
+{
+    bool clean;
+    pthread_mutex_lock(&heap_mu);
+    void *p = own_alloc(n, align, OWN_BOOT, &clean);
+    pthread_mutex_unlock(&heap_mu);
+    if (!p)
+        errno = ENOMEM;
+    else if (zero && !clean)
+        memset(p, 0, n);
+    return p;
+}
+
+/* ---- resolving the next allocator ---- */
+
+static void *missing_memalign(size_t align, size_t n)
+{
+    (void)align;
+    (void)n;
+    errno = ENOMEM;
+    return NULL;
+}
+
+static void *missing_valloc(size_t n)
+{
+    return missing_memalign(0, n);
+}
+
+static int missing_posix_memalign(void **out, size_t align, size_t n)
+{
+    (void)out;
+    (void)align;
+    (void)n;
+    return ENOMEM;
+}
+
+static size_t missing_usable(void *p)
+{
+    (void)p;
+    return 0;
+}
+
+static void install(void)
+{
+    atomic_store(&next.calloc, found.calloc);
+    atomic_store(&next.realloc, found.realloc);
+    atomic_store(&next.posix_memalign, found.posix_memalign);
+    atomic_store(&next.aligned_alloc, found.aligned_alloc);
+    atomic_store(&next.memalign, found.memalign);
+    atomic_store(&next.valloc, found.valloc);
+    atomic_store(&next.pvalloc, found.pvalloc);
+    atomic_store(&next.malloc_usable_size, found.malloc_usable_size);
+    atomic_store(&next.free, found.free);
+    atomic_store(&next.malloc, found.malloc);
+}
+
+/* Returns true when the next allocator is known; false while it is being resolved (the
+ * caller then serves the call from the own range). */
 static bool resolve(void)
 {
-    int st = atomic_load_explicit(&real_state, memory_order_acquire);
-    if (LIKELY(st == 2))
+    if (LIKELY(atomic_load_explicit(&real_state, memory_order_acquire) == 2))
         return true;
     int expect = 0;
     if (!atomic_compare_exchange_strong(&real_state, &expect, 1))
         return false; /* another call (dlsym itself, or another thread) is resolving */
-    struct real_fns r;
-    r.malloc = (void *(*)(size_t))dlsym(RTLD_NEXT, "malloc");
-    r.calloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "calloc");
-    r.realloc = (void *(*)(void *, size_t))dlsym(RTLD_NEXT, "realloc");
-    r.free = (void (*)(void *))dlsym(RTLD_NEXT, "free");
-    r.posix_memalign = (int (*)(void **, size_t, size_t))dlsym(RTLD_NEXT, "posix_memalign");
-    r.aligned_alloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "aligned_alloc");
-    r.memalign = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "memalign");
-    r.valloc = (void *(*)(size_t))dlsym(RTLD_NEXT, "valloc");
-    r.pvalloc = (void *(*)(size_t))dlsym(RTLD_NEXT, "pvalloc");
-    r.malloc_usable_size = (size_t(*)(void *))dlsym(RTLD_NEXT, "malloc_usable_size");
+    struct alloc_fns r;
+    r.malloc = (malloc_fn)dlsym(RTLD_NEXT, "malloc");
+    r.calloc = (calloc_fn)dlsym(RTLD_NEXT, "calloc");
+    r.realloc = (realloc_fn)dlsym(RTLD_NEXT, "realloc");
+    r.free = (free_fn)dlsym(RTLD_NEXT, "free");
+    r.posix_memalign = (posix_memalign_fn)dlsym(RTLD_NEXT, "posix_memalign");
+    r.aligned_alloc = (memalign_fn)dlsym(RTLD_NEXT, "aligned_alloc");
+    r.memalign = (memalign_fn)dlsym(RTLD_NEXT, "memalign");
+    r.valloc = (malloc_fn)dlsym(RTLD_NEXT, "valloc");
+    r.pvalloc = (malloc_fn)dlsym(RTLD_NEXT, "pvalloc");
+    r.malloc_usable_size = (usable_fn)dlsym(RTLD_NEXT, "malloc_usable_size");
     if (!r.malloc || !r.calloc || !r.realloc || !r.free) {
-        /* Nothing to forward to: stay on the bootstrap arena (it will run out). */
+        /* Nothing to forward to: stay on the own range. */
         atomic_store(&real_state, 0);
         return false;
     }
-    real = r;
+    if (!r.posix_memalign)
+        r.posix_memalign = missing_posix_memalign;
+    if (!r.aligned_alloc)
+        r.aligned_alloc = missing_memalign;
+    if (!r.memalign)
+        r.memalign = missing_memalign;
+    if (!r.valloc)
+        r.valloc = missing_valloc;
+    if (!r.pvalloc)
+        r.pvalloc = missing_valloc;
+    if (!r.malloc_usable_size)
+        r.malloc_usable_size = missing_usable;
+    found = r;
     const char *force = getenv("FLAMEGATE_DEBUG_BOOTSTRAP");
-    if (force) {
-        long v = 0;
-        for (const char *c = force; *c >= '0' && *c <= '9' && v < 100000; c++)
-            v = v * 10 + (*c - '0');
-        atomic_store(&boot_force, v);
-    }
+    long v = 0;
+    for (const char *c = force ? force : ""; *c >= '0' && *c <= '9' && v < 100000; c++)
+        v = v * 10 + (*c - '0');
+    atomic_store(&boot_force, v);
     atomic_store_explicit(&real_state, 2, memory_order_release);
+    if (!v)
+        install();
     return true;
 }
 
-/* 1 once the real functions are known and no bootstrap use is forced: the fast path. */
-static _Atomic int fast_ok;
-
-static __attribute__((noinline)) bool use_boot_slow(void)
+/* True when this allocation must come from the own range (unresolved, or forced). */
+static bool serve_from_boot(void)
 {
     if (!resolve())
         return true;
-    if (atomic_load(&boot_force) > 0 && atomic_fetch_sub(&boot_force, 1) > 0)
-        return true;
-    atomic_store_explicit(&fast_ok, 1, memory_order_release);
+    long left = atomic_load(&boot_force);
+    while (left > 0)
+        if (atomic_compare_exchange_weak(&boot_force, &left, left - 1))
+            return true;
+    install();
     return false;
 }
 
-static inline __attribute__((always_inline)) bool use_boot(void)
+/* The bootstrap functions: what next.* point to until install(). Own blocks never reach
+ * them (the wrappers route those first). */
+static void *boot_malloc(size_t n)
 {
-    if (LIKELY(atomic_load_explicit(&fast_ok, memory_order_acquire)))
-        return false;
-    return use_boot_slow();
+    return serve_from_boot() ? boot_block(n, 16, false) : found.malloc(n);
 }
 
-void *fg__real_malloc(size_t n)
+static void *boot_calloc(size_t n, size_t size)
 {
-    return resolve() ? real.malloc(n) : boot_alloc(n, 16);
-}
-
-void *fg__real_calloc(size_t n, size_t size)
-{
-    if (size && n > SIZE_MAX / size)
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
         return NULL;
-    return resolve() ? real.calloc(n, size) : boot_alloc(n * size, 16);
+    }
+    return serve_from_boot() ? boot_block(total, 16, true) : found.calloc(n, size);
 }
 
-void *fg__real_realloc(void *p, size_t n)
+static void *boot_realloc(void *p, size_t n)
 {
-    if (resolve() && !is_boot(p))
-        return real.realloc(p, n);
-    void *q = fg__real_malloc(n);
-    if (q && p)
-        memcpy(q, p, FG_MIN(n, boot_size(p)));
-    return q;
+    if (!p)
+        return boot_malloc(n);
+    if (resolve())
+        return found.realloc(p, n);
+    errno = ENOMEM; /* p is not ours and nothing else can be asked about it yet */
+    return NULL;
 }
 
-void fg__real_free(void *p)
+static void boot_free(void *p)
 {
-    if (p && !is_boot(p) && resolve())
-        real.free(p);
+    if (p && resolve())
+        found.free(p);
 }
+
+static int boot_posix_memalign(void **out, size_t align, size_t n)
+{
+    if (!serve_from_boot())
+        return found.posix_memalign(out, align, n);
+    if (align < sizeof(void *) || (align & (align - 1)))
+        return EINVAL;
+    void *p = boot_block(n, align, false);
+    if (!p)
+        return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+static void *boot_aligned_alloc(size_t align, size_t n)
+{
+    return serve_from_boot() ? boot_block(n, align, false) : found.aligned_alloc(align, n);
+}
+
+static void *boot_memalign(size_t align, size_t n)
+{
+    return serve_from_boot() ? boot_block(n, align, false) : found.memalign(align, n);
+}
+
+static size_t page_size(void)
+{
+    return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static void *boot_valloc(size_t n)
+{
+    return serve_from_boot() ? boot_block(n, page_size(), false) : found.valloc(n);
+}
+
+static void *boot_pvalloc(size_t n)
+{
+    size_t page = page_size();
+    if (n > SIZE_MAX - page) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return serve_from_boot() ? boot_block((n + page - 1) & ~(page - 1), page, false)
+                             : found.pvalloc(n);
+}
+
+static size_t boot_usable_size(void *p)
+{
+    return p && resolve() ? found.malloc_usable_size(p) : 0;
+}
+
 
 /* ---- sampling state ---- */
 
-#define ADDR_BUCKETS (1u << 16)
-#define STRIPES 64u
 #define MAX_SITES (1u << 16)
-
-struct blk {
-    struct blk *next;
-    uintptr_t addr;
-    uint32_t site;
-    float weight;
-    size_t size;
-};
 
 static _Atomic int heap_on;
 static double sample_mean = 524288.0;
-static struct blk *buckets[ADDR_BUCKETS];
-/* One bit per bucket, set while it holds a block: 8 KiB that stay in the cache, so the
- * check every free() makes costs a load, not a cache miss. */
-static _Atomic uint64_t bucket_bits[ADDR_BUCKETS / 64];
-static _Atomic long live_blocks;
-static pthread_mutex_t stripe_mu[STRIPES];
-static pthread_once_t stripe_once = PTHREAD_ONCE_INIT;
 
-/* Sites: the hash table maps a stack to its index in sites[]; guarded by site_mu. */
-static pthread_mutex_t site_mu = PTHREAD_MUTEX_INITIALIZER;
+/* Sites: the hash table maps a stack to its index in sites[]; guarded by heap_mu. */
 static struct fg__heap_site *sites;
 static uint32_t n_sites, cap_sites;
 static uint32_t *site_slots; /* index + 1; 0 = empty */
 static uint32_t n_site_slots;
 static _Atomic uint64_t heap_dropped;
 
+#define NOT_SAMPLING_RECHECK (64 << 10)
+
+/* Bytes until this thread's next sample; the fast path subtracts every allocation's size. */
 static FG__TLS int64_t tls_bytes_left;
 static FG__TLS bool tls_sampler_ready;
 static FG__TLS uint64_t tls_rng;
-
-static void stripes_init(void)
-{
-    for (unsigned i = 0; i < STRIPES; i++)
-        pthread_mutex_init(&stripe_mu[i], NULL);
-}
-
-static uint32_t addr_bucket(uintptr_t a)
-{
-    return (uint32_t)(fg_hash_mix(0, a >> 4) & (ADDR_BUCKETS - 1));
-}
 
 static double next_uniform(void)
 {
@@ -238,14 +522,14 @@ static uint64_t stack_hash(const uintptr_t *pcs, uint32_t n)
     return fg_hash_bytes(0x5eed, pcs, n * sizeof(uintptr_t));
 }
 
-/* With site_mu held. Returns the site index, or UINT32_MAX when the table is full. */
+/* With heap_mu held. Returns the site index, or UINT32_MAX when the table is full. */
 static uint32_t site_find_or_add(const uintptr_t *pcs, uint32_t n)
 {
     if (!site_slots || n_sites * 2 >= n_site_slots) {
         if (n_sites >= MAX_SITES)
             goto lookup_only;
         uint32_t ns = n_site_slots ? n_site_slots * 2 : 1024;
-        uint32_t *slots = real.calloc(ns, sizeof(*slots));
+        uint32_t *slots = found.calloc(ns, sizeof(*slots));
         if (!slots)
             goto lookup_only;
         for (uint32_t i = 0; i < n_sites; i++) {
@@ -254,7 +538,7 @@ static uint32_t site_find_or_add(const uintptr_t *pcs, uint32_t n)
                 h = (h + 1) & (ns - 1);
             slots[h] = i + 1;
         }
-        real.free(site_slots);
+        found.free(site_slots);
         site_slots = slots;
         n_site_slots = ns;
     }
@@ -272,7 +556,7 @@ lookup_only:
         return UINT32_MAX;
     if (n_sites == cap_sites) {
         uint32_t nc = cap_sites ? cap_sites * 2 : 256;
-        struct fg__heap_site *ns = real.realloc(sites, nc * sizeof(*ns));
+        struct fg__heap_site *ns = found.realloc(sites, nc * sizeof(*ns));
         if (!ns)
             return UINT32_MAX;
         sites = ns;
@@ -286,31 +570,44 @@ lookup_only:
     return n_sites++;
 }
 
-/* The caller of the interposed function is two frames up: capture → record → wrapper. */
-static NOINLINE uint32_t capture(uintptr_t *pcs)
+static bool in_heap_text(uintptr_t pc)
+{
+    return pc - (uintptr_t)__start_fg_heap_text <
+           (uintptr_t)(__stop_fg_heap_text - __start_fg_heap_text);
+}
+
+/* The program's stack, without the frames of the interposed function and its slow path. */
+static HEAP_TEXT NOINLINE uint32_t capture(uintptr_t *pcs)
 {
     uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
     uintptr_t hi = fg__thread_stack_hi();
-    uintptr_t all[FG__MAX_FRAMES + 2];
-    if (!hi) {
-        /* Unknown stack bounds: keep only what the compiler tells us for sure. */
-        pcs[0] = (uintptr_t)__builtin_return_address(0);
-        return 1;
-    }
-    uint32_t n = fg__fp_walk(fp, fp, hi, all, FG__MAX_FRAMES + 2);
-    if (n <= 2)
-        return 0;
-    memcpy(pcs, all + 2, (n - 2) * sizeof(uintptr_t));
-    return n - 2;
+    uintptr_t all[FG__MAX_FRAMES + 8];
+    if (!hi)
+        return 0; /* unknown stack bounds: walking would not be safe */
+    uint32_t n = fg__fp_walk(fp, fp, hi, all, FG__MAX_FRAMES + 8), skip = 0;
+    while (skip < n && in_heap_text(all[skip]))
+        skip++;
+    n = FG_MIN(n - skip, (uint32_t)FG__MAX_FRAMES);
+    memcpy(pcs, all + skip, n * sizeof(uintptr_t));
+    return n;
 }
 
-static NOINLINE void record(void *p, size_t size)
+/* The slow path of an allocation that used up the thread's countdown. Returns an own block
+ * holding the sample, or NULL when this allocation is not sampled (the caller then asks the
+ * next allocator). */
+static HEAP_TEXT NOINLINE void *try_sample(size_t size, size_t align, bool *clean)
 {
-    if (!atomic_load_explicit(&heap_on, memory_order_relaxed) || fg__tls_guard) {
-        /* Not sampling now: look again after about one mean's worth of bytes. */
-        tls_bytes_left = (int64_t)sample_mean;
-        return;
+    if (!atomic_load_explicit(&heap_on, memory_order_acquire) || fg__tls_guard) {
+        /* Not sampling now: look again soon, and start a fresh countdown (of the mean in
+         * force then) once sampling is on: the agent's start runs guarded on the program's
+         * thread before it sets the mean. */
+        tls_bytes_left = NOT_SAMPLING_RECHECK;
+        tls_sampler_ready = false;
+        return NULL;
     }
+    if (size == 0 || size > OWN_RESERVE_MAX)
+        return NULL; /* never sampled (P = 0), or bound to fail anyway */
+    void *p = NULL;
     fg__tls_guard++;
     if (!tls_sampler_ready) {
         /* First allocation of this thread: start its Poisson process now. */
@@ -324,88 +621,198 @@ static NOINLINE void record(void *p, size_t size)
     uint32_t n = capture(pcs);
     /* P(sampled) = 1 - exp(-size/mean); each sample stands for 1/P blocks. */
     double w = 1.0 / -expm1(-(double)size / sample_mean);
-    struct blk *b = real.malloc(sizeof(*b));
-    if (!b) {
-        atomic_fetch_add(&heap_dropped, 1);
-        goto out;
-    }
-    pthread_mutex_lock(&site_mu);
+    pthread_mutex_lock(&heap_mu);
     uint32_t site = site_find_or_add(pcs, n);
-    if (site != UINT32_MAX) {
+    if (site != UINT32_MAX && (p = own_alloc(size, align, OWN_SAMPLED, clean))) {
+        struct own_hdr *h = (struct own_hdr *)((uintptr_t)p - OWN_HDR);
+        h->site = site;
+        h->weight = (float)w;
         struct fg__heap_site *s = &sites[site];
         s->alloc_objs += w;
         s->alloc_bytes += w * (double)size;
         s->inuse_objs += w;
         s->inuse_bytes += w * (double)size;
     }
-    pthread_mutex_unlock(&site_mu);
-    if (site == UINT32_MAX) {
-        real.free(b);
+    pthread_mutex_unlock(&heap_mu);
+    if (!p)
         atomic_fetch_add(&heap_dropped, 1);
-        goto out;
-    }
-    b->addr = (uintptr_t)p;
-    b->site = site;
-    b->size = size;
-    b->weight = (float)w;
-    uint32_t bk = addr_bucket(b->addr);
-    pthread_mutex_lock(&stripe_mu[bk % STRIPES]);
-    b->next = buckets[bk];
-    buckets[bk] = b;
-    atomic_fetch_or(&bucket_bits[bk / 64], 1ull << (bk % 64));
-    pthread_mutex_unlock(&stripe_mu[bk % STRIPES]);
-    atomic_fetch_add(&live_blocks, 1);
 out:
     fg__tls_guard--;
+    return p;
 }
 
-static inline __attribute__((always_inline)) void after_alloc(void *p, size_t size)
+/* Subtracts n from the thread's countdown; true when it ran out (time for a sample). */
+static inline __attribute__((always_inline)) bool countdown(size_t n)
 {
-    /* The fast path is one thread-local subtraction; whether sampling is on at all, and
-     * whether this thread is inside the agent, is checked only when the counter runs out. */
-    if (UNLIKELY(!p))
-        return;
-    tls_bytes_left -= (int64_t)size;
-    if (UNLIKELY(tls_bytes_left <= 0))
-        record(p, size);
+    uint64_t left = (uint64_t)tls_bytes_left - n;
+    tls_bytes_left = (int64_t)left;
+    return (int64_t)left <= 0;
 }
 
-/* Must run before the block goes back to the allocator: afterwards another thread may get
- * the same address and sample it. */
-static inline void before_free(void *p)
+static HEAP_TEXT NOINLINE void free_own(void *p)
 {
-    if (LIKELY(atomic_load_explicit(&live_blocks, memory_order_relaxed) == 0))
-        return;
-    uint32_t bk = addr_bucket((uintptr_t)p);
-    if (LIKELY(!(atomic_load_explicit(&bucket_bits[bk / 64], memory_order_relaxed) &
-                 (1ull << (bk % 64)))))
-        return;
-    struct blk *found = NULL;
-    pthread_mutex_lock(&stripe_mu[bk % STRIPES]);
-    for (struct blk **pp = &buckets[bk]; *pp; pp = &(*pp)->next) {
-        if ((*pp)->addr == (uintptr_t)p) {
-            found = *pp;
-            *pp = found->next;
-            if (!buckets[bk])
-                atomic_fetch_and(&bucket_bits[bk / 64], ~(1ull << (bk % 64)));
-            break;
+    pthread_mutex_lock(&heap_mu);
+    struct own_hdr *h = own_header(p);
+    if (h) {
+        if (h->kind == OWN_SAMPLED && h->site < n_sites) {
+            struct fg__heap_site *s = &sites[h->site];
+            s->inuse_objs -= h->weight;
+            s->inuse_bytes -= (double)h->weight * (double)h->size;
         }
+        own_release(h);
     }
-    pthread_mutex_unlock(&stripe_mu[bk % STRIPES]);
-    if (!found)
-        return;
-    atomic_fetch_sub(&live_blocks, 1);
-    pthread_mutex_lock(&site_mu);
-    struct fg__heap_site *s = &sites[found->site];
-    s->inuse_objs -= found->weight;
-    s->inuse_bytes -= (double)found->weight * (double)found->size;
-    pthread_mutex_unlock(&site_mu);
-    real.free(found);
+    pthread_mutex_unlock(&heap_mu);
+}
+
+static HEAP_TEXT NOINLINE void *malloc_slow(size_t n)
+{
+    bool clean;
+    void *p = try_sample(n, 16, &clean);
+    return p ? p : NEXT(malloc)(n);
+}
+
+static inline __attribute__((always_inline)) void *malloc_impl(size_t n)
+{
+    if (UNLIKELY(countdown(n)))
+        return malloc_slow(n);
+    return NEXT(malloc)(n);
+}
+
+static HEAP_TEXT NOINLINE void *calloc_slow(size_t n, size_t size)
+{
+    size_t total;
+    bool clean;
+    void *p = NULL;
+    if (!__builtin_mul_overflow(n, size, &total))
+        p = try_sample(total, 16, &clean);
+    if (!p)
+        return NEXT(calloc)(n, size);
+    if (!clean)
+        memset(p, 0, total);
+    return p;
+}
+
+/* realloc is a free and an allocation: an own block always moves out (the new block is
+ * counted, and sampled or not, like any allocation). */
+static HEAP_TEXT NOINLINE void *realloc_own(void *p, size_t n)
+{
+    size_t old = own_usable(p);
+    if (!old) {
+        errno = EINVAL; /* not a live block */
+        return NULL;
+    }
+    if (n == 0) {
+        free_own(p);
+        return NULL;
+    }
+    void *q = malloc_impl(n);
+    if (q) {
+        memcpy(q, p, FG_MIN(n, old));
+        free_own(p);
+    }
+    return q;
+}
+
+/* p is the next allocator's block (or NULL); the countdown ran out. */
+static HEAP_TEXT NOINLINE void *realloc_slow(void *p, size_t n)
+{
+    bool clean;
+    if (n == 0 || atomic_load_explicit(&real_state, memory_order_acquire) != 2)
+        return NEXT(realloc)(p, n);
+    void *q = try_sample(n, 16, &clean);
+    if (!q)
+        return NEXT(realloc)(p, n);
+    if (p) {
+        memcpy(q, p, FG_MIN(n, found.malloc_usable_size(p)));
+        found.free(p);
+    }
+    return q;
+}
+
+static inline __attribute__((always_inline)) void *realloc_impl(void *p, size_t n)
+{
+    if (UNLIKELY(is_own(p)))
+        return realloc_own(p, n);
+    if (UNLIKELY(countdown(n)))
+        return realloc_slow(p, n);
+    return NEXT(realloc)(p, n);
+}
+
+enum aligned_kind { ALIGNED_ALLOC, MEMALIGN, VALLOC, PVALLOC };
+
+static HEAP_TEXT NOINLINE void *aligned_slow(size_t align, size_t n, enum aligned_kind kind)
+{
+    bool clean;
+    size_t size = n;
+    if (kind == VALLOC || kind == PVALLOC)
+        align = page_size();
+    if (kind == PVALLOC)
+        size = n > SIZE_MAX - align ? 0 : (n + align - 1) & ~(align - 1);
+    void *p = align && !(align & (align - 1)) ? try_sample(size, align, &clean) : NULL;
+    if (p)
+        return p;
+    switch (kind) {
+    case ALIGNED_ALLOC:
+        return NEXT(aligned_alloc)(align, n);
+    case MEMALIGN:
+        return NEXT(memalign)(align, n);
+    case VALLOC:
+        return NEXT(valloc)(n);
+    default:
+        return NEXT(pvalloc)(n);
+    }
+}
+
+static HEAP_TEXT NOINLINE int posix_memalign_slow(void **out, size_t align, size_t n)
+{
+    bool clean;
+    if (align < sizeof(void *) || (align & (align - 1)))
+        return NEXT(posix_memalign)(out, align, n); /* EINVAL, the next allocator's way */
+    void *p = try_sample(n, align, &clean);
+    if (!p)
+        return NEXT(posix_memalign)(out, align, n);
+    *out = p;
+    return 0;
+}
+
+/* ---- the agent's side ---- */
+
+void *fg__real_malloc(size_t n)
+{
+    return resolve() ? found.malloc(n) : boot_block(n, 16, false);
+}
+
+void *fg__real_calloc(size_t n, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total))
+        return NULL;
+    return resolve() ? found.calloc(n, size) : boot_block(total, 16, true);
+}
+
+void *fg__real_realloc(void *p, size_t n)
+{
+    if (!is_own(p))
+        return resolve() ? found.realloc(p, n) : p ? NULL : boot_block(n, 16, false);
+    size_t old = own_usable(p);
+    void *q = fg__real_malloc(n);
+    if (q) {
+        memcpy(q, p, FG_MIN(n, old));
+        free_own(p);
+    }
+    return q;
+}
+
+void fg__real_free(void *p)
+{
+    if (is_own(p))
+        free_own(p);
+    else if (p && resolve())
+        found.free(p);
 }
 
 int fg__heap_start(long sample_bytes)
 {
-    pthread_once(&stripe_once, stripes_init);
     if (!resolve())
         return FG_EUNSUPPORTED;
     sample_mean = (double)sample_bytes;
@@ -428,15 +835,15 @@ int fg__heap_snapshot(struct fg__heap_site **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
-    pthread_mutex_lock(&site_mu);
+    pthread_mutex_lock(&heap_mu);
     uint32_t count = n_sites;
     struct fg__heap_site *copy = NULL;
     if (count) {
-        copy = real.malloc(count * sizeof(*copy));
+        copy = found.malloc(count * sizeof(*copy));
         if (copy)
             memcpy(copy, sites, count * sizeof(*copy));
     }
-    pthread_mutex_unlock(&site_mu);
+    pthread_mutex_unlock(&heap_mu);
     if (count && !copy)
         return FG_ENOMEM;
     *out = copy;
@@ -447,159 +854,102 @@ int fg__heap_snapshot(struct fg__heap_site **out, size_t *n)
 void fg__heap_snapshot_free(struct fg__heap_site *s)
 {
     if (s)
-        real.free(s);
+        found.free(s);
 }
 
 void fg__heap_atfork_prepare(void)
 {
-    pthread_once(&stripe_once, stripes_init);
-    pthread_mutex_lock(&site_mu);
-    for (unsigned i = 0; i < STRIPES; i++)
-        pthread_mutex_lock(&stripe_mu[i]);
+    pthread_mutex_lock(&heap_mu);
 }
 
 void fg__heap_atfork_parent(void)
 {
-    for (unsigned i = STRIPES; i-- > 0;)
-        pthread_mutex_unlock(&stripe_mu[i]);
-    pthread_mutex_unlock(&site_mu);
+    pthread_mutex_unlock(&heap_mu);
 }
 
 void fg__heap_atfork_child(void)
 {
     /* The child is not profiled; its frees still find the blocks it inherited. */
     atomic_store(&heap_on, 0);
-    for (unsigned i = 0; i < STRIPES; i++)
-        pthread_mutex_init(&stripe_mu[i], NULL);
-    pthread_mutex_init(&site_mu, NULL);
+    pthread_mutex_init(&heap_mu, NULL);
 }
 
-/* ---- the interposed functions ---- */
+/* ---- the interposed functions: a countdown or a range compare, then a tail call ---- */
 
-EXPORT void *malloc(size_t n)
+EXPORT HEAP_TEXT void *malloc(size_t n)
 {
-    if (UNLIKELY(use_boot()))
-        return boot_alloc(n, 16);
-    void *p = real.malloc(n);
-    after_alloc(p, n);
-    return p;
+    return malloc_impl(n);
 }
 
-EXPORT void free(void *p)
+EXPORT HEAP_TEXT void free(void *p)
 {
-    if (!p || is_boot(p))
-        return;
-    if (UNLIKELY(!atomic_load_explicit(&fast_ok, memory_order_acquire)) && !resolve())
-        return; /* only the arena can have handed out p */
-    before_free(p);
-    real.free(p);
+    if (UNLIKELY(is_own(p)))
+        free_own(p);
+    else
+        NEXT(free)(p);
 }
 
-EXPORT void *calloc(size_t n, size_t size)
+EXPORT HEAP_TEXT void *calloc(size_t n, size_t size)
 {
-    if (size && n > SIZE_MAX / size) {
+    /* A wrapped product only skews the countdown; the next calloc (or calloc_slow) fails it. */
+    if (UNLIKELY(countdown(n * size)))
+        return calloc_slow(n, size);
+    return NEXT(calloc)(n, size);
+}
+
+EXPORT HEAP_TEXT void *realloc(void *p, size_t n)
+{
+    return realloc_impl(p, n);
+}
+
+EXPORT HEAP_TEXT void *reallocarray(void *p, size_t n, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
         errno = ENOMEM;
         return NULL;
     }
-    if (UNLIKELY(use_boot()))
-        return boot_alloc(n * size, 16);
-    void *p = real.calloc(n, size);
-    after_alloc(p, n * size);
-    return p;
+    return realloc_impl(p, total);
 }
 
-EXPORT void *realloc(void *p, size_t n)
+EXPORT HEAP_TEXT int posix_memalign(void **out, size_t align, size_t n)
 {
-    if (!p)
-        return malloc(n);
-    if (UNLIKELY(is_boot(p))) {
-        /* Arena blocks move to the real heap; the arena copy is simply abandoned. */
-        void *q = malloc(n);
-        if (q)
-            memcpy(q, p, FG_MIN(n, boot_size(p)));
-        return q;
-    }
-    if (UNLIKELY(!resolve())) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    if (n == 0) {
-        free(p);
-        return NULL;
-    }
-    before_free(p);
-    void *q = real.realloc(p, n);
-    after_alloc(q, n);
-    return q;
+    if (UNLIKELY(countdown(n)))
+        return posix_memalign_slow(out, align, n);
+    return NEXT(posix_memalign)(out, align, n);
 }
 
-EXPORT void *reallocarray(void *p, size_t n, size_t size)
+EXPORT HEAP_TEXT void *aligned_alloc(size_t align, size_t n)
 {
-    if (size && n > SIZE_MAX / size) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    return realloc(p, n * size);
+    if (UNLIKELY(countdown(n)))
+        return aligned_slow(align, n, ALIGNED_ALLOC);
+    return NEXT(aligned_alloc)(align, n);
 }
 
-EXPORT int posix_memalign(void **out, size_t align, size_t n)
+EXPORT HEAP_TEXT void *memalign(size_t align, size_t n)
 {
-    if (UNLIKELY(use_boot())) {
-        void *p = boot_alloc(n, align);
-        if (!p)
-            return ENOMEM;
-        *out = p;
-        return 0;
-    }
-    int rc = real.posix_memalign(out, align, n);
-    if (rc == 0)
-        after_alloc(*out, n);
-    return rc;
+    if (UNLIKELY(countdown(n)))
+        return aligned_slow(align, n, MEMALIGN);
+    return NEXT(memalign)(align, n);
 }
 
-EXPORT void *aligned_alloc(size_t align, size_t n)
+EXPORT HEAP_TEXT void *valloc(size_t n)
 {
-    if (UNLIKELY(use_boot()))
-        return boot_alloc(n, align);
-    void *p = real.aligned_alloc(align, n);
-    after_alloc(p, n);
-    return p;
+    if (UNLIKELY(countdown(n)))
+        return aligned_slow(0, n, VALLOC);
+    return NEXT(valloc)(n);
 }
 
-EXPORT void *memalign(size_t align, size_t n)
+EXPORT HEAP_TEXT void *pvalloc(size_t n)
 {
-    if (UNLIKELY(use_boot()))
-        return boot_alloc(n, align);
-    void *p = real.memalign(align, n);
-    after_alloc(p, n);
-    return p;
+    if (UNLIKELY(countdown(n)))
+        return aligned_slow(0, n, PVALLOC);
+    return NEXT(pvalloc)(n);
 }
 
-EXPORT void *valloc(size_t n)
+EXPORT HEAP_TEXT size_t malloc_usable_size(void *p)
 {
-    if (UNLIKELY(use_boot()))
-        return boot_alloc(n, 4096);
-    void *p = real.valloc(n);
-    after_alloc(p, n);
-    return p;
-}
-
-EXPORT void *pvalloc(size_t n)
-{
-    if (UNLIKELY(use_boot()))
-        return boot_alloc((n + 4095) & ~(size_t)4095, 4096);
-    void *p = real.pvalloc(n);
-    after_alloc(p, n);
-    return p;
-}
-
-EXPORT size_t malloc_usable_size(void *p)
-{
-    if (!p)
-        return 0;
-    if (is_boot(p))
-        return boot_size(p);
-    if (!resolve() || !real.malloc_usable_size)
-        return 0;
-    return real.malloc_usable_size(p);
+    if (UNLIKELY(is_own(p)))
+        return own_usable(p);
+    return NEXT(malloc_usable_size)(p);
 }

@@ -1,10 +1,17 @@
 #!/usr/bin/python3
-"""Agent overhead bench: the same CPU-bound and allocation-heavy workloads run plain, under
-the flamegate agent and under gperftools (libprofiler; tcmalloc's heap profilers), each N
-times; prints the median wall and CPU time (user+sys of the process and its threads) and the
-overhead against the matching plain run, as a Markdown table.
+"""Agent overhead bench: the same workloads run plain, under the flamegate agent and under
+gperftools (libprofiler; tcmalloc's sampling), N times each with the configurations of
+a workload interleaved (so that load drifting on a shared machine hits them alike); prints
+the median wall and CPU time (user+sys of the process and its threads) and the CPU overhead
+against the matching plain run, as a Markdown table.
 
-usage: run.py [--build DIR] [--runs N]   (make bench-agent)
+Workloads: cpu (integer work over a few call paths), alloc (a pure malloc/free loop: the
+worst case for an interposer), map (builds, queries and tears down string-keyed hash maps of
+small records: allocation is ~35-40% of its CPU). "plain + idle thread" preloads a library
+that starts one sleeping thread: any second thread (the agent has two) switches glibc's
+malloc to its locking paths, and the last column measures the agent against that.
+
+usage: run.py [--build DIR] [--runs N] [--only cpu|alloc|map]   (make bench-agent)
 Timing is never pass/fail. On a shared machine read the CPU column: wall time includes
 waiting for a core."""
 import argparse
@@ -34,20 +41,30 @@ def run_once(argv, env):
     return wall, ru.ru_utime + ru.ru_stime
 
 
-def measure(argv, env_extra, runs, tmp):
+def clean_env(env_extra):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("FLAMEGATE_", "CPUPROFILE", "HEAPPROFILE", "TCMALLOC"))
            and k != "LD_PRELOAD"}
     env.update(env_extra)
-    walls, cpus = [], []
-    run_once(argv, env)  # warm-up (page cache, first symbol reads)
+    return env
+
+
+def measure(cases, runs, tmp):
+    """Runs every case once to warm up, then `runs` rounds of all cases in turn; returns
+    {name: (median wall, median CPU, min CPU, max CPU)}."""
+    walls = {c[0]: [] for c in cases}
+    cpus = {c[0]: [] for c in cases}
+    for _, argv, env, _ in cases:
+        run_once(argv, clean_env(env))  # warm-up (page cache, first symbol reads)
     for _ in range(runs):
-        w, c = run_once(argv, env)
-        walls.append(w)
-        cpus.append(c)
-        for f in os.listdir(tmp):  # keep profile files from piling up
-            os.unlink(os.path.join(tmp, f))
-    return statistics.median(walls), statistics.median(cpus)
+        for name, argv, env, _ in cases:
+            w, c = run_once(argv, clean_env(env))
+            walls[name].append(w)
+            cpus[name].append(c)
+            for f in os.listdir(tmp):  # keep profile files from piling up
+                os.unlink(os.path.join(tmp, f))
+    return {n: (statistics.median(walls[n]), statistics.median(cpus[n]), min(cpus[n]),
+                max(cpus[n])) for n in walls}
 
 
 def main():
@@ -56,12 +73,16 @@ def main():
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--cpu-rounds", default="4000")
     ap.add_argument("--alloc-mops", default="50")
-    ap.add_argument("--only", choices=("cpu", "alloc"), help="run one workload")
+    ap.add_argument("--map-rounds", default="60")
+    ap.add_argument("--only", choices=("cpu", "alloc", "map"), help="run one workload")
     args = ap.parse_args()
-    agent = os.path.join(args.build, "agent", "libflamegate-agent.so")
-    cpu_bin = [os.path.join(args.build, "agent", "bench_agent_cpu"), args.cpu_rounds]
-    alloc_bin = [os.path.join(args.build, "agent", "bench_agent_alloc"), args.alloc_mops]
-    for f in (agent, cpu_bin[0], alloc_bin[0]):
+    bdir = os.path.join(args.build, "agent")
+    agent = os.path.join(bdir, "libflamegate-agent.so")
+    idle = os.path.join(bdir, "libbench_agent_idle_thread.so")
+    cpu_bin = [os.path.join(bdir, "bench_agent_cpu"), args.cpu_rounds]
+    alloc_bin = [os.path.join(bdir, "bench_agent_alloc"), args.alloc_mops]
+    map_bin = [os.path.join(bdir, "bench_agent_map"), args.map_rounds]
+    for f in (agent, idle, cpu_bin[0], alloc_bin[0], map_bin[0]):
         if not os.path.exists(f):
             raise SystemExit("missing %s: build first (make build)" % f)
     have_gperf = os.path.exists(PROFILER) and os.path.exists(TCMALLOC)
@@ -76,64 +97,72 @@ def main():
         e.update(extra)
         return e
 
-    cases = [
-        # (workload, name, argv, env, baseline name)
-        ("cpu", "plain", cpu_bin, {}, None),
-        ("cpu", "flamegate cpu 99 Hz", cpu_bin,
-         ag({"FLAMEGATE_PROFILES": "cpu", "FLAMEGATE_CPU_HZ": "99"}), "plain"),
-        ("cpu", "flamegate cpu 999 Hz", cpu_bin,
-         ag({"FLAMEGATE_PROFILES": "cpu", "FLAMEGATE_CPU_HZ": "999"}), "plain"),
-        ("cpu", "flamegate cpu 99 Hz + heap", cpu_bin,
-         ag({"FLAMEGATE_CPU_HZ": "99"}), "plain"),
+    def heap(sample):
+        return ag({"FLAMEGATE_PROFILES": "heap", "FLAMEGATE_HEAP_SAMPLE_BYTES": str(sample)})
+
+    plain, idle_row = "plain", "plain + idle thread"
+    # (name, argv, env, baseline name); a workload's first case is its baseline
+    cpu = [
+        (plain, cpu_bin, {}, None),
+        ("flamegate cpu 99 Hz", cpu_bin,
+         ag({"FLAMEGATE_PROFILES": "cpu", "FLAMEGATE_CPU_HZ": "99"}), plain),
+        ("flamegate cpu 999 Hz", cpu_bin,
+         ag({"FLAMEGATE_PROFILES": "cpu", "FLAMEGATE_CPU_HZ": "999"}), plain),
+        ("flamegate cpu 99 Hz + heap", cpu_bin, ag({"FLAMEGATE_CPU_HZ": "99"}), plain),
     ]
     if have_gperf:
-        cases += [
-            ("cpu", "gperftools libprofiler 99 Hz", cpu_bin,
+        cpu += [
+            ("gperftools libprofiler 99 Hz", cpu_bin,
              {"LD_PRELOAD": PROFILER, "CPUPROFILE": os.path.join(tmp, "g.prof"),
-              "CPUPROFILE_FREQUENCY": "99"}, "plain"),
-            ("cpu", "gperftools libprofiler 999 Hz", cpu_bin,
+              "CPUPROFILE_FREQUENCY": "99"}, plain),
+            ("gperftools libprofiler 999 Hz", cpu_bin,
              {"LD_PRELOAD": PROFILER, "CPUPROFILE": os.path.join(tmp, "g.prof"),
-              "CPUPROFILE_FREQUENCY": "999"}, "plain"),
+              "CPUPROFILE_FREQUENCY": "999"}, plain),
         ]
-    cases += [
-        ("alloc", "plain (glibc malloc)", alloc_bin, {}, None),
-        ("alloc", "flamegate heap 512 KiB", alloc_bin,
-         ag({"FLAMEGATE_PROFILES": "heap", "FLAMEGATE_HEAP_SAMPLE_BYTES": str(SAMPLE)}),
-         "plain (glibc malloc)"),
-        ("alloc", "flamegate heap 512 KiB + cpu 99 Hz", alloc_bin,
-         ag({"FLAMEGATE_HEAP_SAMPLE_BYTES": str(SAMPLE)}), "plain (glibc malloc)"),
+
+    def heap_cases(argv, with_cpu):
+        cases = [
+            (plain + " (glibc malloc)", argv, {}, None),
+            (idle_row, argv, {"LD_PRELOAD": os.path.abspath(idle)}, plain + " (glibc malloc)"),
+            ("flamegate heap 512 KiB", argv, heap(SAMPLE), plain + " (glibc malloc)"),
+        ]
+        if with_cpu:
+            cases.append(("flamegate heap 512 KiB + cpu 99 Hz", argv,
+                          ag({"FLAMEGATE_HEAP_SAMPLE_BYTES": str(SAMPLE)}),
+                          plain + " (glibc malloc)"))
         # sampling almost never: what the interposed malloc/free cost by themselves
-        ("alloc", "flamegate heap 64 MiB (interposition only)", alloc_bin,
-         ag({"FLAMEGATE_PROFILES": "heap", "FLAMEGATE_HEAP_SAMPLE_BYTES": str(64 << 20)}),
-         "plain (glibc malloc)"),
-    ]
-    if have_gperf:
-        cases += [
-            ("alloc", "plain tcmalloc", alloc_bin, {"LD_PRELOAD": TCMALLOC}, None),
-            ("alloc", "tcmalloc sampling 512 KiB", alloc_bin,
-             {"LD_PRELOAD": TCMALLOC, "TCMALLOC_SAMPLE_PARAMETER": str(SAMPLE)},
-             "plain tcmalloc"),
-            ("alloc", "tcmalloc HEAPPROFILE (every allocation)", alloc_bin,
-             {"LD_PRELOAD": TCMALLOC, "HEAPPROFILE": os.path.join(tmp, "h")},
-             "plain tcmalloc"),
-        ]
-    results = {}
-    print("| workload | configuration | wall s (median of %d) | CPU s | wall overhead | "
-          "CPU overhead |" % args.runs)
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
-    for wl, name, argv, env, base in cases:
+        cases.append(("flamegate heap 64 MiB (interposition only)", argv, heap(64 << 20),
+                      plain + " (glibc malloc)"))
+        if have_gperf:
+            cases += [
+                ("plain tcmalloc", argv, {"LD_PRELOAD": TCMALLOC}, None),
+                ("tcmalloc sampling 512 KiB", argv,
+                 {"LD_PRELOAD": TCMALLOC, "TCMALLOC_SAMPLE_PARAMETER": str(SAMPLE)},
+                 "plain tcmalloc"),
+            ]
+        return cases
+
+    # (tcmalloc's HEAPPROFILE, which records every allocation, takes minutes per run here:
+    # not a sampling profiler, left out)
+    workloads = [("cpu", cpu), ("alloc", heap_cases(alloc_bin, True)),
+                 ("map", heap_cases(map_bin, False))]
+
+    print("| workload | configuration | wall s | CPU s (median of %d) | CPU s min–max | "
+          "CPU overhead | vs plain + idle thread |" % args.runs)
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for wl, cases in workloads:
         if args.only and wl != args.only:
             continue
-        wall, cpu = measure(argv, env, args.runs, tmp)
-        results[(wl, name)] = (wall, cpu)
-        if base:
-            bw, bc = results[(wl, base)]
-            ow = "%+.1f%% vs %s" % (100 * (wall / bw - 1), base)
-            oc = "%+.1f%%" % (100 * (cpu / bc - 1))
-        else:
-            ow = oc = "baseline"
-        print("| %s | %s | %.3f | %.3f | %s | %s |" % (wl, name, wall, cpu, ow, oc),
-              flush=True)
+        res = measure(cases, args.runs, tmp)
+        for name, _, _, base in cases:
+            wall, cpu_s, lo, hi = res[name]
+            oc = "%+.1f%% vs %s" % (100 * (cpu_s / res[base][1] - 1), base) if base else \
+                "baseline"
+            oi = ""
+            if name.startswith("flamegate") and idle_row in res:
+                oi = "%+.1f%%" % (100 * (cpu_s / res[idle_row][1] - 1))
+            print("| %s | %s | %.3f | %.3f | %.3f–%.3f | %s | %s |"
+                  % (wl, name, wall, cpu_s, lo, hi, oc, oi), flush=True)
     shutil.rmtree(tmp, ignore_errors=True)
 
 
