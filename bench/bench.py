@@ -220,7 +220,8 @@ class FlamegateGrpcSink:
             f.write("receivers:\n  otlp:\n    protocols:\n      grpc:\n"
                     "        endpoint: 127.0.0.1:0\n        max_recv_msg_size_mib: 64\n"
                     "exporters:\n  debug:\n    verbosity: basic\n"
-                    "service:\n  pipelines:\n    profiles:\n      receivers: [otlp]\n"
+                    "service:\n  telemetry:\n    metrics:\n      level: none\n"
+                    "  pipelines:\n    profiles:\n      receivers: [otlp]\n"
                     "      exporters: [debug]\n")
         self.log_path = os.path.join(work, "b.log")
         self.log = open(self.log_path, "w")
