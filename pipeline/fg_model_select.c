@@ -304,3 +304,37 @@ struct fg_profile *fg_copier_profile(struct fg_copier *c, struct fg_scope_profil
             return NULL;
     return dprof;
 }
+
+int fg_copier_sample_range(struct fg_copier *c, uint64_t first, uint64_t count)
+{
+    const struct fg_profiles *src = c->src;
+    uint64_t end = first + count;
+    bool last_range = end >= src->n_samples;
+    uint64_t pos = 0; /* samples of src before the current profile */
+    for (uint32_t r = 0; r < src->n_resources && pos <= end; r++) {
+        const struct fg_resource_profiles *srp = &src->resources[r];
+        for (uint32_t s = 0; s < srp->n_scopes; s++) {
+            const struct fg_scope_profiles *ssp = &srp->scopes[s];
+            for (uint32_t i = 0; i < ssp->n_profiles; i++) {
+                const struct fg_profile *sprof = &ssp->profiles[i];
+                uint64_t from = pos > first ? 0 : first - pos;
+                uint64_t to = FG_MIN((uint64_t)sprof->n_samples, end - FG_MIN(end, pos));
+                bool empty_here = sprof->n_samples == 0 && pos >= first &&
+                                  (pos < end || last_range);
+                pos += sprof->n_samples;
+                if (from >= to && !empty_here)
+                    continue;
+                /* looked up per profile: adding a resource or scope moves the others */
+                struct fg_resource_profiles *drp = fg_copier_resource(c, srp);
+                struct fg_scope_profiles *dsp = drp ? fg_copier_scope(c, drp, ssp) : NULL;
+                struct fg_profile *dprof = dsp ? fg_copier_profile_header(c, dsp, sprof) : NULL;
+                if (!dprof)
+                    return FG_ENOMEM;
+                for (uint64_t k = from; k < to; k++)
+                    if (fg_copier_sample(c, dprof, &sprof->samples[k], NULL))
+                        return FG_ENOMEM;
+            }
+        }
+    }
+    return 0;
+}

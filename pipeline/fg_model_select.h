@@ -43,6 +43,13 @@ int fg_copier_sample(struct fg_copier *c, struct fg_profile *dprof, const struct
 struct fg_profile *fg_copier_profile(struct fg_copier *c, struct fg_scope_profiles *dsp,
                                      const struct fg_profile *sprof);
 
+/* Copies samples [first, first + count) of src, numbered in document order (resource,
+ * scope, profile, sample), each under a copy of its profile header, scope and resource:
+ * a profile cut between two ranges keeps its header (profile_id included) in both. A
+ * profile without samples goes with the range its position falls in (the last range when
+ * it trails). Resources and scopes without profiles are not copied. */
+int fg_copier_sample_range(struct fg_copier *c, uint64_t first, uint64_t count);
+
 /* Resources and scopes compare like fg_profiles_merge joins them. */
 bool fg_resource_profiles_equal(const struct fg_resource_profiles *a,
                                 const struct fg_resource_profiles *b);

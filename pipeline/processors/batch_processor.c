@@ -1,6 +1,7 @@
 /* Processor "batch": merges incoming batches through the dictionary merge and sends them on
  * when send_batch_size samples are pending or timeout has passed since the first one. Batches
- * of different tenants are never merged: each tenant has its own pending batch. */
+ * of different tenants are never merged: each tenant has its own pending batch. An input
+ * larger than send_batch_max_size is cut into parts of at most that many samples. */
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include "fg_component.h"
 #include "fg_log.h"
 #include "fg_model.h"
+#include "fg_model_select.h"
 #include "fg_service.h"
 
 struct batch_config {
@@ -139,6 +141,22 @@ static int send_on(struct batch_processor *b, struct fg_profiles *batch, bool fr
     return rc;
 }
 
+/* Sends the batches of ready that are not NULL, in order. A held batch counts as accepted:
+ * it carries the request's data safely; the first permanent refusal is returned. */
+static int send_ready(struct batch_processor *b, struct fg_profiles **ready, size_t n,
+                      struct fg_err *err)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!ready[i])
+            continue;
+        int send_rc = send_on(b, ready[i], false, err);
+        if (send_rc && !retryable(send_rc) && !rc)
+            rc = send_rc;
+    }
+    return rc;
+}
+
 /* Offers the oldest held batch again; returns false when there was none. */
 static bool retry_held(struct batch_processor *b)
 {
@@ -172,8 +190,9 @@ static size_t find_pending(struct batch_processor *b, const char *tenant)
     return b->n_pending;
 }
 
-/* A new empty slot for tenant; returns its index or n_pending on out of memory. */
-static size_t add_pending(struct batch_processor *b, const char *tenant)
+/* A new slot holding batch (taken on success); returns its index or n_pending on out of
+ * memory. */
+static size_t adopt_pending(struct batch_processor *b, struct fg_profiles *batch)
 {
     if (b->n_pending == b->cap_pending) {
         size_t cap = b->cap_pending ? b->cap_pending * 2 : 4;
@@ -183,37 +202,158 @@ static size_t add_pending(struct batch_processor *b, const char *tenant)
         b->pending = p;
         b->cap_pending = cap;
     }
+    b->pending[b->n_pending] = (struct pending){batch, fg_now_ns()};
+    pthread_cond_signal(&b->wake);
+    return b->n_pending++;
+}
+
+/* A new empty slot for tenant; returns its index or n_pending on out of memory. */
+static size_t add_pending(struct batch_processor *b, const char *tenant)
+{
     struct fg_profiles *batch = NULL;
     if (fg_profiles_new(&batch) != 0)
         return b->n_pending;
     /* merge leaves the tenant alone: the slot's batch carries it on */
     snprintf(batch->tenant, sizeof(batch->tenant), "%s", tenant);
-    b->pending[b->n_pending] = (struct pending){batch, fg_now_ns()};
-    pthread_cond_signal(&b->wake);
-    return b->n_pending++;
+    size_t slot = adopt_pending(b, batch);
+    if (slot == b->n_pending)
+        fg_profiles_unref(batch);
+    return slot;
+}
+
+static size_t parts_needed(const struct fg_profiles *batch, uint64_t max)
+{
+    return (size_t)((batch->n_samples + max - 1) / max);
+}
+
+/* Cuts batch into parts_needed(batch, max) new batches of max samples each (the last one
+ * may hold fewer), in order, each with a dictionary of only what its part uses; parts must
+ * have room for them. On failure no part is left. */
+static int split_batch(const struct fg_profiles *batch, uint64_t max, struct fg_profiles **parts)
+{
+    size_t n = parts_needed(batch, max);
+    size_t made = 0;
+    for (; made < n; made++) {
+        struct fg_profiles *part = NULL;
+        struct fg_copier *copier = NULL;
+        int rc = fg_profiles_new(&part);
+        if (rc == 0) {
+            snprintf(part->tenant, sizeof(part->tenant), "%s", batch->tenant);
+            rc = fg_copier_new(part, batch, &copier);
+        }
+        if (rc == 0)
+            rc = fg_copier_sample_range(copier, made * max, max);
+        fg_copier_free(copier);
+        if (rc) {
+            fg_profiles_unref(part);
+            goto fail;
+        }
+        parts[made] = part;
+    }
+    return 0;
+fail:
+    while (made)
+        fg_profiles_unref(parts[--made]);
+    return FG_ENOMEM;
+}
+
+/* Why new data is refused right now (called with the lock held), or 0. */
+static int refuse_new_data(struct batch_processor *b, struct fg_err *err)
+{
+    if (b->stopping)
+        return fg_err_set(err, FG_ESTOPPED, "shutting down");
+    if (b->n_held)
+        return fg_err_set(err, FG_ERETRYABLE,
+                          "downstream is refusing data; %llu samples waiting to be sent",
+                          (unsigned long long)b->held_samples);
+    return 0;
+}
+
+/* Without batching (timeout 0) an oversized input still leaves in parts, as in the
+ * Collector. The first refusal is the answer; parts already sent may arrive twice when the
+ * sender retries (at least once). */
+static int pass_through_split(struct batch_processor *b, struct fg_profiles *batch,
+                              struct fg_err *err)
+{
+    uint64_t max = (uint64_t)b->cfg.send_batch_max_size;
+    size_t n = parts_needed(batch, max);
+    struct fg_profiles **parts = fg_calloc(n, sizeof(*parts));
+    int rc = parts ? split_batch(batch, max, parts) : FG_ENOMEM;
+    fg_profiles_unref(batch);
+    if (rc) {
+        fg_free(parts);
+        return fg_err_set(err, rc, "out of memory splitting a batch");
+    }
+    size_t i = 0;
+    while (i < n && rc == 0)
+        rc = fg_consume(b->next, parts[i++], err);
+    while (i < n)
+        fg_profiles_unref(parts[i++]);
+    fg_free(parts);
+    return rc;
+}
+
+/* Takes an input larger than send_batch_max_size: the tenant's pending batch leaves first,
+ * then the input's full parts; its last part becomes the pending batch when it is below
+ * send_batch_size. The input is accepted as a whole or refused as a whole (nothing of it
+ * is sent before it is split). */
+static int consume_oversized(struct batch_processor *b, struct fg_profiles *batch,
+                             struct fg_err *err)
+{
+    uint64_t max = (uint64_t)b->cfg.send_batch_max_size;
+    pthread_mutex_lock(&b->mu);
+    int rc = refuse_new_data(b, err); /* before the work of splitting */
+    pthread_mutex_unlock(&b->mu);
+    size_t n = parts_needed(batch, max);
+    /* ready[0] is for the pending batch, the parts follow */
+    struct fg_profiles **ready = rc ? NULL : fg_calloc(n + 1, sizeof(*ready));
+    if (!rc && (!ready || split_batch(batch, max, ready + 1)))
+        rc = fg_err_set(err, FG_ENOMEM, "out of memory splitting a batch of %llu samples",
+                        (unsigned long long)batch->n_samples);
+    fg_profiles_unref(batch);
+    if (rc) {
+        fg_free(ready);
+        return rc;
+    }
+    pthread_mutex_lock(&b->mu);
+    if ((rc = refuse_new_data(b, err)) != 0) {
+        pthread_mutex_unlock(&b->mu);
+        for (size_t i = 1; i <= n; i++)
+            fg_profiles_unref(ready[i]);
+        fg_free(ready);
+        return rc;
+    }
+    size_t slot = find_pending(b, ready[1]->tenant);
+    if (slot < b->n_pending)
+        ready[0] = take_pending(b, slot);
+    struct fg_profiles *last = ready[n];
+    /* a pending batch needs its slot; without one the part is simply sent now */
+    if (last->n_samples < (uint64_t)b->cfg.send_batch_size &&
+        adopt_pending(b, last) < b->n_pending)
+        ready[n] = NULL;
+    pthread_mutex_unlock(&b->mu);
+    rc = send_ready(b, ready, n + 1, err);
+    fg_free(ready);
+    return rc;
 }
 
 static int batch_consume(struct fg_consumer *self, struct fg_profiles *batch, struct fg_err *err)
 {
     struct batch_processor *b = (struct batch_processor *)((char *)self -
                                                            offsetof(struct fg_component, consumer));
+    bool oversized = b->cfg.send_batch_max_size &&
+                     batch->n_samples > (uint64_t)b->cfg.send_batch_max_size;
     if (b->cfg.timeout_ns == 0) /* Collector semantics: no timeout means no batching */
-        return fg_consume(b->next, batch, err);
+        return oversized ? pass_through_split(b, batch, err) : fg_consume(b->next, batch, err);
+    if (oversized)
+        return consume_oversized(b, batch, err);
     struct fg_profiles *ready[2] = {NULL, NULL};
     int rc = 0;
     pthread_mutex_lock(&b->mu);
-    if (b->stopping) {
+    if ((rc = refuse_new_data(b, err)) != 0) {
         pthread_mutex_unlock(&b->mu);
         fg_profiles_unref(batch);
-        return fg_err_set(err, FG_ESTOPPED, "shutting down");
-    }
-    if (b->n_held) {
-        uint64_t held = b->held_samples;
-        pthread_mutex_unlock(&b->mu);
-        fg_profiles_unref(batch);
-        return fg_err_set(err, FG_ERETRYABLE,
-                          "downstream is refusing data; %llu samples waiting to be sent",
-                          (unsigned long long)held);
+        return rc;
     }
     size_t slot = find_pending(b, batch->tenant);
     /* keep sent batches under send_batch_max_size when both together would pass it */
@@ -241,15 +381,8 @@ static int batch_consume(struct fg_consumer *self, struct fg_profiles *batch, st
 out:
     pthread_mutex_unlock(&b->mu);
     fg_profiles_unref(batch);
-    for (int i = 0; i < 2; i++) {
-        if (!ready[i])
-            continue;
-        /* a held batch counts as accepted: it carries this request's data safely */
-        int send_rc = send_on(b, ready[i], false, err);
-        if (send_rc && !retryable(send_rc) && !rc)
-            rc = send_rc;
-    }
-    return rc;
+    int send_rc = send_ready(b, ready, 2, err);
+    return rc ? rc : send_rc;
 }
 
 static void *batch_timer(void *arg)

@@ -99,6 +99,26 @@ class ForwardTest(h.FgTestCase):
             self.assertStatus(resp, 200, "part %d" % i)
         self.finish(a, b, out, want)
 
+    def test_d3_oversized_request_split_by_max_size(self):
+        # One request above send_batch_max_size leaves A as several upstream requests,
+        # none above the bound, adding up to the request; the client sees one 200.
+        max_size = 100
+        req = h.synthetic_request(7, nsamples=200)
+        want = h.canonical(req)
+        self.assertGreater(h.sample_count(want), 3 * max_size)
+        out = self.out_dir()
+        b = self.start(h.sink_config(out), "B")
+        cfg = h.forward_config(b.port, batch_size=max_size)
+        cfg["processors"]["batch"]["send_batch_max_size"] = max_size
+        a = self.start(cfg, "A")
+        self.assertOk(h.post(a.port, req.SerializeToString(), CT_PROTO), "oversized request")
+        files = self.finish(a, b, out, want)
+        sizes = [h.sample_count(h.canonical(h.read_file(f))) for f in files]
+        print("%d samples -> upstream requests of %s samples" % (h.sample_count(want), sizes),
+              flush=True)
+        self.assertGreaterEqual(len(files), h.sample_count(want) // max_size)
+        self.assertLessEqual(max(sizes), max_size, "an upstream request above the bound")
+
     def test_e_json_upstream_and_json_files(self):
         a, b, out = self.pair(encoding="json", b_format="otlp_json", compression="none")
         reqs = [h.synthetic_request(50 + i) for i in range(5)]
