@@ -1,7 +1,7 @@
 /* Symbolizer: the loaded modules (dl_iterate_phdr) and, per module, its function symbols
  * read from the ELF file (.symtab, which has static functions, and .dynsym; the
  * /usr/lib/debug/.build-id file when the binary is stripped), dladdr as the last resort.
- * Runs on the agent's collector thread only. */
+ * One symbolizer per thread: the collector's, and one per fg_agent_heap_pprof call. */
 #include "agent_internal.h"
 
 #include <dlfcn.h>
