@@ -122,6 +122,8 @@ static struct agent {
 };
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+/* Serializes fg_agent_heap_pprof with the heap profiler's stop. */
+static pthread_mutex_t heap_api_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void agent_log(const char *fmt, ...)
@@ -314,6 +316,29 @@ static int32_t str_idx(struct fg_profiles *p, const char *s)
     return fg_dict_string(p, s, strlen(s));
 }
 
+static int32_t attr_of(struct fg_profiles *p, const char *key, struct fg_value v)
+{
+    int32_t k = str_idx(p, key);
+    if (k < 0)
+        return k;
+    struct fg_attribute a = {0};
+    a.key = (uint32_t)k;
+    a.value = v;
+    return fg_dict_attribute(p, &a);
+}
+
+static int32_t attr_int(struct fg_profiles *p, const char *key, int64_t v)
+{
+    return attr_of(p, key, (struct fg_value){.kind = FG_VALUE_INT, .u.i = v});
+}
+
+static int32_t attr_str(struct fg_profiles *p, const char *key, const char *v)
+{
+    return attr_of(p, key, (struct fg_value){
+                               .kind = FG_VALUE_STRING,
+                               .u.s = (struct fg_bytes){v, (uint32_t)strlen(v)}});
+}
+
 static int32_t mapping_of(struct builder *b, const struct fg__module *m)
 {
     for (uint32_t i = 0; i < b->n_mods; i++)
@@ -322,18 +347,18 @@ static int32_t mapping_of(struct builder *b, const struct fg__module *m)
     int32_t fn = str_idx(b->p, m->path);
     if (fn < 0)
         return fn;
-    uint32_t attrs[1];
+    uint32_t attrs[2];
     uint32_t n_attrs = 0;
+    /* The names are the agent's (from the module's own symbol tables): without this flag
+     * `go tool pprof` re-symbolizes from the local binary and, for PIE executables with a
+     * separate code segment, names the wrong functions. */
+    int32_t ai = attr_of(b->p, "pprof.mapping.has_functions",
+                         (struct fg_value){.kind = FG_VALUE_BOOL, .u.b = true});
+    if (ai < 0)
+        return ai;
+    attrs[n_attrs++] = (uint32_t)ai;
     if (m->build_id[0]) {
-        struct fg_attribute a = {0};
-        int32_t key = str_idx(b->p, "process.executable.build_id.gnu");
-        if (key < 0)
-            return key;
-        a.key = (uint32_t)key;
-        a.value.kind = FG_VALUE_STRING;
-        a.value.u.s = (struct fg_bytes){m->build_id, (uint32_t)strlen(m->build_id)};
-        int32_t ai = fg_dict_attribute(b->p, &a);
-        if (ai < 0)
+        if ((ai = attr_str(b->p, "process.executable.build_id.gnu", m->build_id)) < 0)
             return ai;
         attrs[n_attrs++] = (uint32_t)ai;
     }
@@ -388,30 +413,6 @@ static int32_t stack_of(struct builder *b, const uintptr_t *pcs, const struct fg
     return fg_dict_stack(b->p, &st);
 }
 
-static int32_t attr_int(struct fg_profiles *p, const char *key, int64_t v)
-{
-    int32_t k = str_idx(p, key);
-    if (k < 0)
-        return k;
-    struct fg_attribute a = {0};
-    a.key = (uint32_t)k;
-    a.value.kind = FG_VALUE_INT;
-    a.value.u.i = v;
-    return fg_dict_attribute(p, &a);
-}
-
-static int32_t attr_str(struct fg_profiles *p, const char *key, const char *v)
-{
-    int32_t k = str_idx(p, key);
-    if (k < 0)
-        return k;
-    struct fg_attribute a = {0};
-    a.key = (uint32_t)k;
-    a.value.kind = FG_VALUE_STRING;
-    a.value.u.s = (struct fg_bytes){v, (uint32_t)strlen(v)};
-    return fg_dict_attribute(p, &a);
-}
-
 static struct fg_profile *add_profile(struct builder *b, struct fg_scope_profiles *sp,
                                       const char *type, const char *unit,
                                       const char *ptype, const char *punit, int64_t period,
@@ -433,17 +434,58 @@ static struct fg_profile *add_profile(struct builder *b, struct fg_scope_profile
     return fg_profiles_add_profile(b->p, sp, &proto) ? &sp->profiles[sp->n_profiles - 1] : NULL;
 }
 
-static int build_batch(struct window *w, uint64_t t1, struct fg_profiles **out)
+/* The four heap profiles (Go's sample types) of every site sampled so far, symbolized
+ * with sym. FG_ENOMEM on failure. */
+static int add_heap_profiles(struct builder *b, struct fg_scope_profiles *sp,
+                             struct fg__symbolizer *sym, uint64_t t0, uint64_t t1,
+                             const uint32_t *pattrs, uint32_t n_pattrs)
 {
-    struct builder b = {0};
     struct fg__heap_site *sites = NULL;
     size_t n_sites = 0;
-    int rc = fg_profiles_new(&b.p);
-    if (rc)
-        return rc;
-    struct fg_profiles *p = b.p;
-    char pidbuf[24], svc[300];
-    snprintf(pidbuf, sizeof(pidbuf), "%d", (int)getpid());
+    if (fg__heap_snapshot(&sites, &n_sites))
+        return FG_ENOMEM;
+    static const char *const types[4][2] = {{"alloc_objects", "count"},
+                                            {"alloc_space", "bytes"},
+                                            {"inuse_objects", "count"},
+                                            {"inuse_space", "bytes"}};
+    for (int k = 0; k < 4; k++)
+        if (!add_profile(b, sp, types[k][0], types[k][1], "space", "bytes",
+                         A.cfg.heap_sample_bytes, t0, t1, pattrs, n_pattrs))
+            goto nomem;
+    uint32_t first = sp->n_profiles - 4;
+    for (size_t i = 0; i < n_sites; i++) {
+        const struct fg__heap_site *hs = &sites[i];
+        if (hs->alloc_objs < 0.5)
+            continue;
+        struct fg__frame frames[FG__MAX_FRAMES];
+        for (uint32_t k = 0; k < hs->n; k++)
+            fg__sym_lookup(sym, hs->pcs[k], false, &frames[k]);
+        int32_t st = stack_of(b, hs->pcs, frames, hs->n);
+        if (st < 0)
+            goto nomem;
+        double vals[4] = {hs->alloc_objs, hs->alloc_bytes, FG_MAX(hs->inuse_objs, 0.0),
+                          FG_MAX(hs->inuse_bytes, 0.0)};
+        for (int k = 0; k < 4; k++) {
+            int64_t v = llround(vals[k]);
+            struct fg_sample s = {0};
+            s.stack = (uint32_t)st;
+            s.n_values = 1;
+            s.values = &v;
+            if (fg_profiles_add_sample(b->p, &sp->profiles[first + (uint32_t)k], &s))
+                goto nomem;
+        }
+    }
+    fg__heap_snapshot_free(sites);
+    return 0;
+nomem:
+    fg__heap_snapshot_free(sites);
+    return FG_ENOMEM;
+}
+
+/* The resource (this process) and scope (the agent) every profile of an upload sits in. */
+static struct fg_scope_profiles *add_agent_scope(struct fg_profiles *p)
+{
+    char svc[300];
     if (A.cfg.service_name)
         snprintf(svc, sizeof(svc), "%s", A.cfg.service_name);
     else
@@ -471,7 +513,17 @@ static int build_batch(struct window *w, uint64_t t1, struct fg_profiles **out)
     struct fg_resource_profiles *rp = fg_profiles_add_resource(p, &res, "", 0);
     struct fg_scope scope = {{"flamegate-agent", 15}, {FG_VERSION, (uint32_t)strlen(FG_VERSION)},
                              0, 0, NULL};
-    struct fg_scope_profiles *sp = rp ? fg_profiles_add_scope(p, rp, &scope, "", 0) : NULL;
+    return rp ? fg_profiles_add_scope(p, rp, &scope, "", 0) : NULL;
+}
+
+static int build_batch(struct window *w, uint64_t t1, struct fg_profiles **out)
+{
+    struct builder b = {0};
+    int rc = fg_profiles_new(&b.p);
+    if (rc)
+        return rc;
+    struct fg_profiles *p = b.p;
+    struct fg_scope_profiles *sp = add_agent_scope(p);
     if (!sp)
         goto nomem;
     /* Cumulative loss counters on every profile: a later upload reports earlier losses. */
@@ -539,46 +591,12 @@ static int build_batch(struct window *w, uint64_t t1, struct fg_profiles **out)
                 goto nomem;
         }
     }
-    if (A.cfg.profiles & FG_AGENT_PROFILE_HEAP) {
-        if (fg__heap_snapshot(&sites, &n_sites))
-            goto nomem;
-        static const char *const types[4][2] = {{"alloc_objects", "count"},
-                                                {"alloc_space", "bytes"},
-                                                {"inuse_objects", "count"},
-                                                {"inuse_space", "bytes"}};
-        for (int k = 0; k < 4; k++)
-            if (!add_profile(&b, sp, types[k][0], types[k][1], "space", "bytes",
-                             A.cfg.heap_sample_bytes, w->start_ns, t1, pattrs, 2))
-                goto nomem;
-        uint32_t first = sp->n_profiles - 4;
-        for (size_t i = 0; i < n_sites; i++) {
-            const struct fg__heap_site *hs = &sites[i];
-            if (hs->alloc_objs < 0.5)
-                continue;
-            struct fg__frame frames[FG__MAX_FRAMES];
-            for (uint32_t k = 0; k < hs->n; k++)
-                fg__sym_lookup(A.sym, hs->pcs[k], false, &frames[k]);
-            int32_t st = stack_of(&b, hs->pcs, frames, hs->n);
-            if (st < 0)
-                goto nomem;
-            double vals[4] = {hs->alloc_objs, hs->alloc_bytes, FG_MAX(hs->inuse_objs, 0.0),
-                              FG_MAX(hs->inuse_bytes, 0.0)};
-            for (int k = 0; k < 4; k++) {
-                int64_t v = llround(vals[k]);
-                struct fg_sample s = {0};
-                s.stack = (uint32_t)st;
-                s.n_values = 1;
-                s.values = &v;
-                if (fg_profiles_add_sample(p, &sp->profiles[first + (uint32_t)k], &s))
-                    goto nomem;
-            }
-        }
-    }
-    fg__heap_snapshot_free(sites);
+    if ((A.cfg.profiles & FG_AGENT_PROFILE_HEAP) &&
+        add_heap_profiles(&b, sp, A.sym, w->start_ns, t1, pattrs, 2))
+        goto nomem;
     *out = p;
     return 0;
 nomem:
-    fg__heap_snapshot_free(sites);
     fg_profiles_unref(p);
     return FG_ENOMEM;
 }
@@ -866,6 +884,7 @@ static void atfork_child(void)
     fg__cpu_forget();
     pthread_mutex_init(&label_mu, NULL);
     pthread_mutex_init(&A.mu, NULL);
+    pthread_mutex_init(&heap_api_mu, NULL); /* the child's heap API answers "stopped" */
     pthread_cond_init(&A.wake, NULL);
     pthread_cond_init(&A.flushed, NULL);
     pthread_cond_init(&A.send_cv, NULL);
@@ -1000,7 +1019,9 @@ EXPORT void fg_agent_stop(void)
     A.running = false;
     pthread_mutex_unlock(&A.mu);
     fg__cpu_stop();
+    pthread_mutex_lock(&heap_api_mu); /* a heap profile being written finishes first */
     fg__heap_stop();
+    pthread_mutex_unlock(&heap_api_mu);
     pthread_mutex_lock(&A.mu);
     A.exit_deadline_ms = mono_ms() + EXIT_BUDGET_MS;
     /* an upload in flight gets the exit budget, not its own (longer) timeout */
@@ -1035,6 +1056,66 @@ EXPORT int fg_agent_flush(void)
         pthread_cond_wait(&A.flushed, &A.mu);
     pthread_mutex_unlock(&A.mu);
     return 0;
+}
+
+#ifdef FG_AGENT_HAVE_PPROF
+struct heap_writer {
+    int (*write)(void *ctx, const void *data, size_t len);
+    void *ctx;
+};
+
+static int heap_emit(void *ctx, const struct fg_pprof_group *g, const uint8_t *data,
+                     size_t len, struct fg_err *err)
+{
+    (void)g;
+    struct heap_writer *hw = ctx;
+    if (hw->write(hw->ctx, data, len) != 0)
+        return fg_err_set(err, FG_EIO, "the writer refused the profile");
+    return 0;
+}
+#endif
+
+EXPORT int fg_agent_heap_pprof(int (*write)(void *ctx, const void *data, size_t len), void *ctx)
+{
+#ifdef FG_AGENT_HAVE_PPROF
+    if (!write)
+        return FG_EINVAL;
+    fg__tls_guard++; /* the profile's own allocations are not sampled */
+    struct builder b = {0};
+    struct fg__symbolizer *sym = NULL;
+    int rc;
+    pthread_mutex_lock(&heap_api_mu);
+    pthread_mutex_lock(&A.mu);
+    bool on = A.running && A.pid == getpid() && (A.cfg.profiles & FG_AGENT_PROFILE_HEAP);
+    pthread_mutex_unlock(&A.mu);
+    if (!on) {
+        rc = FG_ESTOPPED;
+        goto done;
+    }
+    /* A symbolizer of its own: the collector's is not shared across threads. */
+    if ((rc = fg__sym_new(&sym)) || (rc = fg_profiles_new(&b.p)))
+        goto done;
+    fg__sym_refresh(sym);
+    uint64_t now = realtime_ns();
+    struct fg_scope_profiles *sp = add_agent_scope(b.p);
+    if (!sp || add_heap_profiles(&b, sp, sym, now, now, NULL, 0)) {
+        rc = FG_ENOMEM;
+        goto done;
+    }
+    struct heap_writer hw = {write, ctx};
+    struct fg_err err = {{0}};
+    rc = fg_pprof_encode(b.p, true, heap_emit, &hw, &err);
+done:
+    fg_profiles_unref(b.p);
+    fg__sym_free(sym);
+    pthread_mutex_unlock(&heap_api_mu);
+    fg__tls_guard--;
+    return rc;
+#else
+    (void)write;
+    (void)ctx;
+    return FG_EUNSUPPORTED;
+#endif
 }
 
 static bool label_sets_equal(const struct label_set *a, const struct label_set *b)

@@ -1,7 +1,9 @@
 /* Symbolizer: the loaded modules (dl_iterate_phdr) and, per module, its function symbols
  * read from the ELF file (.symtab, which has static functions, and .dynsym; the
  * /usr/lib/debug/.build-id file when the binary is stripped), dladdr as the last resort.
- * Runs on the agent's collector thread only. */
+ * C++ names are demangled with the program's own __cxa_demangle when libstdc++ is loaded
+ * (never linked in: a C program keeps mangled-free names and no C++ runtime).
+ * One symbolizer per thread: the collector's, and one per fg_agent_heap_pprof call. */
 #include "agent_internal.h"
 
 #include <dlfcn.h>
@@ -31,7 +33,12 @@ struct mod {
     size_t n_syms;
     char *names;
     size_t names_len;
+    char **demangled; /* per symbol: NULL = not tried, demangle_failed, or the name */
 };
+
+/* __cxa_demangle's signature (libstdc++, Itanium C++ ABI) */
+typedef char *(*demangle_fn)(const char *mangled, char *buf, size_t *len, int *status);
+static char demangle_failed[1];
 
 struct cache_ent {
     uintptr_t addr; /* looked-up address + 1; 0 = empty */
@@ -50,6 +57,7 @@ struct fg__symbolizer {
     struct cache_ent *cache;
     char **dl_names; /* names from dladdr, kept until free */
     size_t n_dl_names, cap_dl_names;
+    demangle_fn demangle; /* NULL while no C++ runtime is loaded */
 };
 
 int fg__sym_new(struct fg__symbolizer **out)
@@ -74,6 +82,10 @@ void fg__sym_free(struct fg__symbolizer *s)
         fg_free(s->mods[i]->m.path);
         fg_free(s->mods[i]->syms);
         fg_free(s->mods[i]->names);
+        for (size_t k = 0; s->mods[i]->demangled && k < s->mods[i]->n_syms; k++)
+            if (s->mods[i]->demangled[k] != demangle_failed)
+                fg_free(s->mods[i]->demangled[k]);
+        fg_free(s->mods[i]->demangled);
         fg_free(s->mods[i]);
     }
     for (size_t i = 0; i < s->n_dl_names; i++)
@@ -223,7 +235,8 @@ static void load_syms(struct mod *md)
         qsort(md->syms, md->n_syms, sizeof(*md->syms), sym_cmp);
 }
 
-static const char *find_sym(struct mod *md, uintptr_t addr)
+/* The index of the symbol of md that holds addr, or SIZE_MAX. */
+static size_t find_sym(struct mod *md, uintptr_t addr)
 {
     if (!md->syms_tried)
         load_syms(md);
@@ -240,11 +253,11 @@ static const char *find_sym(struct mod *md, uintptr_t addr)
     for (size_t i = lo; i-- > 0;) {
         const struct sym *y = &md->syms[i];
         if (y->size == 0 || addr < y->addr + y->size)
-            return md->names + y->name;
+            return i;
         if (i > 0 && md->syms[i - 1].addr != y->addr)
             break;
     }
-    return NULL;
+    return SIZE_MAX;
 }
 
 /* ---- modules ---- */
@@ -389,8 +402,40 @@ void fg__sym_refresh(struct fg__symbolizer *s)
         if (s->mods[i]->loaded)
             act[s->n_active++] = s->mods[i];
     qsort(act, s->n_active, sizeof(*act), active_cmp);
+    /* libstdc++ may have come (a C++ plugin) or gone with the modules; names already
+     * demangled stay. */
+    s->demangle = (demangle_fn)dlsym(RTLD_DEFAULT, "__cxa_demangle");
     memset(s->cache, 0, CACHE_SLOTS * sizeof(*s->cache));
     s->listed = true;
+}
+
+/* name demangled into fg_ memory, or NULL (not C++, no C++ runtime, or not demangled).
+ * __cxa_demangle mallocs: the callers run with fg__tls_guard set (the collector thread, the
+ * heap API), so those allocations are never sampled. */
+static char *demangle(struct fg__symbolizer *s, const char *name)
+{
+    if (!s->demangle || name[0] != '_' || name[1] != 'Z')
+        return NULL;
+    int status = -1;
+    char *d = s->demangle(name, NULL, NULL, &status);
+    char *copy = status == 0 && d ? fg_strdup(d) : NULL;
+    free(d); /* the C++ runtime's malloc: whatever malloc is, free matches it */
+    return copy;
+}
+
+/* The display name of md's symbol i: demangled when it is a C++ one, kept per symbol. */
+static const char *sym_name(struct fg__symbolizer *s, struct mod *md, size_t i)
+{
+    const char *name = md->names + md->syms[i].name;
+    if (!s->demangle || name[0] != '_' || name[1] != 'Z')
+        return name;
+    if (!md->demangled && !(md->demangled = fg_calloc(md->n_syms, sizeof(char *))))
+        return name;
+    if (!md->demangled[i]) {
+        char *d = demangle(s, name);
+        md->demangled[i] = d ? d : demangle_failed;
+    }
+    return md->demangled[i] != demangle_failed ? md->demangled[i] : name;
 }
 
 static const char *keep_dl_name(struct fg__symbolizer *s, const char *name)
@@ -444,12 +489,17 @@ void fg__sym_lookup(struct fg__symbolizer *s, uintptr_t pc, bool leaf, struct fg
     }
     if (md) {
         out->module = &md->m;
-        out->func = find_sym(md, addr - md->m.bias);
+        size_t si = find_sym(md, addr - md->m.bias);
+        if (si != SIZE_MAX)
+            out->func = sym_name(s, md, si);
     }
     if (!out->func) {
         Dl_info di;
-        if (dladdr((void *)addr, &di) && di.dli_sname)
-            out->func = keep_dl_name(s, di.dli_sname);
+        if (dladdr((void *)addr, &di) && di.dli_sname) {
+            char *d = demangle(s, di.dli_sname);
+            out->func = keep_dl_name(s, d ? d : di.dli_sname);
+            fg_free(d);
+        }
     }
     ce->addr = addr + 1;
     ce->f = *out;

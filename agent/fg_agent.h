@@ -8,6 +8,8 @@
 #ifndef FG_AGENT_H
 #define FG_AGENT_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -54,6 +56,15 @@ int fg_agent_flush(void);
 /* Sets (value != NULL) or removes (value == NULL) a label of the calling thread; CPU
  * samples taken on this thread carry every label as a sample attribute. */
 int fg_agent_set_label(const char *key, const char *value);
+
+/* Writes the heap profile sampled since fg_agent_start as one gzip'd pprof with Go's four
+ * sample types (alloc_objects/count, alloc_space/bytes, inuse_objects/count,
+ * inuse_space/bytes) by calling write one or more times; write returns 0, or nonzero to
+ * abort. Returns 0, FG_ESTOPPED when the heap profiler is not running (the agent is not
+ * started, or FLAMEGATE_PROFILES leaves heap out), or another negative code. Its own
+ * allocations are not sampled. Found with dlsym(RTLD_DEFAULT, "fg_agent_heap_pprof") by a
+ * program that wants to serve its heap profile only when the agent is preloaded. */
+int fg_agent_heap_pprof(int (*write)(void *ctx, const void *data, size_t len), void *ctx);
 
 #ifdef __cplusplus
 }

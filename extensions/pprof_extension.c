@@ -1,6 +1,8 @@
 /* Extension "pprof": serves a CPU profile of the gateway itself on GET /debug/pprof/profile
  * (?seconds=N, 1..300, default 30) as a gzip pprof, from a small SIGPROF sampler of its own
- * (the agent's is not linked in: its malloc interposer would break sanitizer builds). */
+ * (the agent's is not linked in: its malloc interposer would break sanitizer builds), and
+ * GET /debug/pprof/heap from libflamegate-agent when that is preloaded (found at run time,
+ * so a gateway without it keeps glibc's malloc untouched). */
 #include <dlfcn.h>
 #include <errno.h>
 #include <execinfo.h>
@@ -30,8 +32,8 @@ struct pprof_config {
 
 static const struct fg_option pprof_options[] = {
     FG_OPT_STR("endpoint", struct pprof_config, endpoint, "127.0.0.1:1777",
-               "HOST:PORT to serve /debug/pprof/profile on (port 0 picks a free port and "
-               "logs it)"),
+               "HOST:PORT to serve /debug/pprof/profile and /debug/pprof/heap on (port 0 "
+               "picks a free port and logs it)"),
     FG_OPT_END,
 };
 
@@ -227,12 +229,52 @@ static void pp_text(struct fg_http_response *resp, int status, const char *msg)
     fg_buf_printf(&resp->body, "%s\n", msg);
 }
 
+/* fg_agent_heap_pprof of a preloaded libflamegate-agent (see agent/fg_agent.h). */
+typedef int (*pp_agent_heap_fn)(int (*write)(void *ctx, const void *data, size_t len),
+                                void *ctx);
+
+static int pp_append(void *ctx, const void *data, size_t len)
+{
+    return fg_buf_append(ctx, data, len);
+}
+
+#define PP_HEAP_HOWTO                                                                        \
+    "heap profiling of the gateway needs the preloaded agent: start it as "                  \
+    "LD_PRELOAD=/path/to/libflamegate-agent.so FLAMEGATE_PROFILES=heap flamegate --config "  \
+    "... (FLAMEGATE_HEAP_SAMPLE_BYTES sets the mean bytes between samples, default 524288)"
+
 static void pp_handle_heap(void *ctx, const struct fg_http_request *req,
                            struct fg_http_response *resp)
 {
-    (void)ctx;
+    struct pprof_ext *x = ctx;
     (void)req;
-    pp_text(resp, 501, "heap profiling of the gateway needs the preloaded agent");
+#ifdef __SANITIZE_ADDRESS__
+    (void)x;
+    (void)pp_append;
+    pp_text(resp, 501, "heap profiling of the gateway needs the preloaded agent, and this "
+                       "build uses AddressSanitizer, which owns malloc: use a build without "
+                       "FG_SANITIZE");
+#else
+    pp_agent_heap_fn heap_pprof = (pp_agent_heap_fn)dlsym(RTLD_DEFAULT, "fg_agent_heap_pprof");
+    if (!heap_pprof) {
+        pp_text(resp, 501, PP_HEAP_HOWTO);
+        return;
+    }
+    int rc = heap_pprof(pp_append, &resp->body);
+    if (rc == 0) {
+        resp->status = 200;
+        snprintf(resp->content_type, sizeof(resp->content_type), "application/octet-stream");
+        return;
+    }
+    fg_buf_free(&resp->body);
+    fg_buf_init(&resp->body, 0);
+    if (rc == FG_ESTOPPED) {
+        pp_text(resp, 501, "the preloaded agent's heap profiler is off: " PP_HEAP_HOWTO);
+        return;
+    }
+    fg_log(FG_LOG_WARN, x->base.id, "heap profile: %s", fg_strerror(rc));
+    pp_text(resp, 500, fg_strerror(rc));
+#endif
 }
 
 static void pp_handle_profile(void *ctx, const struct fg_http_request *req,
