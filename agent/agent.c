@@ -879,7 +879,10 @@ static void atfork_parent(void)
 static void atfork_child(void)
 {
     /* The child has only the forking thread: the agent's threads and timer are gone. It
-     * runs unprofiled; state is reset so that it can neither deadlock nor upload twice. */
+     * runs unprofiled (or restarts later, with FLAMEGATE_FOLLOW_FORK); state is reset so
+     * that it can neither deadlock nor upload twice. Nothing here may allocate. */
+    if (A.running && A.cfg.follow_fork)
+        fg__heap_request_fork_restart();
     fg__heap_atfork_child();
     fg__cpu_forget();
     pthread_mutex_init(&label_mu, NULL);
@@ -919,29 +922,20 @@ static void note_exe(void)
     snprintf(A.exe_name, sizeof(A.exe_name), "%s", slash ? slash + 1 : A.exe_path);
 }
 
-EXPORT int fg_agent_start(const struct fg_agent_config *cfg)
+/* Starts with validated settings (takes ownership of s's strings); the caller holds the
+ * guard. Says why on stderr when it fails. */
+static int start_with_settings(struct fg__agent_settings *s)
 {
-    struct fg_agent_config envcfg;
     struct fg_err err = {{0}};
-    struct fg__agent_settings s;
     int rc;
-    fg__tls_guard++;
-    if (!cfg) {
-        if ((rc = fg__agent_config_from_env(&envcfg, &err)))
-            goto bad;
-        cfg = &envcfg;
-    }
-    if ((rc = fg__agent_settings_make(cfg, &s, &err)))
-        goto bad;
     pthread_mutex_lock(&A.mu);
     if (A.running) {
         pthread_mutex_unlock(&A.mu);
-        fg__agent_settings_clear(&s);
+        fg__agent_settings_clear(s);
         agent_log("fg_agent_start: already running");
-        fg__tls_guard--;
         return FG_EINVAL;
     }
-    A.cfg = s;
+    A.cfg = *s;
     A.stopping = A.sender_stop = false;
     A.flush_req = A.flush_done = 0;
     A.pid = getpid();
@@ -989,7 +983,6 @@ EXPORT int fg_agent_start(const struct fg_agent_config *cfg)
     pthread_mutex_lock(&A.mu);
     A.running = true;
     pthread_mutex_unlock(&A.mu);
-    fg__tls_guard--;
     return 0;
 undo_cpu:
     fg__cpu_stop();
@@ -1001,10 +994,55 @@ undo:
     fg__sym_free(A.sym);
     A.sym = NULL;
     fg__agent_settings_clear(&A.cfg);
+    agent_log("%s; the program runs without profiling", err.msg);
+    return rc;
+}
+
+EXPORT int fg_agent_start(const struct fg_agent_config *cfg)
+{
+    struct fg_agent_config envcfg;
+    struct fg_err err = {{0}};
+    struct fg__agent_settings s;
+    int rc;
+    fg__tls_guard++;
+    if (!cfg) {
+        if ((rc = fg__agent_config_from_env(&envcfg, &err)))
+            goto bad;
+        cfg = &envcfg;
+    }
+    if ((rc = fg__agent_settings_make(cfg, &s, &err)))
+        goto bad;
+    rc = start_with_settings(&s);
+    fg__tls_guard--;
+    return rc;
 bad:
     agent_log("%s; the program runs without profiling", err.msg);
     fg__tls_guard--;
     return rc;
+}
+
+void fg__agent_fork_restart(void)
+{
+    pthread_mutex_lock(&A.mu);
+    bool started = A.running; /* the child called fg_agent_start itself first */
+    pthread_mutex_unlock(&A.mu);
+    if (started)
+        return;
+    fg__tls_guard++;
+    /* The parent's settings (immutable while it ran), in memory the child now owns;
+     * everything else starts over. The parent's collector may have been inside its window
+     * or symbolizer at the fork: those are abandoned, not freed. */
+    struct fg__agent_settings s = A.cfg;
+    memset(&A.cfg, 0, sizeof(A.cfg));
+    memset(&A.win, 0, sizeof(A.win));
+    A.sym = NULL;
+    close_wake_pipe(); /* the parent's pipe: the child's copies only */
+    A.dropped_uploads = 0;
+    A.upload_seq = 0;
+    fg__cpu_forget_parent();
+    fg__heap_forget_parent();
+    start_with_settings(&s);
+    fg__tls_guard--;
 }
 
 EXPORT void fg_agent_stop(void)

@@ -127,6 +127,12 @@ int fg__agent_config_from_env(struct fg_agent_config *cfg, struct fg_err *err)
                               "to 1h (e.g. 10s, 500ms, 1m)",
                               v);
     }
+    if ((v = getenv("FLAMEGATE_FOLLOW_FORK"))) {
+        long on;
+        if (parse_long(v, 0, 1, &on))
+            return fg_err_set(err, FG_EINVAL, "FLAMEGATE_FOLLOW_FORK=\"%s\": want 0 or 1", v);
+        cfg->follow_fork = (int)on;
+    }
     if ((v = getenv("FLAMEGATE_PROFILES"))) {
         if (parse_profiles(v, &cfg->profiles))
             return fg_err_set(err, FG_EINVAL,
@@ -175,6 +181,9 @@ int fg__agent_settings_make(const struct fg_agent_config *cfg, struct fg__agent_
     if (s->heap_sample_bytes < 1 || s->heap_sample_bytes > (1L << 30))
         return fg_err_set(err, FG_EINVAL, "heap_sample_bytes %ld: want 1 to 1073741824",
                           s->heap_sample_bytes);
+    if (cfg->follow_fork != 0 && cfg->follow_fork != 1)
+        return fg_err_set(err, FG_EINVAL, "follow_fork %d: want 0 or 1", cfg->follow_fork);
+    s->follow_fork = cfg->follow_fork == 1;
     s->upload_interval_ms = cfg->upload_interval_ms ? cfg->upload_interval_ms : 10000;
     if (s->upload_interval_ms < 100 || s->upload_interval_ms > 3600000)
         return fg_err_set(err, FG_EINVAL, "upload interval %ldms: want 100ms to 1h",

@@ -19,6 +19,7 @@ struct fg__agent_settings {
     struct fg__url url;  /* otlp */
     char *headers;       /* "k: v\r\n"... or NULL */
     char *service_name;  /* NULL = unknown_service:<comm> */
+    bool follow_fork;    /* forked children restart the agent */
 };
 
 /* Reads FLAMEGATE_* (numbers parsed and range-checked; strings checked by _make). */

@@ -569,6 +569,22 @@ void fg__cpu_forget(void)
     tls_tid = 0;
 }
 
+void fg__cpu_forget_parent(void)
+{
+    /* Records the parent had not drained yet are its samples, not the child's. No producer
+     * runs: the sampler is off (fg__cpu_forget) and the child's threads have not restarted
+     * it. */
+    if (ring) {
+        for (uint64_t i = 0; i < RING_SLOTS; i++)
+            atomic_store(&ring[i].seq, i);
+        atomic_store(&ring_head, 0);
+        ring_tail = 0;
+    }
+    atomic_store(&ring_dropped, 0);
+    atomic_store(&unsampled_threads, 0);
+    restore_handler(); /* so that the restart saves the program's action, not ours */
+}
+
 /* ---- pthread_create: record each new thread's stack top before user code runs ---- */
 
 struct trampoline {

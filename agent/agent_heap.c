@@ -485,9 +485,13 @@ static double sample_mean = 524288.0;
 /* Sites: the hash table maps a stack to its index in sites[]; guarded by heap_mu. */
 static struct fg__heap_site *sites;
 static uint32_t n_sites, cap_sites;
+/* In a child that restarted the agent (FLAMEGATE_FOLLOW_FORK), sites[0, site_base) are the
+ * parent's: kept so that inherited blocks keep a valid site index, but not reported. */
+static uint32_t site_base;
 static uint32_t *site_slots; /* index + 1; 0 = empty */
 static uint32_t n_site_slots;
 static _Atomic uint64_t heap_dropped;
+static _Atomic int fork_restart_pending;
 
 #define NOT_SAMPLING_RECHECK (64 << 10)
 
@@ -525,14 +529,15 @@ static uint64_t stack_hash(const uintptr_t *pcs, uint32_t n)
 /* With heap_mu held. Returns the site index, or UINT32_MAX when the table is full. */
 static uint32_t site_find_or_add(const uintptr_t *pcs, uint32_t n)
 {
-    if (!site_slots || n_sites * 2 >= n_site_slots) {
-        if (n_sites >= MAX_SITES)
+    uint32_t live = n_sites - site_base;
+    if (!site_slots || live * 2 >= n_site_slots) {
+        if (live >= MAX_SITES)
             goto lookup_only;
         uint32_t ns = n_site_slots ? n_site_slots * 2 : 1024;
         uint32_t *slots = found.calloc(ns, sizeof(*slots));
         if (!slots)
             goto lookup_only;
-        for (uint32_t i = 0; i < n_sites; i++) {
+        for (uint32_t i = site_base; i < n_sites; i++) {
             uint32_t h = (uint32_t)stack_hash(sites[i].pcs, sites[i].n) & (ns - 1);
             while (slots[h])
                 h = (h + 1) & (ns - 1);
@@ -552,7 +557,7 @@ lookup_only:
             return site_slots[h] - 1;
         h = (h + 1) & (n_site_slots - 1);
     }
-    if (n_sites >= MAX_SITES || n_sites * 2 >= n_site_slots)
+    if (live >= MAX_SITES || live * 2 >= n_site_slots)
         return UINT32_MAX;
     if (n_sites == cap_sites) {
         uint32_t nc = cap_sites ? cap_sites * 2 : 256;
@@ -597,6 +602,9 @@ static HEAP_TEXT NOINLINE uint32_t capture(uintptr_t *pcs)
  * next allocator). */
 static HEAP_TEXT NOINLINE void *try_sample(size_t size, size_t align, bool *clean)
 {
+    if (UNLIKELY(atomic_load_explicit(&fork_restart_pending, memory_order_relaxed)) &&
+        !fg__tls_guard && atomic_exchange(&fork_restart_pending, 0))
+        fg__agent_fork_restart(); /* no agent lock is held here; see fg__heap_atfork_child */
     if (!atomic_load_explicit(&heap_on, memory_order_acquire) || fg__tls_guard) {
         /* Not sampling now: look again soon, and start a fresh countdown (of the mean in
          * force then) once sampling is on: the agent's start runs guarded on the program's
@@ -654,7 +662,7 @@ static HEAP_TEXT NOINLINE void free_own(void *p)
     pthread_mutex_lock(&heap_mu);
     struct own_hdr *h = own_header(p);
     if (h) {
-        if (h->kind == OWN_SAMPLED && h->site < n_sites) {
+        if (h->kind == OWN_SAMPLED && h->site >= site_base && h->site < n_sites) {
             struct fg__heap_site *s = &sites[h->site];
             s->inuse_objs -= h->weight;
             s->inuse_bytes -= (double)h->weight * (double)h->size;
@@ -836,12 +844,12 @@ int fg__heap_snapshot(struct fg__heap_site **out, size_t *n)
     *out = NULL;
     *n = 0;
     pthread_mutex_lock(&heap_mu);
-    uint32_t count = n_sites;
+    uint32_t count = n_sites - site_base;
     struct fg__heap_site *copy = NULL;
     if (count) {
         copy = found.malloc(count * sizeof(*copy));
         if (copy)
-            memcpy(copy, sites, count * sizeof(*copy));
+            memcpy(copy, sites + site_base, count * sizeof(*copy));
     }
     pthread_mutex_unlock(&heap_mu);
     if (count && !copy)
@@ -872,6 +880,27 @@ void fg__heap_atfork_child(void)
     /* The child is not profiled; its frees still find the blocks it inherited. */
     atomic_store(&heap_on, 0);
     pthread_mutex_init(&heap_mu, NULL);
+}
+
+void fg__heap_request_fork_restart(void)
+{
+    /* Only stores (async-signal-safe). The forking thread's next allocation takes the slow
+     * path, which restarts the agent: by then the child itself calls malloc, so it is past
+     * the point where only async-signal-safe calls are allowed. */
+    atomic_store(&fork_restart_pending, 1);
+    tls_bytes_left = 0;
+    tls_sampler_ready = false;
+    tls_rng = 0; /* else every worker would draw the parent's next sample points */
+}
+
+void fg__heap_forget_parent(void)
+{
+    pthread_mutex_lock(&heap_mu);
+    site_base = n_sites;
+    if (site_slots)
+        memset(site_slots, 0, n_site_slots * sizeof(*site_slots));
+    pthread_mutex_unlock(&heap_mu);
+    atomic_store(&heap_dropped, 0);
 }
 
 /* ---- the interposed functions: a countdown or a range compare, then a tail call ---- */

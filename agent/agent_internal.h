@@ -64,6 +64,9 @@ void fg__cpu_atfork_parent(void);
 /* After fork in the child: the timer and events are gone (their fds are closed); forget
  * them. */
 void fg__cpu_forget(void);
+/* Before the agent restarts in a forked child: drops the parent's undrained samples and
+ * counters. */
+void fg__cpu_forget_parent(void);
 
 /* ---- heap profiler (agent_heap.c) ---- */
 
@@ -82,6 +85,14 @@ uint64_t fg__heap_dropped(void);
 void fg__heap_atfork_prepare(void);
 void fg__heap_atfork_parent(void);
 void fg__heap_atfork_child(void);
+/* FLAMEGATE_FOLLOW_FORK: the atfork child handler asks for a restart (async-signal-safe: a
+ * flag and the calling thread's countdown); the next allocation slow path outside the
+ * agent calls fg__agent_fork_restart (agent.c). */
+void fg__heap_request_fork_restart(void);
+void fg__agent_fork_restart(void);
+/* Before the restart: the child's heap profile starts empty; blocks inherited from the
+ * parent stay valid and their frees are not counted. */
+void fg__heap_forget_parent(void);
 /* The allocator's untouched functions (resolved with dlsym(RTLD_NEXT)). */
 void *fg__real_malloc(size_t n);
 void *fg__real_calloc(size_t n, size_t size);

@@ -38,6 +38,9 @@ struct fg_agent_config {
     /* CPU sampler: "auto" (default: perf_event if allowed, else a CPU-time timer), "perf"
      * (fail when perf_event_open is refused) or "timer". */
     const char *cpu_sampler;
+    /* 1: a child forked without exec restarts the agent in itself (own threads, own
+     * profiles, its own pid, its own final upload); 0 (default): the child runs unprofiled. */
+    int follow_fork;
 };
 
 /* Fills cfg from the FLAMEGATE_* environment variables (strings point into the

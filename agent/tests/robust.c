@@ -5,6 +5,7 @@
  * threads ("fds BEFORE AFTER": a profiler that keeps one fd per thread must close it when
  * the thread exits), then "ok" and exits 0 when everything ran. */
 #include <dirent.h>
+#include <fcntl.h>
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -37,9 +38,19 @@ static int open_fds(void)
     return n - 1; /* the directory's own fd */
 }
 
-/* perf_event fds held by this process (a profiler's events must not survive fork) */
-static int perf_event_fds(void)
+/* Whether the thread tid belongs to this process. */
+static int own_thread(pid_t tid)
 {
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/task/%d", (int)tid);
+    return access(path, F_OK) == 0;
+}
+
+/* perf_event fds held by this process (a profiler's events must not survive fork); *foreign
+ * counts those signalling a thread that is not this process's (the parent's events). */
+static int perf_event_fds(int *foreign)
+{
+    *foreign = 0;
     DIR *d = opendir("/proc/self/fd");
     if (!d)
         return -1;
@@ -50,7 +61,12 @@ static int perf_event_fds(void)
         ssize_t len = readlink(path, target, sizeof(target) - 1);
         if (len > 0) {
             target[len] = '\0';
-            n += strcmp(target, "anon_inode:[perf_event]") == 0;
+            if (strcmp(target, "anon_inode:[perf_event]") != 0)
+                continue;
+            n++;
+            struct f_owner_ex owner;
+            if (fcntl(atoi(de->d_name), F_GETOWN_EX, &owner) != 0 || !own_thread(owner.pid))
+                (*foreign)++;
         }
     }
     closedir(d);
@@ -94,7 +110,10 @@ int main(int argc, char **argv)
         if (pid < 0)
             return 6;
         if (pid == 0) {
-            if (perf_event_fds() != 0)
+            /* none; with FLAMEGATE_FOLLOW_FORK=1 the restarted agent's, none of the parent's */
+            const char *follow = getenv("FLAMEGATE_FOLLOW_FORK");
+            int foreign, n = perf_event_fds(&foreign);
+            if (n < 0 || foreign || (n && !(follow && strcmp(follow, "1") == 0)))
                 _exit(12);
             for (int i = 0; i < 10000; i++)
                 free(malloc((size_t)i % 4096 + 1));

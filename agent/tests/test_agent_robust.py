@@ -15,11 +15,19 @@ h = a.h
 
 class Robustness(a.AgentTestCase):
     def test_fork_threads_dlopen_bootstrap(self):
+        self.fork_threads_dlopen_bootstrap({}, 1)
+
+    def test_fork_threads_dlopen_bootstrap_follow_fork(self):
+        # the 3 children restart the agent and upload too
+        self.fork_threads_dlopen_bootstrap({"FLAMEGATE_FOLLOW_FORK": "1"}, 4)
+
+    def fork_threads_dlopen_bootstrap(self, extra_env, want_pids):
         d, prefix = a.out_prefix("robust")
-        r = a.run([a.bin_path("agent_robust"), a.plugin_path()],
-                  {"FLAMEGATE_OUTPUT": "otlp-file:" + prefix, "FLAMEGATE_CPU_HZ": "999",
-                   "FLAMEGATE_HEAP_SAMPLE_BYTES": "4096", "FLAMEGATE_UPLOAD_INTERVAL": "100ms",
-                   "FLAMEGATE_DEBUG_BOOTSTRAP": "64"}, timeout=120)
+        env = {"FLAMEGATE_OUTPUT": "otlp-file:" + prefix, "FLAMEGATE_CPU_HZ": "999",
+               "FLAMEGATE_HEAP_SAMPLE_BYTES": "4096", "FLAMEGATE_UPLOAD_INTERVAL": "100ms",
+               "FLAMEGATE_DEBUG_BOOTSTRAP": "64"}
+        env.update(extra_env)
+        r = a.run([a.bin_path("agent_robust"), a.plugin_path()], env, timeout=120)
         self.assertRan(r, "agent_robust under the agent")
         lines = r.stdout.split()
         self.assertEqual(lines[-1], "ok")
@@ -31,7 +39,10 @@ class Robustness(a.AgentTestCase):
         reqs = a.read_requests(d)
         self.assertTrue(reqs)
         pids = {a.resource_attrs(q)["process.pid"] for q in reqs}
-        self.assertEqual(len(pids), 1, "forked children must not upload: %r" % pids)
+        self.assertEqual(len(pids), want_pids, "pids that uploaded: %r" % pids)
+        parent = max(pids, key=lambda p: sum(a.resource_attrs(q)["process.pid"] == p
+                                             for q in reqs))
+        reqs = [q for q in reqs if a.resource_attrs(q)["process.pid"] == parent]
         smp = a.samples(reqs, "samples")
         funcs = {f[0].func for f, _, _, _ in smp if f}
         # code of the dlclose'd module is still named
@@ -77,7 +88,7 @@ class Robustness(a.AgentTestCase):
                  ("FLAMEGATE_HEAP_SAMPLE_BYTES", "-1"), ("FLAMEGATE_UPLOAD_INTERVAL", "soon"),
                  ("FLAMEGATE_PROFILES", "gpu"), ("FLAMEGATE_ENDPOINT", "https://x:4318"),
                  ("FLAMEGATE_HEADERS", "broken"), ("FLAMEGATE_OUTPUT", "carrier-pigeon"),
-                 ("FLAMEGATE_CPU_SAMPLER", "hrtimer")]
+                 ("FLAMEGATE_CPU_SAMPLER", "hrtimer"), ("FLAMEGATE_FOLLOW_FORK", "yes")]
         for var, val in cases:
             d, prefix = a.out_prefix("bad")
             env = {var: val}

@@ -24,7 +24,7 @@ static void clear_env(void)
                                        "FLAMEGATE_CPU_HZ", "FLAMEGATE_HEAP_SAMPLE_BYTES",
                                        "FLAMEGATE_UPLOAD_INTERVAL", "FLAMEGATE_HEADERS",
                                        "FLAMEGATE_OUTPUT", "FLAMEGATE_PROFILES",
-                                       "FLAMEGATE_CPU_SAMPLER"};
+                                       "FLAMEGATE_CPU_SAMPLER", "FLAMEGATE_FOLLOW_FORK"};
     for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
         unsetenv(vars[i]);
 }
@@ -48,6 +48,7 @@ static void test_env_defaults(void **state)
     assert_string_equal(s.url.port, "4318");
     assert_string_equal(s.url.path, "/v1development/profiles");
     assert_null(s.service_name);
+    assert_false(s.follow_fork);
     fg__agent_settings_clear(&s);
 }
 
@@ -64,6 +65,7 @@ static void test_env_values(void **state)
     setenv("FLAMEGATE_OUTPUT", "otlp-file:/tmp/x", 1);
     setenv("FLAMEGATE_PROFILES", "heap", 1);
     setenv("FLAMEGATE_CPU_SAMPLER", "timer", 1);
+    setenv("FLAMEGATE_FOLLOW_FORK", "1", 1);
     struct fg_agent_config cfg;
     struct fg__agent_settings s;
     struct fg_err err = {{0}};
@@ -81,6 +83,7 @@ static void test_env_values(void **state)
     assert_string_equal(s.url.path, "/base/v1development/profiles");
     assert_string_equal(s.headers, "Authorization: Bearer abc\r\nX-Scope-OrgID: t1\r\n");
     assert_string_equal(s.service_name, "svc");
+    assert_true(s.follow_fork);
     fg__agent_settings_clear(&s);
     clear_env();
 }
@@ -97,6 +100,8 @@ static void test_env_bad_values(void **state)
         {"FLAMEGATE_UPLOAD_INTERVAL", "2h"},  {"FLAMEGATE_PROFILES", "cpu,disk"},
         {"FLAMEGATE_PROFILES", ","},          {"FLAMEGATE_CPU_SAMPLER", "hrtimer"},
         {"FLAMEGATE_CPU_SAMPLER", ""},        {"FLAMEGATE_CPU_SAMPLER", "perf,timer"},
+        {"FLAMEGATE_FOLLOW_FORK", "yes"},     {"FLAMEGATE_FOLLOW_FORK", "2"},
+        {"FLAMEGATE_FOLLOW_FORK", ""},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         clear_env();
