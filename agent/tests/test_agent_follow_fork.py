@@ -28,7 +28,16 @@ def run_forkwork(test, case, extra):
 
 class FollowFork(a.AgentTestCase):
     def test_children_restart_and_upload(self):
-        by_pid = run_forkwork(self, "follow", {"FLAMEGATE_FOLLOW_FORK": "1"})
+        self.children_restart_and_upload({})
+
+    def test_children_restart_and_upload_timer(self):
+        # the restarted child arms its own process CPU-time timer
+        self.children_restart_and_upload({"FLAMEGATE_CPU_SAMPLER": "timer"})
+
+    def children_restart_and_upload(self, extra_env):
+        env = {"FLAMEGATE_FOLLOW_FORK": "1"}
+        env.update(extra_env)
+        by_pid = run_forkwork(self, "follow", env)
         self.assertEqual(len(by_pid), WORKERS + 1, "uploads from pids %r" % sorted(by_pid))
         sites = ["child_alloc_%d" % k for k in range(WORKERS)]
         seen_sites = []
