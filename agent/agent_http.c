@@ -17,6 +17,7 @@
 
 #include "fg_alloc.h"
 #include "fg_buf.h"
+#include "fg_text.h"
 
 int fg__url_parse(const char *base, struct fg__url *u, struct fg_err *err)
 {
@@ -79,17 +80,6 @@ int fg__url_parse(const char *base, struct fg__url *u, struct fg_err *err)
     return 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool token_char(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -141,11 +131,11 @@ int fg__headers_parse(const char *spec, char **out, struct fg_err *err)
         for (const char *c = v; c < ve; c++) {
             char ch = *c;
             if (ch == '%') {
-                if (ve - c < 3 || hexval(c[1]) < 0 || hexval(c[2]) < 0) {
+                if (ve - c < 3 || fg_hex_digit(c[1]) < 0 || fg_hex_digit(c[2]) < 0) {
                     rc = fg_err_set(err, FG_EINVAL, "bad %%-escape in header value");
                     goto fail;
                 }
-                ch = (char)(hexval(c[1]) * 16 + hexval(c[2]));
+                ch = (char)(fg_hex_digit(c[1]) * 16 + fg_hex_digit(c[2]));
                 c += 2;
             }
             if ((unsigned char)ch < ' ' && ch != '\t') {
