@@ -482,6 +482,14 @@ nomem:
     return FG_ENOMEM;
 }
 
+/* The profile attribute's value for the sampler that took the samples. */
+static const char *cpu_sampler_attr(enum fg__cpu_sampler s)
+{
+    if (s == FG__SAMPLER_PERF)
+        return "perf_event";
+    return s == FG__SAMPLER_THREAD_TIMER ? "thread_timer" : "timer";
+}
+
 /* The resource (this process) and scope (the agent) every profile of an upload sits in. */
 static struct fg_scope_profiles *add_agent_scope(struct fg_profiles *p)
 {
@@ -541,7 +549,7 @@ static int build_batch(struct window *w, uint64_t t1, struct fg_profiles **out)
         int64_t period = 1000000000LL / A.cfg.cpu_hz;
         /* which sampler took the samples, and how many threads it could not cover */
         int32_t a2 = attr_str(p, "flamegate.agent.cpu_sampler",
-                              fg__cpu_sampler() == FG__SAMPLER_PERF ? "perf_event" : "timer");
+                              cpu_sampler_attr(fg__cpu_sampler()));
         int32_t a3 = attr_int(p, "flamegate.agent.cpu_unsampled_threads",
                               (int64_t)fg__cpu_unsampled_threads());
         if (a2 < 0 || a3 < 0)

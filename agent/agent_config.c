@@ -85,6 +85,8 @@ static int parse_sampler(const char *s, enum fg__cpu_sampler *out)
         *out = FG__SAMPLER_PERF;
     else if (strcmp(s, "timer") == 0)
         *out = FG__SAMPLER_TIMER;
+    else if (strcmp(s, "thread-timer") == 0)
+        *out = FG__SAMPLER_THREAD_TIMER;
     else
         return FG_EINVAL;
     return 0;
@@ -109,7 +111,9 @@ int fg__agent_config_from_env(struct fg_agent_config *cfg, struct fg_err *err)
         enum fg__cpu_sampler unused;
         if (parse_sampler(v, &unused))
             return fg_err_set(err, FG_EINVAL,
-                              "FLAMEGATE_CPU_SAMPLER=\"%s\": want auto, perf or timer", v);
+                              "FLAMEGATE_CPU_SAMPLER=\"%s\": want auto, perf, timer or "
+                              "thread-timer",
+                              v);
         cfg->cpu_sampler = v;
     }
     if ((v = getenv("FLAMEGATE_HEAP_SAMPLE_BYTES"))) {
@@ -175,7 +179,8 @@ int fg__agent_settings_make(const struct fg_agent_config *cfg, struct fg__agent_
     if (s->cpu_hz < 10 || s->cpu_hz > 1000)
         return fg_err_set(err, FG_EINVAL, "cpu_hz %d: want 10 to 1000", s->cpu_hz);
     if (cfg->cpu_sampler && parse_sampler(cfg->cpu_sampler, &s->cpu_sampler))
-        return fg_err_set(err, FG_EINVAL, "cpu_sampler \"%s\": want auto, perf or timer",
+        return fg_err_set(err, FG_EINVAL,
+                          "cpu_sampler \"%s\": want auto, perf, timer or thread-timer",
                           cfg->cpu_sampler);
     s->heap_sample_bytes = cfg->heap_sample_bytes ? cfg->heap_sample_bytes : 524288;
     if (s->heap_sample_bytes < 1 || s->heap_sample_bytes > (1L << 30))

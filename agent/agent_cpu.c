@@ -1,7 +1,7 @@
-/* CPU sampler: a per-thread perf_event task-clock event (or, where perf_event_open is
- * refused, one CLOCK_PROCESS_CPUTIME_ID timer) raises SIGPROF; the handler walks the frame
- * pointers of the interrupted thread (bounds-checked against its stack) into a lock-free
- * ring that the agent's collector thread drains. */
+/* CPU sampler: a per-thread POSIX CPU-time timer, a per-thread perf_event task-clock event
+ * or one CLOCK_PROCESS_CPUTIME_ID timer raises SIGPROF; the handler walks the frame pointers
+ * of the interrupted thread (bounds-checked against its stack) into a lock-free ring that
+ * the agent's collector thread drains. */
 #include "agent_internal.h"
 
 #include <dirent.h>
@@ -38,8 +38,8 @@ static _Atomic uint64_t ring_head;
 static uint64_t ring_tail; /* collector only */
 static _Atomic uint64_t ring_dropped;
 static _Atomic int cpu_active;
-/* Which sampler raises the signals (FG__SAMPLER_PERF or _TIMER): the handler takes only
- * that sampler's signals (si_code POLL_IN/POLL_HUP vs SI_TIMER). */
+/* Which sampler raises the signals (FG__SAMPLER_PERF, _TIMER or _THREAD_TIMER): the
+ * handler takes only that sampler's signals (si_code POLL_IN/POLL_HUP vs SI_TIMER). */
 static _Atomic int cpu_mode;
 static timer_t cpu_timer;
 static bool timer_armed;
@@ -115,7 +115,7 @@ static void on_sigprof(int sig, siginfo_t *si, void *ucv)
     int mode = atomic_load_explicit(&cpu_mode, memory_order_relaxed);
     uint32_t weight = 1;
     if (si->si_code == SI_TIMER) {
-        if (mode != FG__SAMPLER_TIMER)
+        if (mode != FG__SAMPLER_TIMER && mode != FG__SAMPLER_THREAD_TIMER)
             return;
         if (si->si_overrun > 0)
             weight += (uint32_t)si->si_overrun;
@@ -182,7 +182,11 @@ uint64_t fg__cpu_dropped(void)
     return atomic_load(&ring_dropped);
 }
 
-/* ---- perf_event sampler: one task-clock event per thread ---- */
+/* ---- per-thread samplers: one task-clock perf event or one CPU-time timer per thread ----
+ *
+ * Both share the bookkeeping below: a table of (thread, event) filled by the
+ * pthread_create trampoline and a /proc/self/task scan at start, emptied at thread exit,
+ * by the collector's reaping, at stop and in a forked child. */
 
 /* Why task-clock and not cpu-clock: both are hrtimer-driven and, as per-thread events, tick
  * only while the thread runs; task-clock is defined as the thread's own run time (the
@@ -192,17 +196,19 @@ uint64_t fg__cpu_dropped(void)
 
 struct thread_event {
     pid_t tid;
-    int fd;
-    bool own;    /* opened by the thread itself, which closes it when it exits */
-    uint64_t id; /* the kernel's event id: the fd is closed only while it still holds it */
+    int fd;        /* perf: the event; -1 for a timer */
+    timer_t timer; /* thread-timer */
+    bool own;      /* opened by the thread itself, which closes it when it exits */
+    uint64_t id;   /* the kernel's event id: the fd is closed only while it still holds it */
 };
 
 /* Guards the table and the perf_* settings; never taken in the signal handler. */
 static pthread_mutex_t events_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct thread_event *events; /* mmap'd: no allocator calls from user threads */
 static size_t n_events, cap_events;
-static _Atomic int perf_on;              /* new threads open their own event */
-static long perf_period_ns;
+static _Atomic int per_thread_on; /* new threads open their own event */
+static int per_thread_mode;       /* FG__SAMPLER_PERF or _THREAD_TIMER */
+static long perf_period_ns;       /* both: the sampling period in thread CPU time */
 static int perf_exclude_kernel;
 static long perf_fd_ceiling; /* an fd at or above it is refused: leave the program room */
 static _Atomic uint64_t unsampled_threads;
@@ -257,12 +263,49 @@ static int perf_event_for(pid_t tid, uint64_t *id)
     return fd;
 }
 
+#ifndef sigev_notify_thread_id
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
+
+/* Linux's clock id for thread tid's CPU time (include/linux/posix-timers.h:
+ * MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED), i.e. (~tid << 3) | 6, written as a multiply
+ * because shifting a negative value is undefined in C). Valid for threads of this process. */
+static clockid_t thread_cpu_clock(pid_t tid)
+{
+    return (clockid_t)((~(clockid_t)tid) * 8) | 6; /* CPUCLOCK_PERTHREAD_MASK | _SCHED */
+}
+
+/* Arms a CPU-time timer on thread tid (self: the calling thread) that sends SIGPROF to that
+ * thread every perf_period_ns of its CPU time. Returns 0 or -errno. */
+static int thread_timer_for(pid_t tid, bool self, timer_t *out)
+{
+    struct sigevent sev;
+    memset(&sev, 0, sizeof(sev));
+    sev.sigev_notify = SIGEV_THREAD_ID;
+    sev.sigev_signo = SIGPROF;
+    sev.sigev_notify_thread_id = tid;
+    if (timer_create(self ? CLOCK_THREAD_CPUTIME_ID : thread_cpu_clock(tid), &sev, out) != 0)
+        return -errno;
+    struct itimerspec its = {
+        .it_interval = {perf_period_ns / 1000000000L, perf_period_ns % 1000000000L},
+        .it_value = {perf_period_ns / 1000000000L, perf_period_ns % 1000000000L},
+    };
+    if (timer_settime(*out, 0, &its, NULL) != 0) {
+        int e = errno;
+        timer_delete(*out);
+        return -e;
+    }
+    return 0;
+}
+
 /* A program may have closed the fd (daemons close every fd) and reused the number: close
- * it only while it is still our event. */
+ * it only while it is still our event. Timer ids cannot be taken over that way. */
 static void event_close(const struct thread_event *e)
 {
     uint64_t id;
-    if (ioctl(e->fd, PERF_EVENT_IOC_ID, &id) == 0 && id == e->id)
+    if (e->fd < 0)
+        timer_delete(e->timer);
+    else if (ioctl(e->fd, PERF_EVENT_IOC_ID, &id) == 0 && id == e->id)
         close(e->fd);
 }
 
@@ -301,13 +344,19 @@ static int event_attach_locked(pid_t tid, bool own)
         event_close(e);
         *e = events[--n_events];
     }
-    uint64_t id = 0;
-    int fd = events_reserve_locked() ? perf_event_for(tid, &id) : -ENOMEM;
-    if (fd < 0) {
-        atomic_fetch_add(&unsampled_threads, 1);
-        return fd;
+    struct thread_event ne = {.tid = tid, .fd = -1, .own = own};
+    int rc = -ENOMEM;
+    if (events_reserve_locked()) {
+        if (per_thread_mode == FG__SAMPLER_PERF)
+            rc = ne.fd = perf_event_for(tid, &ne.id);
+        else
+            rc = thread_timer_for(tid, own || tid == gettid_raw(), &ne.timer);
     }
-    events[n_events++] = (struct thread_event){tid, fd, own, id};
+    if (rc < 0) {
+        atomic_fetch_add(&unsampled_threads, 1);
+        return rc;
+    }
+    events[n_events++] = ne;
     return 0;
 }
 
@@ -332,7 +381,7 @@ static void events_close_all_locked(void)
 static void on_thread_exit(void *unused)
 {
     (void)unused;
-    if (!atomic_load_explicit(&perf_on, memory_order_acquire))
+    if (!atomic_load_explicit(&per_thread_on, memory_order_acquire))
         return;
     pid_t tid = gettid_raw();
     pthread_mutex_lock(&events_mu);
@@ -354,11 +403,11 @@ static void thread_begin(void)
         pthread_setspecific(thread_exit_key, (void *)1);
         fg__tls_guard--;
     }
-    if (!atomic_load_explicit(&perf_on, memory_order_acquire))
+    if (!atomic_load_explicit(&per_thread_on, memory_order_acquire))
         return;
     pid_t tid = gettid_raw();
     pthread_mutex_lock(&events_mu);
-    if (atomic_load_explicit(&perf_on, memory_order_relaxed))
+    if (atomic_load_explicit(&per_thread_on, memory_order_relaxed))
         event_attach_locked(tid, true);
     pthread_mutex_unlock(&events_mu);
 }
@@ -383,7 +432,7 @@ void fg__cpu_reap(void)
 {
     /* An event opened for a thread that did not start through pthread_create has nobody
      * to close it when the thread exits: drop it once the thread is gone. */
-    if (!atomic_load_explicit(&perf_on, memory_order_acquire))
+    if (!atomic_load_explicit(&per_thread_on, memory_order_acquire))
         return;
     pid_t pid = getpid();
     pthread_mutex_lock(&events_mu);
@@ -408,32 +457,37 @@ static long fd_ceiling(void)
     return cur > keep ? cur - keep : 1;
 }
 
-/* Starts the perf sampler: the calling thread's event decides whether perf works here. */
-static int perf_start(int hz, struct fg_err *err)
+/* Starts a per-thread sampler (mode PERF or THREAD_TIMER): the calling thread's event
+ * decides whether it works here. */
+static int per_thread_start(int mode, int hz, struct fg_err *err)
 {
     int rc = 0;
     pthread_mutex_lock(&events_mu);
+    per_thread_mode = mode;
     perf_period_ns = 1000000000L / hz;
     perf_exclude_kernel = 0;
     perf_fd_ceiling = fd_ceiling();
     atomic_store(&unsampled_threads, 0);
     int e = event_attach_locked(gettid_raw(), false);
     if (e < 0) {
-        rc = fg_err_set(err, FG_EUNSUPPORTED, "perf_event_open(task-clock): %s", strerror(-e));
+        rc = fg_err_set(err, FG_EUNSUPPORTED, "%s: %s",
+                        mode == FG__SAMPLER_PERF ? "perf_event_open(task-clock)"
+                                                 : "timer_create(CLOCK_THREAD_CPUTIME_ID)",
+                        strerror(-e));
         atomic_store(&unsampled_threads, 0); /* the timer sampler covers every thread */
         goto out;
     }
-    atomic_store(&perf_on, 1);
+    atomic_store(&per_thread_on, 1);
     attach_existing_threads_locked();
 out:
     pthread_mutex_unlock(&events_mu);
     return rc;
 }
 
-static void perf_stop(void)
+static void per_thread_stop(void)
 {
     pthread_mutex_lock(&events_mu);
-    atomic_store(&perf_on, 0);
+    atomic_store(&per_thread_on, 0);
     events_close_all_locked();
     pthread_mutex_unlock(&events_mu);
 }
@@ -504,19 +558,24 @@ int fg__cpu_start(int hz, enum fg__cpu_sampler want, struct fg_err *err)
         return fg_err_set(err, FG_EIO, "sigaction(SIGPROF): %s", strerror(errno));
     handler_installed = true;
 
+    /* auto: per-thread timers up to the rate the scheduler tick can deliver (they cost
+     * ~7 us a sample against perf's ~75 us, and attribute threads on every kernel); perf's
+     * hrtimer above it. The process-wide timer only when asked for. */
+    enum fg__cpu_sampler order[2] = {want, FG__SAMPLER_AUTO};
+    if (want == FG__SAMPLER_AUTO) {
+        bool tick_rate = hz <= FG__TICK_BOUND_HZ;
+        order[0] = tick_rate ? FG__SAMPLER_THREAD_TIMER : FG__SAMPLER_PERF;
+        order[1] = tick_rate ? FG__SAMPLER_PERF : FG__SAMPLER_THREAD_TIMER;
+    }
     int rc = FG_EUNSUPPORTED;
-    if (want != FG__SAMPLER_TIMER) {
-        atomic_store(&cpu_mode, FG__SAMPLER_PERF);
+    for (int i = 0; i < 2 && rc && order[i] != FG__SAMPLER_AUTO; i++) {
+        atomic_store(&cpu_mode, order[i]);
         atomic_store(&cpu_active, 1);
-        rc = perf_start(hz, err);
-        if (rc && want == FG__SAMPLER_PERF)
-            fg_err_prefix(err, "FLAMEGATE_CPU_SAMPLER=perf");
+        rc = order[i] == FG__SAMPLER_TIMER ? timer_start(hz, err)
+                                           : per_thread_start(order[i], hz, err);
     }
-    if (rc && want != FG__SAMPLER_PERF) {
-        atomic_store(&cpu_mode, FG__SAMPLER_TIMER);
-        atomic_store(&cpu_active, 1);
-        rc = timer_start(hz, err);
-    }
+    if (rc && want != FG__SAMPLER_AUTO)
+        fg_err_prefix(err, "FLAMEGATE_CPU_SAMPLER=%s", fg__cpu_sampler_name(want));
     if (rc) {
         atomic_store(&cpu_active, 0);
         restore_handler();
@@ -529,6 +588,12 @@ enum fg__cpu_sampler fg__cpu_sampler(void)
     return (enum fg__cpu_sampler)atomic_load(&cpu_mode);
 }
 
+const char *fg__cpu_sampler_name(enum fg__cpu_sampler s)
+{
+    static const char *const names[] = {"auto", "perf", "timer", "thread-timer"};
+    return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
+}
+
 uint64_t fg__cpu_unsampled_threads(void)
 {
     return atomic_load(&unsampled_threads);
@@ -537,7 +602,7 @@ uint64_t fg__cpu_unsampled_threads(void)
 void fg__cpu_stop(void)
 {
     atomic_store(&cpu_active, 0);
-    perf_stop();
+    per_thread_stop();
     if (timer_armed) {
         timer_delete(cpu_timer);
         timer_armed = false;
@@ -562,8 +627,10 @@ void fg__cpu_forget(void)
      * events alive, and signalling the parent's threads, after the parent closes its own.
      * The handler stays but does nothing. */
     atomic_store(&cpu_active, 0);
-    atomic_store(&perf_on, 0);
-    events_close_all_locked();
+    atomic_store(&per_thread_on, 0);
+    if (per_thread_mode == FG__SAMPLER_PERF)
+        events_close_all_locked();
+    n_events = 0; /* the parent's timer ids name nothing here */
     pthread_mutex_init(&events_mu, NULL);
     timer_armed = false;
     tls_tid = 0;

@@ -40,19 +40,24 @@ uintptr_t fg__thread_stack_hi(void);
 /* ---- CPU sampler (agent_cpu.c) ---- */
 
 enum fg__cpu_sampler {
-    FG__SAMPLER_AUTO,  /* perf_event if the kernel allows it, else the timer */
-    FG__SAMPLER_PERF,  /* one task-clock perf event per thread (hrtimer-precise) */
-    FG__SAMPLER_TIMER, /* one process CPU-time timer (scheduler-tick-precise) */
+    FG__SAMPLER_AUTO,         /* thread-timer up to FG__TICK_BOUND_HZ, else perf if allowed */
+    FG__SAMPLER_PERF,         /* one task-clock perf event per thread (hrtimer-precise) */
+    FG__SAMPLER_TIMER,        /* one process CPU-time timer (scheduler-tick-precise) */
+    FG__SAMPLER_THREAD_TIMER, /* one CPU-time timer per thread (scheduler-tick-precise) */
 };
+/* The highest rate auto leaves to the tick-bound thread timers (CONFIG_HZ is usually 250). */
+#define FG__TICK_BOUND_HZ 250
 
 int fg__cpu_start(int hz, enum fg__cpu_sampler want, struct fg_err *err);
 void fg__cpu_stop(void);
-/* The sampler that fg__cpu_start chose (PERF or TIMER). */
+/* The sampler that fg__cpu_start chose (never AUTO). */
 enum fg__cpu_sampler fg__cpu_sampler(void);
-/* Threads whose perf event could not be opened (fd limit, ...): they go unsampled. */
+/* The FLAMEGATE_CPU_SAMPLER spelling of s ("thread-timer", ...). */
+const char *fg__cpu_sampler_name(enum fg__cpu_sampler s);
+/* Threads whose perf event or timer could not be opened (fd limit, ...): unsampled. */
 uint64_t fg__cpu_unsampled_threads(void);
-/* Closes the perf events of threads that exited without passing through pthread_create's
- * exit path (threads the agent did not start); the collector calls it. */
+/* Closes the perf events or timers of threads that exited without passing through
+ * pthread_create's exit path (threads the agent did not start); the collector calls it. */
 void fg__cpu_reap(void);
 /* Moves every published record to fn (called on the draining thread); returns how many. */
 size_t fg__cpu_drain(void (*fn)(void *ctx, const struct fg__stack_rec *r), void *ctx);

@@ -145,6 +145,13 @@ static void test_cpu_sampler_field(void **state)
     assert_int_equal(fg__agent_settings_make(&cfg, &s, &err), 0);
     assert_int_equal(s.cpu_sampler, FG__SAMPLER_PERF);
     fg__agent_settings_clear(&s);
+    cfg.cpu_sampler = "thread-timer";
+    assert_int_equal(fg__agent_settings_make(&cfg, &s, &err), 0);
+    assert_int_equal(s.cpu_sampler, FG__SAMPLER_THREAD_TIMER);
+    assert_string_equal(fg__cpu_sampler_name(s.cpu_sampler), "thread-timer");
+    fg__agent_settings_clear(&s);
+    cfg.cpu_sampler = "thread_timer";
+    assert_int_equal(fg__agent_settings_make(&cfg, &s, &err), FG_EINVAL);
     cfg.cpu_sampler = "Timer";
     assert_int_equal(fg__agent_settings_make(&cfg, &s, &err), FG_EINVAL);
     assert_non_null(strstr(err.msg, "cpu_sampler"));
