@@ -35,8 +35,9 @@ struct fg_agent_config {
     int cpu_hz;                    /* 10..1000; default 99 */
     long heap_sample_bytes;        /* mean bytes between heap samples; default 524288 */
     long upload_interval_ms;       /* 100..3600000; default 10000 */
-    /* CPU sampler: "auto" (default: perf_event if allowed, else a CPU-time timer), "perf"
-     * (fail when perf_event_open is refused) or "timer". */
+    /* CPU sampler: "auto" (default: "thread-timer" up to 250 Hz, above it perf_event if
+     * allowed, else "thread-timer"), "thread-timer" (a CPU-time timer per thread), "perf"
+     * (fail when perf_event_open is refused) or "timer" (one process CPU-time timer). */
     const char *cpu_sampler;
     /* 1: a child forked without exec restarts the agent in itself (own threads, own
      * profiles, its own pid, its own final upload); 0 (default): the child runs unprofiled. */
