@@ -431,16 +431,6 @@ static int filter_consume(struct fg_consumer *self, struct fg_profiles *batch, s
     return fg_proc_finish(f->next, f->base.id, batch, out, rc, err);
 }
 
-static int filter_start(struct fg_component *c, struct fg_err *err)
-{
-    return 0;
-}
-
-static int filter_shutdown(struct fg_component *c, int64_t deadline_ns)
-{
-    return 0;
-}
-
 static void filter_destroy(struct fg_component *c)
 {
     struct filter_processor *f = (struct filter_processor *)c;
@@ -456,8 +446,8 @@ static void filter_destroy(struct fg_component *c)
 }
 
 static const struct fg_component_ops filter_ops = {
-    .start = filter_start,
-    .shutdown = filter_shutdown,
+    .start = fg_proc_start_nothing,
+    .shutdown = fg_proc_shutdown_nothing,
     .destroy = filter_destroy,
 };
 
