@@ -1,14 +1,14 @@
 /* SHA-1 over a buffer in one call (FIPS 180-4 §6.1). */
 #include "fg_sha1.h"
 
-#include <string.h>
+#include "fg_digest.h"
 
 static uint32_t rol(uint32_t x, int n)
 {
     return (x << n) | (x >> (32 - n));
 }
 
-static void sha1_block(uint32_t h[5], const uint8_t *b)
+static void sha1_block(uint32_t *h, const uint8_t *b)
 {
     uint32_t w[80];
     for (int i = 0; i < 16; i++)
@@ -49,21 +49,7 @@ static void sha1_block(uint32_t h[5], const uint8_t *b)
 void fg_sha1(const void *data, size_t len, uint8_t out[FG_SHA1_LEN])
 {
     uint32_t h[5] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0};
-    const uint8_t *p = data;
-    size_t left = len;
-    for (; left >= 64; p += 64, left -= 64)
-        sha1_block(h, p);
-    /* the last bytes, 0x80, zeros and the bit length fill one or two blocks */
-    uint8_t tail[128] = {0};
-    if (left)
-        memcpy(tail, p, left);
-    tail[left] = 0x80;
-    size_t tail_len = left + 9 <= 64 ? 64 : 128;
-    uint64_t bits = (uint64_t)len * 8;
-    for (int i = 0; i < 8; i++)
-        tail[tail_len - 1 - i] = (uint8_t)(bits >> (8 * i));
-    for (size_t off = 0; off < tail_len; off += 64)
-        sha1_block(h, tail + off);
+    fg_md_hash(h, sha1_block, data, len, true);
     for (int i = 0; i < 5; i++)
         for (int j = 0; j < 4; j++)
             out[4 * i + j] = (uint8_t)(h[i] >> (24 - 8 * j));

@@ -15,7 +15,7 @@
 #include <strings.h>
 
 #include "fg_alloc.h"
-#include "fg_attr_actions.h" /* fg_sha256_hex */
+#include "fg_digest.h"
 #include "fg_auth.h"
 #include "fg_base64.h"
 #include "fg_buf.h"

@@ -59,16 +59,6 @@ int fg_attr_list_to_dict(const struct fg_attr_list *l, struct fg_profiles *out,
  * base64; arrays and kvlists in JSON. Appends to out. */
 int fg_value_to_text(const struct fg_value *v, struct fg_buf *out);
 
-/* SHA-256 of data as 64 lower-case hex digits plus NUL. */
-void fg_sha256_hex(const void *data, size_t len, char hex[65]);
-
-/* The Merkle-Damgard frame MD5 and SHA-256 share: data in 64-byte blocks, then the padding
- * (0x80, zeros, the length in bits in the last 8 bytes, big-endian for SHA-256 and
- * little-endian for MD5) through block, which updates the state h. */
-typedef void (*fg__md_block_fn)(uint32_t *h, const uint8_t *block);
-void fg__md_hash(uint32_t *h, fg__md_block_fn block, const void *data, size_t len,
-                 bool length_big_endian);
-
 /* ---- actions ---- */
 
 enum fg_attr_action_kind {

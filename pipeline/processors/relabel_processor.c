@@ -10,6 +10,7 @@
 #include "fg_alloc.h"
 #include "fg_arena.h"
 #include "fg_attr_actions.h"
+#include "fg_digest.h"
 #include "fg_component.h"
 #include "fg_model.h"
 #include "fg_proc_regex.h"
@@ -253,7 +254,7 @@ static void md5_block(uint32_t h[4], const uint8_t *b)
 static void md5(const void *data, size_t len, uint8_t out[16])
 {
     uint32_t h[4] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476};
-    fg__md_hash(h, md5_block, data, len, false);
+    fg_md_hash(h, md5_block, data, len, false);
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < 4; j++)
             out[4 * i + j] = (uint8_t)(h[i] >> (8 * j));

@@ -6,6 +6,7 @@
 #include "procutil.h"
 
 #include "fg_attr_actions.h"
+#include "fg_digest.h"
 
 static char buf[2048];
 
