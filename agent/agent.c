@@ -1,6 +1,13 @@
-/* The agent's lifecycle: start/stop/flush, thread labels, the collector thread (drains CPU
- * samples, aggregates and symbolizes them, builds one OTLP batch per upload interval) and
- * the sender thread (bounded queue, retry with backoff, never blocks the program). */
+/* The agent's lifecycle: start/stop/flush, thread labels, and the helper process.
+ *
+ * The program's process keeps only the samplers (a SIGPROF handler, the allocator's
+ * countdown) and writes into a region shared with a helper process forked at start: the
+ * helper drains the CPU samples, symbolizes them from /proc/PID/maps and the mapped files,
+ * builds one OTLP batch per upload interval and sends it (bounded queue, retry with
+ * backoff). So the agent starts no thread in the program: a single-threaded program stays
+ * single-threaded, and glibc's allocator keeps its lock-free paths. The helper is a
+ * grandchild (the program never sees it as its child), leaves the program's session, and
+ * ends after the final upload, or when the program exits or execs without one. */
 #include "fg_agent.h"
 
 #include <errno.h>
@@ -11,10 +18,15 @@
 #include <stdatomic.h>
 #include <pthread.h>
 #include <signal.h>
+#include <linux/futex.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,21 +52,15 @@
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 30000
 #define MAX_CPU_STACKS 65536u
-#define MAX_LABEL_SETS 1024u
-#define MAX_LABELS 16u
+#define HELPER_START_MS 2000
+#define HELPER_EXIT_SLACK_MS 1000 /* past the exit budget: the helper's own teardown */
 
 FG__TLS volatile uint32_t fg__tls_labels;
+struct fg__shared *fg__shm;
 
-/* ---- labels: immutable sets, interned; a thread points at one by index ---- */
-
-struct label_set {
-    uint32_t n;
-    char *kv[2 * MAX_LABELS]; /* key, value pairs sorted by key */
-};
-
+/* Label sets live in the shared region (immutable once published; a thread points at one
+ * by index). label_mu also guards creating the region. */
 static pthread_mutex_t label_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct label_set *label_sets[MAX_LABEL_SETS]; /* [0] = the empty set */
-static uint32_t n_label_sets = 1;
 
 /* ---- uploads waiting for the sender ---- */
 
@@ -92,16 +98,15 @@ struct window {
     uint64_t dropped; /* entries refused: table full or no memory */
 };
 
+/* The program's side uses mu, running, pid, cfg and the exe names; the rest is the
+ * helper's. */
 static struct agent {
     pthread_mutex_t mu;
-    pthread_cond_t wake;     /* collector: flush or stop requested */
-    pthread_cond_t flushed;  /* flush callers */
-    pthread_cond_t send_cv;  /* sender: work or stop */
-    bool running, stopping, sender_stop;
-    pid_t pid;
+    pthread_cond_t send_cv; /* sender: work or stop */
+    bool running, sender_stop;
+    pid_t pid; /* the profiled process */
     struct fg__agent_settings cfg;
-    pthread_t collector, sender;
-    uint64_t flush_req, flush_done;
+    pthread_t sender;
     struct payload *q_head, *q_tail;
     size_t q_items, q_bytes;
     uint64_t dropped_uploads;
@@ -114,8 +119,6 @@ static struct agent {
     char exe_name[256], exe_path[1024];
 } A = {
     .mu = PTHREAD_MUTEX_INITIALIZER,
-    .wake = PTHREAD_COND_INITIALIZER,
-    .flushed = PTHREAD_COND_INITIALIZER,
     .send_cv = PTHREAD_COND_INITIALIZER,
     .wake_pipe = {-1, -1},
     .cancel = {.wake_fd = -1},
@@ -199,22 +202,13 @@ static int window_reset(struct window *w)
     return w->slots && w->entries ? 0 : FG_ENOMEM;
 }
 
-static void window_free(struct window *w)
-{
-    fg_arena_free(w->arena);
-    fg_free(w->slots);
-    fg_free(w->entries);
-    fg_free(w->names);
-    memset(w, 0, sizeof(*w));
-}
-
 static const char *thread_name_of(struct window *w, uint32_t tid)
 {
     for (uint32_t i = 0; i < w->n_names; i++)
         if (w->names[i].tid == tid)
             return w->names[i].name;
     char path[64], buf[64] = "";
-    snprintf(path, sizeof(path), "/proc/self/task/%u/comm", tid);
+    snprintf(path, sizeof(path), "/proc/%d/task/%u/comm", (int)A.pid, tid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
         ssize_t n = read(fd, buf, sizeof(buf) - 1);
@@ -442,7 +436,7 @@ static int add_heap_profiles(struct builder *b, struct fg_scope_profiles *sp,
 {
     struct fg__heap_site *sites = NULL;
     size_t n_sites = 0;
-    if (fg__heap_snapshot(&sites, &n_sites))
+    if (fg__heap_snapshot(fg__shm, &sites, &n_sites))
         return FG_ENOMEM;
     static const char *const types[4][2] = {{"alloc_objects", "count"},
                                             {"alloc_space", "bytes"},
@@ -513,7 +507,7 @@ static struct fg_scope_profiles *add_agent_scope(struct fg_profiles *p)
 #undef KV_STR
     rattrs[nr].key = (struct fg_bytes){"process.pid", 11};
     rattrs[nr].value.kind = FG_VALUE_INT;
-    rattrs[nr].value.u.i = getpid();
+    rattrs[nr].value.u.i = A.pid;
     nr++;
     struct fg_resource res = {0};
     res.attrs = rattrs;
@@ -538,8 +532,10 @@ static int build_batch(struct window *w, uint64_t t1, struct fg_profiles **out)
     uint32_t pattrs[2];
     int32_t a0 = attr_int(p, "flamegate.agent.dropped_uploads",
                           (int64_t)__atomic_load_n(&A.dropped_uploads, __ATOMIC_RELAXED));
+    const struct fg__shared *sh = fg__shm;
     int32_t a1 = attr_int(p, "flamegate.agent.dropped_samples",
-                          (int64_t)(fg__cpu_dropped() + fg__heap_dropped() + w->dropped));
+                          (int64_t)(atomic_load(&sh->ring_dropped) +
+                                    atomic_load(&sh->heap_dropped) + w->dropped));
     if (a0 < 0 || a1 < 0)
         goto nomem;
     pattrs[0] = (uint32_t)a0;
@@ -549,9 +545,9 @@ static int build_batch(struct window *w, uint64_t t1, struct fg_profiles **out)
         int64_t period = 1000000000LL / A.cfg.cpu_hz;
         /* which sampler took the samples, and how many threads it could not cover */
         int32_t a2 = attr_str(p, "flamegate.agent.cpu_sampler",
-                              cpu_sampler_attr(fg__cpu_sampler()));
+                              cpu_sampler_attr(atomic_load(&sh->cpu_sampler)));
         int32_t a3 = attr_int(p, "flamegate.agent.cpu_unsampled_threads",
-                              (int64_t)fg__cpu_unsampled_threads());
+                              (int64_t)atomic_load(&sh->unsampled_threads));
         if (a2 < 0 || a3 < 0)
             goto nomem;
         uint32_t cattrs[4] = {pattrs[0], pattrs[1], (uint32_t)a2, (uint32_t)a3};
@@ -564,12 +560,13 @@ static int build_batch(struct window *w, uint64_t t1, struct fg_profiles **out)
         if (!pn)
             goto nomem;
         uint32_t i_count = sp->n_profiles - 2, i_ns = sp->n_profiles - 1;
+        uint32_t n_sets = atomic_load_explicit(&sh->n_label_sets, memory_order_acquire);
         for (uint32_t i = 0; i < w->n_entries; i++) {
             const struct cpu_entry *e = w->entries[i];
             int32_t st = stack_of(&b, e->pcs, e->frames, e->n);
             if (st < 0)
                 goto nomem;
-            uint32_t attrs[2 + MAX_LABELS];
+            uint32_t attrs[2 + FG__MAX_LABELS];
             uint32_t na = 0;
             int32_t x = attr_int(p, "thread.id", e->tid);
             int32_t y = attr_str(p, "thread.name", e->thread_name);
@@ -577,14 +574,14 @@ static int build_batch(struct window *w, uint64_t t1, struct fg_profiles **out)
                 goto nomem;
             attrs[na++] = (uint32_t)x;
             attrs[na++] = (uint32_t)y;
-            pthread_mutex_lock(&label_mu);
-            const struct label_set *ls = e->labels < n_label_sets ? label_sets[e->labels] : NULL;
+            const struct fg__label_set *ls =
+                e->labels < n_sets ? &sh->label_sets[e->labels] : NULL;
             for (uint32_t k = 0; ls && k < ls->n; k++) {
-                int32_t la = attr_str(p, ls->kv[2 * k], ls->kv[2 * k + 1]);
+                int32_t la = attr_str(p, sh->label_pool + ls->kv[2 * k],
+                                      sh->label_pool + ls->kv[2 * k + 1]);
                 if (la >= 0)
                     attrs[na++] = (uint32_t)la;
             }
-            pthread_mutex_unlock(&label_mu);
             int64_t vc = (int64_t)e->weight, vn = (int64_t)e->weight * period;
             struct fg_sample s = {0};
             s.stack = (uint32_t)st;
@@ -720,52 +717,21 @@ done:
         agent_log("out of memory; CPU samples of the next window are lost");
 }
 
-static void *collector_main(void *arg)
-{
-    (void)arg;
-    fg__tls_guard = 1;
-    agent_thread_signals();
-    pthread_setname_np(pthread_self(), "fg-agent-coll"); /* its samples are the agent's */
-    long long next_upload = mono_ms() + A.cfg.upload_interval_ms;
-    pthread_mutex_lock(&A.mu);
-    for (;;) {
-        struct timespec ts;
-        deadline_ts(&ts, COLLECT_TICK_MS);
-        if (!A.stopping && A.flush_req == A.flush_done)
-            pthread_cond_timedwait(&A.wake, &A.mu, &ts);
-        bool stopping = A.stopping;
-        uint64_t flush = A.flush_req;
-        pthread_mutex_unlock(&A.mu);
-
-        fg__sym_refresh(A.sym);
-        fg__cpu_reap();
-        fg__cpu_drain(window_add, &A.win);
-        bool due = mono_ms() >= next_upload;
-        if (due || stopping || flush != A.flush_done) {
-            upload_window();
-            next_upload = mono_ms() + A.cfg.upload_interval_ms;
-        }
-        pthread_mutex_lock(&A.mu);
-        if (flush != A.flush_done) {
-            A.flush_done = flush;
-            pthread_cond_broadcast(&A.flushed);
-        }
-        if (stopping)
-            break;
-    }
-    A.sender_stop = true;
-    pthread_cond_signal(&A.send_cv);
-    pthread_mutex_unlock(&A.mu);
-    return NULL;
-}
-
 /* ---- sender ---- */
 
-static int write_file(const struct payload *pl, uint64_t seq, struct fg_err *err)
+static void upload_path(char *out, size_t size, const struct payload *pl, uint64_t seq)
+{
+    snprintf(out, size, "%s.%d.%llu.%s", A.cfg.out_path, (int)A.pid, (unsigned long long)seq,
+             pl->suffix);
+}
+
+/* Writes pl as PATH.<pid>.<seq>.<ext>, taking the next free seq: files are complete when
+ * they appear and never replace one another (the agent of an image the process exec'd from
+ * may have used the pid's first numbers). */
+static int write_file(const struct payload *pl, uint64_t *seq, struct fg_err *err)
 {
     char path[4096], tmp[4200];
-    snprintf(path, sizeof(path), "%s.%d.%llu.%s", A.cfg.out_path, (int)getpid(),
-             (unsigned long long)seq, pl->suffix);
+    upload_path(path, sizeof(path), pl, *seq);
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
@@ -784,12 +750,12 @@ static int write_file(const struct payload *pl, uint64_t seq, struct fg_err *err
         off += (size_t)n;
     }
     close(fd);
-    /* complete files only: readers never see a half-written profile */
-    if (rename(tmp, path) != 0) {
-        unlink(tmp);
-        return fg_err_set(err, FG_EIO, "rename to %s: %s", path, strerror(errno));
-    }
-    return 0;
+    int rc;
+    while ((rc = link(tmp, path)) != 0 && errno == EEXIST)
+        upload_path(path, sizeof(path), pl, ++*seq);
+    int e = errno;
+    unlink(tmp);
+    return rc ? fg_err_set(err, FG_EIO, "link to %s: %s", path, strerror(e)) : 0;
 }
 
 static void *sender_main(void *arg)
@@ -831,7 +797,7 @@ static void *sender_main(void *arg)
             }
             retry = rc != 0 && rc != FG_EPERMANENT && !stopping;
         } else {
-            rc = write_file(pl, seq, &err);
+            rc = write_file(pl, &seq, &err);
         }
         if (rc && !warned) {
             agent_log("upload failed: %s%s", err.msg,
@@ -841,6 +807,7 @@ static void *sender_main(void *arg)
             warned = true;
         }
         pthread_mutex_lock(&A.mu);
+        A.upload_seq = FG_MAX(A.upload_seq, seq + 1); /* write_file may have skipped some */
         if (retry) {
             backoff = backoff ? FG_MIN(backoff * 2, BACKOFF_MAX_MS) : BACKOFF_MIN_MS;
             struct timespec ts;
@@ -866,6 +833,258 @@ static void *sender_main(void *arg)
     return NULL;
 }
 
+/* ---- the helper process ---- */
+
+static long futex_wait_ms(_Atomic uint32_t *word, uint32_t seen, long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    return syscall(SYS_futex, word, FUTEX_WAIT, seen, &ts, NULL, 0);
+}
+
+static void futex_wake_all(_Atomic uint32_t *word)
+{
+    syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+/* The program's side: a request for the helper (flush or stop) is in sh. */
+static void ring_doorbell(struct fg__shared *sh)
+{
+    atomic_fetch_add(&sh->doorbell, 1);
+    futex_wake_all(&sh->doorbell);
+}
+
+static bool helper_alive(const struct fg__shared *sh)
+{
+    pid_t pid = atomic_load(&sh->helper_pid);
+    return pid > 0 && atomic_load(&sh->helper_state) != FG__HELPER_DONE &&
+           !(kill(pid, 0) != 0 && errno == ESRCH);
+}
+
+enum program_state { PROGRAM_RUNS, PROGRAM_EXITED, PROGRAM_EXECED };
+
+/* The helper: whether the program still runs this agent (checked every tick). After an
+ * exec its samplers are gone with the old image, and its profile with them (as when the
+ * agent ran in-process): the new image's agent starts over under the same pid. */
+static enum program_state program_state(int pidfd)
+{
+    if (pidfd >= 0) {
+        struct pollfd pf = {pidfd, POLLIN, 0};
+        if (poll(&pf, 1, 0) > 0)
+            return PROGRAM_EXITED;
+    } else if (kill(A.pid, 0) != 0 && errno == ESRCH) {
+        return PROGRAM_EXITED;
+    }
+    char link[64], exe[sizeof(A.exe_path)];
+    snprintf(link, sizeof(link), "/proc/%d/exe", (int)A.pid);
+    ssize_t n = readlink(link, exe, sizeof(exe) - 1);
+    if (n <= 0)
+        return PROGRAM_RUNS;
+    exe[n] = '\0';
+    return strcmp(exe, A.exe_path) == 0 ? PROGRAM_RUNS : PROGRAM_EXECED;
+}
+
+/* Lowers the deadline of the sends still to come (and of one in flight) to deadline_ms. */
+static void cut_sends_at(long long deadline_ms)
+{
+    pthread_mutex_lock(&A.mu);
+    A.exit_deadline_ms = deadline_ms;
+    atomic_store(&A.cancel.deadline_ms, deadline_ms);
+    if (A.wake_pipe[1] >= 0) {
+        ssize_t w = write(A.wake_pipe[1], "x", 1);
+        (void)w;
+    }
+    pthread_mutex_unlock(&A.mu);
+}
+
+/* Drains, aggregates and uploads until the program asks for the final upload or is gone. */
+static void collect(struct fg__shared *sh, int pidfd)
+{
+    long long next_upload = mono_ms() + A.cfg.upload_interval_ms;
+    uint32_t flush_done = atomic_load(&sh->flush_done);
+    for (;;) {
+        uint32_t bell = atomic_load(&sh->doorbell); /* before the checks: no request is missed */
+        uint32_t stop = atomic_load(&sh->stop), flush = atomic_load(&sh->flush_req);
+        enum program_state ps = stop ? PROGRAM_RUNS : program_state(pidfd);
+        if (stop == FG__STOP_DISCARD || ps == PROGRAM_EXECED)
+            break;
+        bool stopping = stop == FG__STOP_UPLOAD;
+        if (ps == PROGRAM_EXITED) {
+            stopping = true; /* no exit handler ran: send what there is, in the exit budget */
+            cut_sends_at(mono_ms() + EXIT_BUDGET_MS);
+        } else if (stopping) {
+            cut_sends_at(atomic_load(&sh->exit_deadline_ms));
+        }
+        fg__cpu_drain(sh, window_add, &A.win);
+        if (mono_ms() >= next_upload || stopping || flush != flush_done) {
+            fg__sym_refresh(A.sym); /* libraries loaded or unloaded since the last upload */
+            upload_window();
+            next_upload = mono_ms() + A.cfg.upload_interval_ms;
+        }
+        if (flush != flush_done) {
+            flush_done = flush;
+            atomic_store(&sh->flush_done, flush);
+            futex_wake_all(&sh->flush_done);
+        }
+        if (stopping)
+            break;
+        futex_wait_ms(&sh->doorbell, bell, COLLECT_TICK_MS);
+    }
+}
+
+/* The helper's own process: quiet (no terminal signals, no program fds), then collect. */
+static void helper_detach(void)
+{
+    setsid(); /* ^C and SIGHUP for the program's process group do not reach it */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++) /* the program's handlers are not the helper's */
+        sigaction(sig, &dfl, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGPROF, SIG_IGN);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    prctl(PR_SET_NAME, "flamegate-agent");
+    /* Holding the program's pipes would keep its readers waiting for end-of-file. */
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+    }
+    closefrom(3);
+}
+
+static __attribute__((noreturn)) void helper_main(struct fg__shared *sh)
+{
+    fg__tls_guard = 1;
+    helper_detach();
+    int pidfd = (int)syscall(SYS_pidfd_open, A.pid, 0); /* the program waits for RUNNING */
+    bool ready = fg__sym_new(&A.sym, A.pid) == 0 && window_reset(&A.win) == 0 &&
+                 pipe2(A.wake_pipe, O_CLOEXEC | O_NONBLOCK) == 0;
+    if (ready) {
+        A.cancel.wake_fd = A.wake_pipe[0];
+        atomic_store(&A.cancel.deadline_ms, LLONG_MAX);
+        ready = pthread_create(&A.sender, NULL, sender_main, NULL) == 0;
+    }
+    if (!ready) {
+        agent_log("the helper process cannot start (out of resources)");
+        atomic_store(&sh->helper_state, FG__HELPER_DONE);
+        futex_wake_all(&sh->helper_state);
+        _exit(1);
+    }
+    atomic_store(&sh->helper_pid, getpid());
+    atomic_store(&sh->helper_state, FG__HELPER_RUNNING);
+    futex_wake_all(&sh->helper_state);
+    collect(sh, pidfd);
+    pthread_mutex_lock(&A.mu);
+    A.sender_stop = true;
+    pthread_cond_signal(&A.send_cv);
+    pthread_mutex_unlock(&A.mu);
+    pthread_join(A.sender, NULL);
+    atomic_store(&sh->helper_state, FG__HELPER_DONE);
+    futex_wake_all(&sh->helper_state);
+    _exit(0);
+}
+
+/* Forks the helper as a grandchild (the middle process exits at once) and waits until it
+ * runs. */
+static int spawn_helper(struct fg__shared *sh, struct fg_err *err)
+{
+    pid_t mid = fork();
+    if (mid < 0)
+        return fg_err_set(err, FG_EIO, "cannot fork the agent's helper process: %s",
+                          strerror(errno));
+    if (mid == 0) {
+        pid_t helper = fork();
+        if (helper == 0)
+            helper_main(sh);
+        _exit(helper < 0 ? 1 : 0);
+    }
+    int status = 0;
+    pid_t got;
+    while ((got = waitpid(mid, &status, 0)) < 0 && errno == EINTR) {
+    }
+    if (got == mid && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+        return fg_err_set(err, FG_EIO, "cannot fork the agent's helper process");
+    long long deadline = mono_ms() + HELPER_START_MS;
+    uint32_t st;
+    while ((st = atomic_load(&sh->helper_state)) == FG__HELPER_STARTING && mono_ms() < deadline)
+        futex_wait_ms(&sh->helper_state, FG__HELPER_STARTING, 50);
+    if (st != FG__HELPER_RUNNING)
+        return fg_err_set(err, FG_EIO, "the agent's helper process did not start");
+    return 0;
+}
+
+/* The program's side: tells the helper to stop (uploading or not) and waits, at most for
+ * the exit budget, for it to finish. */
+static void stop_helper(struct fg__shared *sh, enum fg__stop how)
+{
+    long long deadline = mono_ms() + EXIT_BUDGET_MS;
+    atomic_store(&sh->exit_deadline_ms, deadline);
+    atomic_store(&sh->stop, how);
+    ring_doorbell(sh);
+    deadline += HELPER_EXIT_SLACK_MS;
+    uint32_t st;
+    while ((st = atomic_load(&sh->helper_state)) != FG__HELPER_DONE && mono_ms() < deadline &&
+           helper_alive(sh))
+        futex_wait_ms(&sh->helper_state, st, 50);
+}
+
+/* ---- the shared region ---- */
+
+/* A new region for this process, with the label sets of from (the region this process
+ * inherited or used before: threads may point at those sets). With label_mu held. */
+static struct fg__shared *region_new_locked(const struct fg__shared *from)
+{
+    void *m = mmap(NULL, sizeof(struct fg__shared), PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    struct fg__shared *sh = m;
+    sh->owner = getpid();
+    atomic_store(&sh->n_label_sets, 1);
+    if (from) {
+        uint32_t n = atomic_load_explicit(&from->n_label_sets, memory_order_acquire);
+        memcpy(sh->label_sets, from->label_sets, n * sizeof(sh->label_sets[0]));
+        memcpy(sh->label_pool, from->label_pool, from->label_pool_used);
+        sh->label_pool_used = from->label_pool_used;
+        atomic_store(&sh->n_label_sets, n);
+    }
+    return sh;
+}
+
+/* The region this process may write to, created when there is none (first use, or a
+ * forked child holding its parent's). With label_mu held. */
+static struct fg__shared *region_own_locked(void)
+{
+    if (!fg__shm || fg__shm->owner != getpid()) {
+        struct fg__shared *sh = region_new_locked(fg__shm);
+        if (sh)
+            fg__shm = sh; /* an inherited region stays mapped: it is the parent's memory too */
+    }
+    return fg__shm && fg__shm->owner == getpid() ? fg__shm : NULL;
+}
+
+/* A region for a new start: this process's own, emptied, when its last helper is gone;
+ * else a new one (regions are never unmapped: a late signal may still write to one). With
+ * label_mu held and the samplers stopped. */
+static struct fg__shared *region_for_start_locked(void)
+{
+    struct fg__shared *sh = region_own_locked();
+    if (sh && atomic_load(&sh->helper_pid) && helper_alive(sh))
+        sh = fg__shm = region_new_locked(sh);
+    else if (sh && atomic_load(&sh->helper_pid)) {
+        fg__cpu_ring_init(sh); /* first: it reads how far the ring was used */
+        size_t head = offsetof(struct fg__shared, ring);
+        memset((char *)sh + offsetof(struct fg__shared, doorbell), 0,
+               head - offsetof(struct fg__shared, doorbell));
+        atomic_store(&sh->heap_dropped, 0);
+        atomic_store(&sh->n_sites, 0);
+    }
+    return sh;
+}
+
 /* ---- fork ---- */
 
 static void atfork_prepare(void)
@@ -886,9 +1105,10 @@ static void atfork_parent(void)
 
 static void atfork_child(void)
 {
-    /* The child has only the forking thread: the agent's threads and timer are gone. It
-     * runs unprofiled (or restarts later, with FLAMEGATE_FOLLOW_FORK); state is reset so
-     * that it can neither deadlock nor upload twice. Nothing here may allocate. */
+    /* The child has only the forking thread, no sampler, and its parent's region (written
+     * to by the parent only: the child's labels and samples go to a region of its own). It
+     * runs unprofiled (or restarts later, with FLAMEGATE_FOLLOW_FORK). Nothing here may
+     * allocate. */
     if (A.running && A.cfg.follow_fork)
         fg__heap_request_fork_restart();
     fg__heap_atfork_child();
@@ -896,13 +1116,7 @@ static void atfork_child(void)
     pthread_mutex_init(&label_mu, NULL);
     pthread_mutex_init(&A.mu, NULL);
     pthread_mutex_init(&heap_api_mu, NULL); /* the child's heap API answers "stopped" */
-    pthread_cond_init(&A.wake, NULL);
-    pthread_cond_init(&A.flushed, NULL);
-    pthread_cond_init(&A.send_cv, NULL);
     A.running = false;
-    A.q_head = A.q_tail = NULL; /* memory of the parent's queue: abandoned, not freed */
-    A.q_items = 0;
-    A.q_bytes = 0;
 }
 
 static void register_atfork(void)
@@ -911,16 +1125,6 @@ static void register_atfork(void)
 }
 
 /* ---- API ---- */
-
-static void close_wake_pipe(void)
-{
-    for (int i = 0; i < 2; i++) {
-        if (A.wake_pipe[i] >= 0)
-            close(A.wake_pipe[i]);
-        A.wake_pipe[i] = -1;
-    }
-    A.cancel.wake_fd = -1;
-}
 
 static void note_exe(void)
 {
@@ -944,63 +1148,42 @@ static int start_with_settings(struct fg__agent_settings *s)
         return FG_EINVAL;
     }
     A.cfg = *s;
-    A.stopping = A.sender_stop = false;
-    A.flush_req = A.flush_done = 0;
+    A.sender_stop = false;
     A.pid = getpid();
     pthread_mutex_unlock(&A.mu);
     pthread_once(&atfork_once, register_atfork);
     note_exe();
-    if ((rc = fg__sym_new(&A.sym)) || (rc = window_reset(&A.win))) {
-        fg_err_set(&err, rc, "out of memory");
+    pthread_mutex_lock(&label_mu);
+    struct fg__shared *sh = region_for_start_locked();
+    pthread_mutex_unlock(&label_mu);
+    if (!sh) {
+        rc = fg_err_set(&err, FG_ENOMEM, "cannot map the agent's shared region: %s",
+                        strerror(errno));
         goto undo;
     }
-    fg__sym_refresh(A.sym);
-    if (pipe2(A.wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
-        A.wake_pipe[0] = A.wake_pipe[1] = -1;
-        rc = fg_err_set(&err, FG_EIO, "pipe: %s", strerror(errno));
+    /* The helper first: it then holds no sampler state of the program's. */
+    if ((rc = spawn_helper(sh, &err)))
         goto undo;
-    }
-    A.cancel.wake_fd = A.wake_pipe[0];
-    atomic_store(&A.cancel.deadline_ms, LLONG_MAX);
     if (A.cfg.profiles & FG_AGENT_PROFILE_HEAP) {
         if ((rc = fg__heap_start(A.cfg.heap_sample_bytes))) {
             fg_err_set(&err, rc, "heap profiler: the allocator cannot be interposed");
-            goto undo;
+            goto undo_helper;
         }
     }
-    /* The CPU sampler before the agent's threads: a sampler that cannot start leaves
-     * nothing to undo but the heap profiler, and no upload is made. */
+    /* A sampler that cannot start leaves nothing to undo but the heap profiler and the
+     * helper, and no upload is made. */
     if ((A.cfg.profiles & FG_AGENT_PROFILE_CPU) &&
         (rc = fg__cpu_start(A.cfg.cpu_hz, A.cfg.cpu_sampler, &err)))
         goto undo_heap;
-    if ((rc = pthread_create(&A.sender, NULL, sender_main, NULL))) {
-        fg_err_set(&err, FG_EIO, "cannot start the sender thread: %s", strerror(rc));
-        rc = FG_EIO;
-        goto undo_cpu;
-    }
-    if ((rc = pthread_create(&A.collector, NULL, collector_main, NULL))) {
-        fg_err_set(&err, FG_EIO, "cannot start the collector thread: %s", strerror(rc));
-        rc = FG_EIO;
-        pthread_mutex_lock(&A.mu);
-        A.sender_stop = true;
-        pthread_cond_signal(&A.send_cv);
-        pthread_mutex_unlock(&A.mu);
-        pthread_join(A.sender, NULL);
-        goto undo_cpu;
-    }
     pthread_mutex_lock(&A.mu);
     A.running = true;
     pthread_mutex_unlock(&A.mu);
     return 0;
-undo_cpu:
-    fg__cpu_stop();
 undo_heap:
     fg__heap_stop();
+undo_helper:
+    stop_helper(sh, FG__STOP_DISCARD);
 undo:
-    close_wake_pipe();
-    window_free(&A.win);
-    fg__sym_free(A.sym);
-    A.sym = NULL;
     fg__agent_settings_clear(&A.cfg);
     agent_log("%s; the program runs without profiling", err.msg);
     return rc;
@@ -1037,18 +1220,10 @@ void fg__agent_fork_restart(void)
     if (started)
         return;
     fg__tls_guard++;
-    /* The parent's settings (immutable while it ran), in memory the child now owns;
-     * everything else starts over. The parent's collector may have been inside its window
-     * or symbolizer at the fork: those are abandoned, not freed. */
+    /* The parent's settings (immutable while it ran), in memory the child now owns. */
     struct fg__agent_settings s = A.cfg;
     memset(&A.cfg, 0, sizeof(A.cfg));
-    memset(&A.win, 0, sizeof(A.win));
-    A.sym = NULL;
-    close_wake_pipe(); /* the parent's pipe: the child's copies only */
-    A.dropped_uploads = 0;
-    A.upload_seq = 0;
     fg__cpu_forget_parent();
-    fg__heap_forget_parent();
     start_with_settings(&s);
     fg__tls_guard--;
 }
@@ -1068,39 +1243,27 @@ EXPORT void fg_agent_stop(void)
     pthread_mutex_lock(&heap_api_mu); /* a heap profile being written finishes first */
     fg__heap_stop();
     pthread_mutex_unlock(&heap_api_mu);
-    pthread_mutex_lock(&A.mu);
-    A.exit_deadline_ms = mono_ms() + EXIT_BUDGET_MS;
-    /* an upload in flight gets the exit budget, not its own (longer) timeout */
-    atomic_store(&A.cancel.deadline_ms, A.exit_deadline_ms);
-    if (A.wake_pipe[1] >= 0) {
-        ssize_t w = write(A.wake_pipe[1], "x", 1);
-        (void)w;
-    }
-    A.stopping = true;
-    pthread_cond_signal(&A.wake);
-    pthread_mutex_unlock(&A.mu);
-    pthread_join(A.collector, NULL);
-    pthread_join(A.sender, NULL);
-    window_free(&A.win);
-    fg__sym_free(A.sym);
-    A.sym = NULL;
+    stop_helper(fg__shm, FG__STOP_UPLOAD);
     fg__agent_settings_clear(&A.cfg);
-    close_wake_pipe();
     fg__tls_guard--;
 }
 
 EXPORT int fg_agent_flush(void)
 {
     pthread_mutex_lock(&A.mu);
-    if (!A.running || A.pid != getpid()) {
-        pthread_mutex_unlock(&A.mu);
-        return FG_ESTOPPED;
-    }
-    uint64_t ticket = ++A.flush_req;
-    pthread_cond_signal(&A.wake);
-    while (A.flush_done < ticket && A.running)
-        pthread_cond_wait(&A.flushed, &A.mu);
+    bool on = A.running && A.pid == getpid();
     pthread_mutex_unlock(&A.mu);
+    if (!on)
+        return FG_ESTOPPED;
+    struct fg__shared *sh = fg__shm;
+    uint32_t ticket = atomic_fetch_add(&sh->flush_req, 1) + 1;
+    ring_doorbell(sh);
+    uint32_t done;
+    while ((int32_t)((done = atomic_load(&sh->flush_done)) - ticket) < 0) {
+        if (!helper_alive(sh))
+            return FG_ESTOPPED;
+        futex_wait_ms(&sh->flush_done, done, 100);
+    }
     return 0;
 }
 
@@ -1139,7 +1302,7 @@ EXPORT int fg_agent_heap_pprof(int (*write)(void *ctx, const void *data, size_t 
         goto done;
     }
     /* A symbolizer of its own: the collector's is not shared across threads. */
-    if ((rc = fg__sym_new(&sym)) || (rc = fg_profiles_new(&b.p)))
+    if ((rc = fg__sym_new(&sym, 0)) || (rc = fg_profiles_new(&b.p)))
         goto done;
     fg__sym_refresh(sym);
     uint64_t now = realtime_ns();
@@ -1164,14 +1327,46 @@ done:
 #endif
 }
 
-static bool label_sets_equal(const struct label_set *a, const struct label_set *b)
+/* A label set being built: key, value pairs sorted by key (strings of the pool or the
+ * caller's). */
+struct label_draft {
+    uint32_t n;
+    const char *kv[2 * FG__MAX_LABELS];
+};
+
+static bool label_set_is(const struct fg__shared *sh, const struct fg__label_set *ls,
+                         const struct label_draft *d)
 {
-    if (a->n != b->n)
+    if (ls->n != d->n)
         return false;
-    for (uint32_t i = 0; i < 2 * a->n; i++)
-        if (strcmp(a->kv[i], b->kv[i]) != 0)
+    for (uint32_t i = 0; i < 2 * d->n; i++)
+        if (strcmp(sh->label_pool + ls->kv[i], d->kv[i]) != 0)
             return false;
     return true;
+}
+
+/* The pool offset of str: where it already is, or a new copy; UINT32_MAX when full. */
+static uint32_t label_pool_offset(struct fg__shared *sh, const char *str)
+{
+    if (str >= sh->label_pool && str < sh->label_pool + sh->label_pool_used)
+        return (uint32_t)(str - sh->label_pool);
+    size_t len = strlen(str) + 1;
+    if (len > FG__LABEL_POOL - sh->label_pool_used)
+        return UINT32_MAX;
+    uint32_t off = sh->label_pool_used;
+    memcpy(sh->label_pool + off, str, len);
+    sh->label_pool_used += (uint32_t)len;
+    return off;
+}
+
+static int label_draft_add(struct label_draft *d, const char *key, const char *value)
+{
+    if (d->n >= FG__MAX_LABELS)
+        return FG_EFULL;
+    d->kv[2 * d->n] = key;
+    d->kv[2 * d->n + 1] = value;
+    d->n++;
+    return 0;
 }
 
 EXPORT int fg_agent_set_label(const char *key, const char *value)
@@ -1181,75 +1376,60 @@ EXPORT int fg_agent_set_label(const char *key, const char *value)
     int rc = 0;
     fg__tls_guard++;
     pthread_mutex_lock(&label_mu);
-    struct label_set next = {0};
-    const struct label_set *cur = label_sets[fg__tls_labels];
-    bool placed = false;
-    for (uint32_t i = 0; cur && i < cur->n; i++) {
-        int c = strcmp(cur->kv[2 * i], key);
-        if (c > 0 && !placed && value) {
-            next.kv[2 * next.n] = (char *)key;
-            next.kv[2 * next.n + 1] = (char *)value;
-            next.n++;
-            placed = true;
-        }
-        if (c == 0) {
-            if (value) {
-                next.kv[2 * next.n] = (char *)key;
-                next.kv[2 * next.n + 1] = (char *)value;
-                next.n++;
-            }
-            placed = true;
-            continue;
-        }
-        if (next.n >= MAX_LABELS) {
-            rc = FG_EFULL;
-            goto out;
-        }
-        next.kv[2 * next.n] = cur->kv[2 * i];
-        next.kv[2 * next.n + 1] = cur->kv[2 * i + 1];
-        next.n++;
-    }
-    if (!placed && value) {
-        if (next.n >= MAX_LABELS) {
-            rc = FG_EFULL;
-            goto out;
-        }
-        next.kv[2 * next.n] = (char *)key;
-        next.kv[2 * next.n + 1] = (char *)value;
-        next.n++;
-    }
-    if (next.n == 0) {
-        fg__tls_labels = 0;
-        goto out;
-    }
-    for (uint32_t i = 1; i < n_label_sets; i++)
-        if (label_sets_equal(label_sets[i], &next)) {
-            fg__tls_labels = i;
-            goto out;
-        }
-    if (n_label_sets >= MAX_LABEL_SETS) {
-        rc = FG_EFULL;
-        goto out;
-    }
-    /* Interned sets live as long as the process: threads may point at them at any time. */
-    struct label_set *ls = fg_calloc(1, sizeof(*ls));
-    if (!ls) {
+    struct fg__shared *sh = region_own_locked();
+    if (!sh) {
         rc = FG_ENOMEM;
         goto out;
     }
-    ls->n = next.n;
+    uint32_t n_sets = atomic_load_explicit(&sh->n_label_sets, memory_order_relaxed);
+    struct label_draft next = {0};
+    const struct fg__label_set *cur =
+        fg__tls_labels < n_sets ? &sh->label_sets[fg__tls_labels] : NULL;
+    bool placed = false;
+    for (uint32_t i = 0; cur && i < cur->n && !rc; i++) {
+        const char *k = sh->label_pool + cur->kv[2 * i], *v = sh->label_pool + cur->kv[2 * i + 1];
+        int c = strcmp(k, key);
+        if (c > 0 && !placed && value) {
+            rc = label_draft_add(&next, key, value);
+            placed = true;
+        }
+        if (c == 0) {
+            if (value)
+                rc = rc ? rc : label_draft_add(&next, key, value);
+            placed = true;
+        } else if (!rc) {
+            rc = label_draft_add(&next, k, v);
+        }
+    }
+    if (!rc && !placed && value)
+        rc = label_draft_add(&next, key, value);
+    if (rc || next.n == 0) {
+        if (!rc)
+            fg__tls_labels = 0;
+        goto out;
+    }
+    for (uint32_t i = 1; i < n_sets; i++)
+        if (label_set_is(sh, &sh->label_sets[i], &next)) {
+            fg__tls_labels = i;
+            goto out;
+        }
+    if (n_sets >= FG__MAX_LABEL_SETS) {
+        rc = FG_EFULL;
+        goto out;
+    }
+    /* Published sets never change: threads (and the helper) may read them at any time. */
+    struct fg__label_set *ls = &sh->label_sets[n_sets];
+    uint32_t pool_mark = sh->label_pool_used;
     for (uint32_t i = 0; i < 2 * next.n; i++) {
-        ls->kv[i] = fg_strdup(next.kv[i]);
-        if (!ls->kv[i]) {
-            for (uint32_t k = 0; k < i; k++)
-                fg_free(ls->kv[k]);
-            fg_free(ls);
-            rc = FG_ENOMEM;
+        if ((ls->kv[i] = label_pool_offset(sh, next.kv[i])) == UINT32_MAX) {
+            sh->label_pool_used = pool_mark;
+            rc = FG_EFULL;
             goto out;
         }
     }
-    label_sets[n_label_sets] = ls;
-    fg__tls_labels = n_label_sets++;
+    ls->n = next.n;
+    atomic_store_explicit(&sh->n_label_sets, n_sets + 1, memory_order_release);
+    fg__tls_labels = n_sets;
 out:
     pthread_mutex_unlock(&label_mu);
     fg__tls_guard--;

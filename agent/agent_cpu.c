@@ -1,7 +1,7 @@
 /* CPU sampler: a per-thread POSIX CPU-time timer, a per-thread perf_event task-clock event
  * or one CLOCK_PROCESS_CPUTIME_ID timer raises SIGPROF; the handler walks the frame pointers
- * of the interrupted thread (bounds-checked against its stack) into a lock-free ring that
- * the agent's collector thread drains. */
+ * of the interrupted thread (bounds-checked against its stack) into a lock-free ring in the
+ * shared region, which the agent's helper process drains. */
 #include "agent_internal.h"
 
 #include <dirent.h>
@@ -22,21 +22,12 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#define RING_SLOTS 4096u /* power of two: ~2 s of samples at 1000 Hz on two busy cores */
-
 /* Upper end of the calling thread's stack, 0 when unknown (then only the leaf is kept). */
 static FG__TLS uintptr_t tls_stack_hi;
 static FG__TLS uint32_t tls_tid;
 
-struct ring_slot {
-    _Atomic uint64_t seq;
-    struct fg__stack_rec rec;
-};
-
-static struct ring_slot *ring;
-static _Atomic uint64_t ring_head;
-static uint64_t ring_tail; /* collector only */
-static _Atomic uint64_t ring_dropped;
+static uint64_t ring_tail; /* the helper's */
+/* Set (release) after fg__shm points at the region the handler writes to. */
 static _Atomic int cpu_active;
 /* Which sampler raises the signals (FG__SAMPLER_PERF, _TIMER or _THREAD_TIMER): the
  * handler takes only that sampler's signals (si_code POLL_IN/POLL_HUP vs SI_TIMER). */
@@ -81,24 +72,25 @@ static uint32_t current_tid(void)
     return tls_tid;
 }
 
-static struct ring_slot *ring_claim(uint64_t *pos_out)
+static struct fg__ring_slot *ring_claim(struct fg__shared *sh, uint64_t *pos_out)
 {
-    uint64_t pos = atomic_load_explicit(&ring_head, memory_order_relaxed);
+    uint64_t pos = atomic_load_explicit(&sh->ring_head, memory_order_relaxed);
     for (;;) {
-        struct ring_slot *s = &ring[pos & (RING_SLOTS - 1)];
-        uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+        struct fg__ring_slot *s = &sh->ring[pos & (FG__RING_SLOTS - 1)];
+        uint64_t seq = atomic_load_explicit(&s->seq_off, memory_order_acquire) +
+                       (pos & (FG__RING_SLOTS - 1));
         int64_t d = (int64_t)(seq - pos);
         if (d == 0) {
-            if (atomic_compare_exchange_weak_explicit(&ring_head, &pos, pos + 1,
+            if (atomic_compare_exchange_weak_explicit(&sh->ring_head, &pos, pos + 1,
                                                       memory_order_relaxed,
                                                       memory_order_relaxed)) {
                 *pos_out = pos;
                 return s;
             }
         } else if (d < 0) {
-            return NULL; /* full: the collector is behind */
+            return NULL; /* full: the helper is behind (or gone) */
         } else {
-            pos = atomic_load_explicit(&ring_head, memory_order_relaxed);
+            pos = atomic_load_explicit(&sh->ring_head, memory_order_relaxed);
         }
     }
 }
@@ -108,7 +100,7 @@ static struct ring_slot *ring_claim(uint64_t *pos_out)
 static void on_sigprof(int sig, siginfo_t *si, void *ucv)
 {
     (void)sig;
-    if (!atomic_load_explicit(&cpu_active, memory_order_relaxed) || !si)
+    if (!atomic_load_explicit(&cpu_active, memory_order_acquire) || !si)
         return;
     /* Only the active sampler's signals count: a SIGPROF sent with kill(), or one from the
      * other sampler, is not a period of CPU time. */
@@ -141,9 +133,10 @@ static void on_sigprof(int sig, siginfo_t *si, void *ucv)
 #error "flamegate agent: unsupported architecture"
 #endif
     uint64_t pos;
-    struct ring_slot *s = ring_claim(&pos);
+    struct fg__shared *sh = fg__shm;
+    struct fg__ring_slot *s = ring_claim(sh, &pos);
     if (!s) {
-        atomic_fetch_add_explicit(&ring_dropped, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&sh->ring_dropped, 1, memory_order_relaxed);
         errno = saved_errno;
         return;
     }
@@ -155,38 +148,41 @@ static void on_sigprof(int sig, siginfo_t *si, void *ucv)
     r->n = 1;
     if (tls_stack_hi)
         r->n += fg__fp_walk(fp, sp, tls_stack_hi, r->pcs + 1, FG__MAX_FRAMES - 1);
-    atomic_store_explicit(&s->seq, pos + 1, memory_order_release);
+    atomic_store_explicit(&s->seq_off, pos + 1 - (pos & (FG__RING_SLOTS - 1)),
+                          memory_order_release);
     errno = saved_errno;
 }
 
-size_t fg__cpu_drain(void (*fn)(void *ctx, const struct fg__stack_rec *r), void *ctx)
+void fg__cpu_ring_init(struct fg__shared *sh)
+{
+    uint64_t used = atomic_load(&sh->ring_head);
+    memset(sh->ring, 0, FG_MIN(used, (uint64_t)FG__RING_SLOTS) * sizeof(sh->ring[0]));
+    atomic_store(&sh->ring_head, 0);
+}
+
+size_t fg__cpu_drain(struct fg__shared *sh, void (*fn)(void *ctx, const struct fg__stack_rec *r),
+                     void *ctx)
 {
     size_t n = 0;
-    if (!ring)
-        return 0;
     for (;;) {
-        struct ring_slot *s = &ring[ring_tail & (RING_SLOTS - 1)];
-        uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+        uint64_t k = ring_tail & (FG__RING_SLOTS - 1);
+        struct fg__ring_slot *s = &sh->ring[k];
+        uint64_t seq = atomic_load_explicit(&s->seq_off, memory_order_acquire) + k;
         if (seq != ring_tail + 1)
             break; /* empty, or a producer has not published yet */
         fn(ctx, &s->rec);
-        atomic_store_explicit(&s->seq, ring_tail + RING_SLOTS, memory_order_release);
+        atomic_store_explicit(&s->seq_off, ring_tail + FG__RING_SLOTS - k, memory_order_release);
         ring_tail++;
         n++;
     }
     return n;
 }
 
-uint64_t fg__cpu_dropped(void)
-{
-    return atomic_load(&ring_dropped);
-}
-
 /* ---- per-thread samplers: one task-clock perf event or one CPU-time timer per thread ----
  *
  * Both share the bookkeeping below: a table of (thread, event) filled by the
  * pthread_create trampoline and a /proc/self/task scan at start, emptied at thread exit,
- * by the collector's reaping, at stop and in a forked child. */
+ * by reaping when a thread starts, at stop and in a forked child. */
 
 /* Why task-clock and not cpu-clock: both are hrtimer-driven and, as per-thread events, tick
  * only while the thread runs; task-clock is defined as the thread's own run time (the
@@ -211,7 +207,6 @@ static int per_thread_mode;       /* FG__SAMPLER_PERF or _THREAD_TIMER */
 static long perf_period_ns;       /* both: the sampling period in thread CPU time */
 static int perf_exclude_kernel;
 static long perf_fd_ceiling; /* an fd at or above it is refused: leave the program room */
-static _Atomic uint64_t unsampled_threads;
 static pthread_key_t thread_exit_key;
 static pthread_once_t thread_exit_once = PTHREAD_ONCE_INIT;
 static bool have_thread_exit_key;
@@ -353,7 +348,7 @@ static int event_attach_locked(pid_t tid, bool own)
             rc = thread_timer_for(tid, own || tid == gettid_raw(), &ne.timer);
     }
     if (rc < 0) {
-        atomic_fetch_add(&unsampled_threads, 1);
+        atomic_fetch_add(&fg__shm->unsampled_threads, 1);
         return rc;
     }
     events[n_events++] = ne;
@@ -394,6 +389,22 @@ static void make_thread_exit_key(void)
     have_thread_exit_key = pthread_key_create(&thread_exit_key, on_thread_exit) == 0;
 }
 
+/* An event opened for a thread that did not start through pthread_create has nobody to
+ * close it when the thread exits: each new thread drops those whose thread is gone. */
+static void reap_exited_locked(void)
+{
+    pid_t pid = getpid();
+    for (size_t i = 0; i < n_events;) {
+        if (!events[i].own && syscall(SYS_tgkill, pid, events[i].tid, 0) != 0 &&
+            errno == ESRCH) {
+            event_close(&events[i]);
+            events[i] = events[--n_events];
+        } else {
+            i++;
+        }
+    }
+}
+
 /* Called at the start of every thread created through pthread_create. */
 static void thread_begin(void)
 {
@@ -407,8 +418,10 @@ static void thread_begin(void)
         return;
     pid_t tid = gettid_raw();
     pthread_mutex_lock(&events_mu);
-    if (atomic_load_explicit(&per_thread_on, memory_order_relaxed))
+    if (atomic_load_explicit(&per_thread_on, memory_order_relaxed)) {
+        reap_exited_locked();
         event_attach_locked(tid, true);
+    }
     pthread_mutex_unlock(&events_mu);
 }
 
@@ -426,26 +439,6 @@ static void attach_existing_threads_locked(void)
             event_attach_locked((pid_t)tid, false);
     }
     closedir(d);
-}
-
-void fg__cpu_reap(void)
-{
-    /* An event opened for a thread that did not start through pthread_create has nobody
-     * to close it when the thread exits: drop it once the thread is gone. */
-    if (!atomic_load_explicit(&per_thread_on, memory_order_acquire))
-        return;
-    pid_t pid = getpid();
-    pthread_mutex_lock(&events_mu);
-    for (size_t i = 0; i < n_events;) {
-        if (!events[i].own && syscall(SYS_tgkill, pid, events[i].tid, 0) != 0 &&
-            errno == ESRCH) {
-            event_close(&events[i]);
-            events[i] = events[--n_events];
-        } else {
-            i++;
-        }
-    }
-    pthread_mutex_unlock(&events_mu);
 }
 
 static long fd_ceiling(void)
@@ -467,14 +460,14 @@ static int per_thread_start(int mode, int hz, struct fg_err *err)
     perf_period_ns = 1000000000L / hz;
     perf_exclude_kernel = 0;
     perf_fd_ceiling = fd_ceiling();
-    atomic_store(&unsampled_threads, 0);
+    atomic_store(&fg__shm->unsampled_threads, 0);
     int e = event_attach_locked(gettid_raw(), false);
     if (e < 0) {
         rc = fg_err_set(err, FG_EUNSUPPORTED, "%s: %s",
                         mode == FG__SAMPLER_PERF ? "perf_event_open(task-clock)"
                                                  : "timer_create(CLOCK_THREAD_CPUTIME_ID)",
                         strerror(-e));
-        atomic_store(&unsampled_threads, 0); /* the timer sampler covers every thread */
+        atomic_store(&fg__shm->unsampled_threads, 0); /* the fallback covers every thread */
         goto out;
     }
     atomic_store(&per_thread_on, 1);
@@ -535,20 +528,6 @@ static void restore_handler(void)
 
 int fg__cpu_start(int hz, enum fg__cpu_sampler want, struct fg_err *err)
 {
-    if (!ring) {
-        /* mmap, not malloc: the ring lives for the rest of the process (a late signal may
-         * still look at it) and must not show up in the heap profile. */
-        void *m = mmap(NULL, sizeof(struct ring_slot) * RING_SLOTS, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (m == MAP_FAILED)
-            return fg_err_set(err, FG_ENOMEM, "cannot map the sample ring: %s",
-                              strerror(errno));
-        ring = m;
-        for (uint64_t i = 0; i < RING_SLOTS; i++)
-            atomic_init(&ring[i].seq, i);
-        atomic_init(&ring_head, 0);
-        ring_tail = 0;
-    }
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_sigaction = on_sigprof;
@@ -570,7 +549,8 @@ int fg__cpu_start(int hz, enum fg__cpu_sampler want, struct fg_err *err)
     int rc = FG_EUNSUPPORTED;
     for (int i = 0; i < 2 && rc && order[i] != FG__SAMPLER_AUTO; i++) {
         atomic_store(&cpu_mode, order[i]);
-        atomic_store(&cpu_active, 1);
+        atomic_store(&fg__shm->cpu_sampler, order[i]);
+        atomic_store(&cpu_active, 1); /* after fg__shm: the handler reads it next */
         rc = order[i] == FG__SAMPLER_TIMER ? timer_start(hz, err)
                                            : per_thread_start(order[i], hz, err);
     }
@@ -583,20 +563,10 @@ int fg__cpu_start(int hz, enum fg__cpu_sampler want, struct fg_err *err)
     return rc;
 }
 
-enum fg__cpu_sampler fg__cpu_sampler(void)
-{
-    return (enum fg__cpu_sampler)atomic_load(&cpu_mode);
-}
-
 const char *fg__cpu_sampler_name(enum fg__cpu_sampler s)
 {
     static const char *const names[] = {"auto", "perf", "timer", "thread-timer"};
     return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
-}
-
-uint64_t fg__cpu_unsampled_threads(void)
-{
-    return atomic_load(&unsampled_threads);
 }
 
 void fg__cpu_stop(void)
@@ -638,17 +608,8 @@ void fg__cpu_forget(void)
 
 void fg__cpu_forget_parent(void)
 {
-    /* Records the parent had not drained yet are its samples, not the child's. No producer
-     * runs: the sampler is off (fg__cpu_forget) and the child's threads have not restarted
-     * it. */
-    if (ring) {
-        for (uint64_t i = 0; i < RING_SLOTS; i++)
-            atomic_store(&ring[i].seq, i);
-        atomic_store(&ring_head, 0);
-        ring_tail = 0;
-    }
-    atomic_store(&ring_dropped, 0);
-    atomic_store(&unsampled_threads, 0);
+    /* The child's samples go to a region of its own; the parent's handler setting stays
+     * the parent's. */
     restore_handler(); /* so that the restart saves the program's action, not ours */
 }
 

@@ -109,7 +109,7 @@ struct own_hdr {
     uint32_t lead;  /* block - slot start */
     uint16_t cls;   /* size class of the slot */
     uint8_t kind;   /* OWN_BOOT or OWN_SAMPLED */
-    uint8_t unused;
+    uint8_t gen;    /* heap_gen when sampled: only the current generation's frees count */
     uint32_t site;
     float weight;   /* allocations this sample stands for */
     uint64_t check; /* block address ^ OWN_CHECK while live: catches double and wild frees */
@@ -477,20 +477,16 @@ static size_t boot_usable_size(void *p)
 
 /* ---- sampling state ---- */
 
-#define MAX_SITES (1u << 16)
-
 static _Atomic int heap_on;
 static double sample_mean = 524288.0;
 
-/* Sites: the hash table maps a stack to its index in sites[]; guarded by heap_mu. */
-static struct fg__heap_site *sites;
-static uint32_t n_sites, cap_sites;
-/* In a child that restarted the agent (FLAMEGATE_FOLLOW_FORK), sites[0, site_base) are the
- * parent's: kept so that inherited blocks keep a valid site index, but not reported. */
-static uint32_t site_base;
+/* Sites live in the shared region (fg__shm->sites), where the helper reads them; this hash
+ * table maps a stack to its index there. Both guarded by heap_mu. */
 static uint32_t *site_slots; /* index + 1; 0 = empty */
 static uint32_t n_site_slots;
-static _Atomic uint64_t heap_dropped;
+/* Bumped by every start and in every forked child: blocks sampled before belong to another
+ * region's sites (or another process's), and their frees are not counted. */
+static uint8_t heap_gen;
 static _Atomic int fork_restart_pending;
 
 #define NOT_SAMPLING_RECHECK (64 << 10)
@@ -526,19 +522,19 @@ static uint64_t stack_hash(const uintptr_t *pcs, uint32_t n)
     return fg_hash_bytes(0x5eed, pcs, n * sizeof(uintptr_t));
 }
 
-/* With heap_mu held. Returns the site index, or UINT32_MAX when the table is full. */
-static uint32_t site_find_or_add(const uintptr_t *pcs, uint32_t n)
+/* With heap_mu held. Returns the site index in sh, or UINT32_MAX when the table is full. */
+static uint32_t site_find_or_add(struct fg__shared *sh, const uintptr_t *pcs, uint32_t n)
 {
-    uint32_t live = n_sites - site_base;
-    if (!site_slots || live * 2 >= n_site_slots) {
-        if (live >= MAX_SITES)
+    uint32_t n_sites = atomic_load_explicit(&sh->n_sites, memory_order_relaxed);
+    if (!site_slots || n_sites * 2 >= n_site_slots) {
+        if (n_sites >= FG__MAX_SITES)
             goto lookup_only;
         uint32_t ns = n_site_slots ? n_site_slots * 2 : 1024;
         uint32_t *slots = found.calloc(ns, sizeof(*slots));
         if (!slots)
             goto lookup_only;
-        for (uint32_t i = site_base; i < n_sites; i++) {
-            uint32_t h = (uint32_t)stack_hash(sites[i].pcs, sites[i].n) & (ns - 1);
+        for (uint32_t i = 0; i < n_sites; i++) {
+            uint32_t h = (uint32_t)stack_hash(sh->sites[i].pcs, sh->sites[i].n) & (ns - 1);
             while (slots[h])
                 h = (h + 1) & (ns - 1);
             slots[h] = i + 1;
@@ -552,27 +548,20 @@ lookup_only:
         return UINT32_MAX;
     uint32_t h = (uint32_t)stack_hash(pcs, n) & (n_site_slots - 1);
     while (site_slots[h]) {
-        struct fg__heap_site *s = &sites[site_slots[h] - 1];
+        struct fg__heap_site *s = &sh->sites[site_slots[h] - 1];
         if (s->n == n && memcmp(s->pcs, pcs, n * sizeof(uintptr_t)) == 0)
             return site_slots[h] - 1;
         h = (h + 1) & (n_site_slots - 1);
     }
-    if (live >= MAX_SITES || live * 2 >= n_site_slots)
+    if (n_sites >= FG__MAX_SITES || n_sites * 2 >= n_site_slots)
         return UINT32_MAX;
-    if (n_sites == cap_sites) {
-        uint32_t nc = cap_sites ? cap_sites * 2 : 256;
-        struct fg__heap_site *ns = found.realloc(sites, nc * sizeof(*ns));
-        if (!ns)
-            return UINT32_MAX;
-        sites = ns;
-        cap_sites = nc;
-    }
-    struct fg__heap_site *s = &sites[n_sites];
+    struct fg__heap_site *s = &sh->sites[n_sites];
     memset(s, 0, sizeof(*s));
     s->n = n;
     memcpy(s->pcs, pcs, n * sizeof(uintptr_t));
     site_slots[h] = n_sites + 1;
-    return n_sites++;
+    atomic_store_explicit(&sh->n_sites, n_sites + 1, memory_order_release);
+    return n_sites;
 }
 
 static bool in_heap_text(uintptr_t pc)
@@ -629,13 +618,15 @@ static HEAP_TEXT NOINLINE void *try_sample(size_t size, size_t align, bool *clea
     uint32_t n = capture(pcs);
     /* P(sampled) = 1 - exp(-size/mean); each sample stands for 1/P blocks. */
     double w = 1.0 / -expm1(-(double)size / sample_mean);
+    struct fg__shared *sh = fg__shm;
     pthread_mutex_lock(&heap_mu);
-    uint32_t site = site_find_or_add(pcs, n);
+    uint32_t site = site_find_or_add(sh, pcs, n);
     if (site != UINT32_MAX && (p = own_alloc(size, align, OWN_SAMPLED, clean))) {
         struct own_hdr *h = (struct own_hdr *)((uintptr_t)p - OWN_HDR);
         h->site = site;
+        h->gen = heap_gen;
         h->weight = (float)w;
-        struct fg__heap_site *s = &sites[site];
+        struct fg__heap_site *s = &sh->sites[site];
         s->alloc_objs += w;
         s->alloc_bytes += w * (double)size;
         s->inuse_objs += w;
@@ -643,7 +634,7 @@ static HEAP_TEXT NOINLINE void *try_sample(size_t size, size_t align, bool *clea
     }
     pthread_mutex_unlock(&heap_mu);
     if (!p)
-        atomic_fetch_add(&heap_dropped, 1);
+        atomic_fetch_add(&sh->heap_dropped, 1);
 out:
     fg__tls_guard--;
     return p;
@@ -662,8 +653,8 @@ static HEAP_TEXT NOINLINE void free_own(void *p)
     pthread_mutex_lock(&heap_mu);
     struct own_hdr *h = own_header(p);
     if (h) {
-        if (h->kind == OWN_SAMPLED && h->site >= site_base && h->site < n_sites) {
-            struct fg__heap_site *s = &sites[h->site];
+        if (h->kind == OWN_SAMPLED && h->gen == heap_gen) {
+            struct fg__heap_site *s = &fg__shm->sites[h->site];
             s->inuse_objs -= h->weight;
             s->inuse_bytes -= (double)h->weight * (double)h->size;
         }
@@ -823,7 +814,12 @@ int fg__heap_start(long sample_bytes)
 {
     if (!resolve())
         return FG_EUNSUPPORTED;
+    pthread_mutex_lock(&heap_mu);
+    heap_gen++;
+    if (site_slots)
+        memset(site_slots, 0, n_site_slots * sizeof(*site_slots));
     sample_mean = (double)sample_bytes;
+    pthread_mutex_unlock(&heap_mu);
     atomic_store(&heap_on, 1);
     return 0;
 }
@@ -834,24 +830,17 @@ void fg__heap_stop(void)
     atomic_store(&heap_on, 0);
 }
 
-uint64_t fg__heap_dropped(void)
-{
-    return atomic_load(&heap_dropped);
-}
-
-int fg__heap_snapshot(struct fg__heap_site **out, size_t *n)
+int fg__heap_snapshot(const struct fg__shared *sh, struct fg__heap_site **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
-    pthread_mutex_lock(&heap_mu);
-    uint32_t count = n_sites - site_base;
+    uint32_t count = atomic_load_explicit(&sh->n_sites, memory_order_acquire);
     struct fg__heap_site *copy = NULL;
     if (count) {
-        copy = found.malloc(count * sizeof(*copy));
+        copy = fg__real_malloc(count * sizeof(*copy));
         if (copy)
-            memcpy(copy, sites + site_base, count * sizeof(*copy));
+            memcpy(copy, sh->sites, count * sizeof(*copy));
     }
-    pthread_mutex_unlock(&heap_mu);
     if (count && !copy)
         return FG_ENOMEM;
     *out = copy;
@@ -861,8 +850,7 @@ int fg__heap_snapshot(struct fg__heap_site **out, size_t *n)
 
 void fg__heap_snapshot_free(struct fg__heap_site *s)
 {
-    if (s)
-        found.free(s);
+    fg__real_free(s);
 }
 
 void fg__heap_atfork_prepare(void)
@@ -877,8 +865,10 @@ void fg__heap_atfork_parent(void)
 
 void fg__heap_atfork_child(void)
 {
-    /* The child is not profiled; its frees still find the blocks it inherited. */
+    /* The child is not profiled; its frees still find the blocks it inherited, but do not
+     * count them: the sites they name are the parent's, in memory shared with it. */
     atomic_store(&heap_on, 0);
+    heap_gen++;
     pthread_mutex_init(&heap_mu, NULL);
 }
 
@@ -891,16 +881,6 @@ void fg__heap_request_fork_restart(void)
     tls_bytes_left = 0;
     tls_sampler_ready = false;
     tls_rng = 0; /* else every worker would draw the parent's next sample points */
-}
-
-void fg__heap_forget_parent(void)
-{
-    pthread_mutex_lock(&heap_mu);
-    site_base = n_sites;
-    if (site_slots)
-        memset(site_slots, 0, n_site_slots * sizeof(*site_slots));
-    pthread_mutex_unlock(&heap_mu);
-    atomic_store(&heap_dropped, 0);
 }
 
 /* ---- the interposed functions: a countdown or a range compare, then a tail call ---- */

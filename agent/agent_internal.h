@@ -1,5 +1,6 @@
 /* Internals shared by the agent's files: the stack record the SIGPROF handler fills, the
- * CPU sampler, the heap profiler, the symbolizer, the profile builder and the HTTP client. */
+ * region shared with the helper process, the CPU sampler, the heap profiler, the
+ * symbolizer, the profile builder and the HTTP client. */
 #ifndef FG_AGENT_INTERNAL_H
 #define FG_AGENT_INTERNAL_H
 
@@ -22,6 +23,68 @@ struct fg__stack_rec {
     uint32_t n;
     uintptr_t pcs[FG__MAX_FRAMES];
 };
+
+#define FG__RING_SLOTS 4096u /* power of two: ~2 s of samples at 1000 Hz on two busy cores */
+#define FG__MAX_LABEL_SETS 1024u
+#define FG__MAX_LABELS 16u
+#define FG__LABEL_POOL (256u << 10)
+#define FG__MAX_SITES (1u << 16)
+
+/* seq_off is the slot's sequence number minus its index, so that zeroed memory is an empty
+ * ring: a ring costs pages only as far as samples reach. */
+struct fg__ring_slot {
+    _Atomic uint64_t seq_off;
+    struct fg__stack_rec rec;
+};
+
+/* A thread's labels: key, value pairs sorted by key, as offsets into the label pool (so that
+ * a forked child can copy the sets into a region of its own). */
+struct fg__label_set {
+    uint32_t n;
+    uint32_t kv[2 * FG__MAX_LABELS];
+};
+
+struct fg__heap_site {
+    uint32_t n;
+    uintptr_t pcs[FG__MAX_FRAMES];
+    double alloc_objs, alloc_bytes, inuse_objs, inuse_bytes;
+};
+
+enum fg__helper_state { FG__HELPER_STARTING, FG__HELPER_RUNNING, FG__HELPER_DONE };
+enum fg__stop { FG__STOP_NO, FG__STOP_UPLOAD, FG__STOP_DISCARD };
+
+/* The region the program's side writes (samples, heap sites, labels) and the agent's helper
+ * process reads and answers through. MAP_SHARED and mapped before the helper is forked, so
+ * it lies at the same address in both processes: pointers into it are valid in both. The
+ * program's side never waits on the helper for anything but a flush or the final upload.
+ * Only the ring and the counters are pre-touched; the rest costs pages when used. */
+struct fg__shared {
+    pid_t owner; /* the profiled process */
+    /* requests (the program's side) and answers (the helper); the 32-bit ones are futexes */
+    _Atomic uint32_t doorbell; /* bumped with every request */
+    _Atomic uint32_t stop;     /* enum fg__stop */
+    _Atomic uint32_t flush_req, flush_done;
+    _Atomic uint32_t helper_state;
+    _Atomic int32_t helper_pid;
+    _Atomic long long exit_deadline_ms; /* CLOCK_MONOTONIC, the same in both processes */
+    /* CPU sampler */
+    _Atomic int cpu_sampler; /* enum fg__cpu_sampler that took the samples */
+    _Atomic uint64_t ring_head, ring_dropped, unsampled_threads;
+    struct fg__ring_slot ring[FG__RING_SLOTS];
+    /* labels: sets [1, n_label_sets) are published in order and never change; [0] is empty */
+    _Atomic uint32_t n_label_sets;
+    uint32_t label_pool_used;
+    struct fg__label_set label_sets[FG__MAX_LABEL_SETS];
+    char label_pool[FG__LABEL_POOL];
+    /* heap sites: [0, n_sites) published in order; their counters change in place */
+    _Atomic uint64_t heap_dropped;
+    _Atomic uint32_t n_sites;
+    struct fg__heap_site sites[FG__MAX_SITES];
+};
+
+/* The region of the agent running in this process (or, in the helper, of the process it
+ * serves); NULL before the first start. */
+extern struct fg__shared *fg__shm;
 
 /* Set on threads inside the agent (and on the agent's own threads): their allocations are
  * neither sampled nor counted. */
@@ -50,43 +113,32 @@ enum fg__cpu_sampler {
 
 int fg__cpu_start(int hz, enum fg__cpu_sampler want, struct fg_err *err);
 void fg__cpu_stop(void);
-/* The sampler that fg__cpu_start chose (never AUTO). */
-enum fg__cpu_sampler fg__cpu_sampler(void);
 /* The FLAMEGATE_CPU_SAMPLER spelling of s ("thread-timer", ...). */
 const char *fg__cpu_sampler_name(enum fg__cpu_sampler s);
-/* Threads whose perf event or timer could not be opened (fd limit, ...): unsampled. */
-uint64_t fg__cpu_unsampled_threads(void);
-/* Closes the perf events or timers of threads that exited without passing through
- * pthread_create's exit path (threads the agent did not start); the collector calls it. */
-void fg__cpu_reap(void);
-/* Moves every published record to fn (called on the draining thread); returns how many. */
-size_t fg__cpu_drain(void (*fn)(void *ctx, const struct fg__stack_rec *r), void *ctx);
-/* Samples lost because the buffer was full. */
-uint64_t fg__cpu_dropped(void);
+/* Makes sh's ring empty again (a reused region, before any sampler writes to it). */
+void fg__cpu_ring_init(struct fg__shared *sh);
+/* The helper: moves every record published in sh's ring to fn; returns how many. */
+size_t fg__cpu_drain(struct fg__shared *sh, void (*fn)(void *ctx, const struct fg__stack_rec *r),
+                     void *ctx);
 /* Around fork: the perf event table's lock. */
 void fg__cpu_atfork_prepare(void);
 void fg__cpu_atfork_parent(void);
 /* After fork in the child: the timer and events are gone (their fds are closed); forget
  * them. */
 void fg__cpu_forget(void);
-/* Before the agent restarts in a forked child: drops the parent's undrained samples and
- * counters. */
+/* Before the agent restarts in a forked child. */
 void fg__cpu_forget_parent(void);
 
 /* ---- heap profiler (agent_heap.c) ---- */
 
-struct fg__heap_site {
-    uint32_t n;
-    uintptr_t pcs[FG__MAX_FRAMES];
-    double alloc_objs, alloc_bytes, inuse_objs, inuse_bytes;
-};
-
+/* Starts sampling into fg__shm's site table (a new generation: blocks sampled before are
+ * no longer counted when freed). */
 int fg__heap_start(long sample_bytes);
 void fg__heap_stop(void);
-/* Copies every site into a new array (free with fg__heap_snapshot_free). */
-int fg__heap_snapshot(struct fg__heap_site **out, size_t *n);
+/* Copies every site of sh into a new array (free with fg__heap_snapshot_free). Reads
+ * without a lock: counters may be mid-update by the program's threads (off by a sample). */
+int fg__heap_snapshot(const struct fg__shared *sh, struct fg__heap_site **out, size_t *n);
 void fg__heap_snapshot_free(struct fg__heap_site *sites);
-uint64_t fg__heap_dropped(void);
 void fg__heap_atfork_prepare(void);
 void fg__heap_atfork_parent(void);
 void fg__heap_atfork_child(void);
@@ -95,9 +147,6 @@ void fg__heap_atfork_child(void);
  * agent calls fg__agent_fork_restart (agent.c). */
 void fg__heap_request_fork_restart(void);
 void fg__agent_fork_restart(void);
-/* Before the restart: the child's heap profile starts empty; blocks inherited from the
- * parent stay valid and their frees are not counted. */
-void fg__heap_forget_parent(void);
 /* The allocator's untouched functions (resolved with dlsym(RTLD_NEXT)). */
 void *fg__real_malloc(size_t n);
 void *fg__real_calloc(size_t n, size_t size);
@@ -118,9 +167,13 @@ struct fg__frame {
 };
 
 struct fg__symbolizer;
-int fg__sym_new(struct fg__symbolizer **out);
+/* A symbolizer of process pid: 0 is this process (its loader's module list); another pid
+ * is read from /proc/PID/maps and the mapped files (the helper symbolizes its program). */
+int fg__sym_new(struct fg__symbolizer **out, pid_t pid);
 void fg__sym_free(struct fg__symbolizer *s);
-/* Reloads the module list when libraries were loaded or unloaded since the last call. */
+/* Reloads the module list when libraries were loaded or unloaded since the last call (of
+ * another process: reads its maps again; a lookup outside every module does too, at most
+ * once a second). */
 void fg__sym_refresh(struct fg__symbolizer *s);
 /* Resolves pc (a return address when !leaf: pc - 1 is looked up). The strings stay valid
  * until fg__sym_free. */

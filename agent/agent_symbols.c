@@ -1,5 +1,6 @@
-/* Symbolizer: the loaded modules (dl_iterate_phdr) and, per module, its function symbols
- * read from the ELF file (.symtab, which has static functions, and .dynsym; the
+/* Symbolizer: the loaded modules (dl_iterate_phdr in this process; /proc/PID/maps and the
+ * files' program headers for the process the helper serves) and, per module, its function
+ * symbols read from the ELF file (.symtab, which has static functions, and .dynsym; the
  * /usr/lib/debug/.build-id file when the binary is stripped), dladdr as the last resort.
  * C++ names are demangled with the program's own __cxa_demangle when libstdc++ is loaded
  * (never linked in: a C program keeps mangled-free names and no C++ runtime).
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fg_alloc.h"
@@ -46,6 +48,7 @@ struct cache_ent {
 };
 
 #define CACHE_SLOTS 8192u
+#define MAPS_MISS_REREAD_MS 1000
 
 struct fg__symbolizer {
     struct mod **mods; /* every module ever seen (strings must outlive unloads) */
@@ -58,13 +61,16 @@ struct fg__symbolizer {
     char **dl_names; /* names from dladdr, kept until free */
     size_t n_dl_names, cap_dl_names;
     demangle_fn demangle; /* NULL while no C++ runtime is loaded */
+    pid_t pid;            /* 0: this process */
+    long long maps_read_ms;
 };
 
-int fg__sym_new(struct fg__symbolizer **out)
+int fg__sym_new(struct fg__symbolizer **out, pid_t pid)
 {
     struct fg__symbolizer *s = fg_calloc(1, sizeof(*s));
     if (!s)
         return FG_ENOMEM;
+    s->pid = pid;
     s->cache = fg_calloc(CACHE_SLOTS, sizeof(*s->cache));
     if (!s->cache) {
         fg_free(s);
@@ -267,34 +273,80 @@ struct list_ctx {
     int rc;
 };
 
+/* The GNU build id in a PT_NOTE segment's bytes, as hex ("" when none). */
+static void build_id_in_notes(const uint8_t *p, size_t len, char out[41])
+{
+    const uint8_t *end = p + len;
+    while ((size_t)(end - p) >= sizeof(ElfW(Nhdr))) {
+        const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)p;
+        size_t nsz = (nh->n_namesz + 3) & ~3u, dsz = (nh->n_descsz + 3) & ~3u;
+        const uint8_t *name = p + sizeof(*nh), *desc = name + nsz;
+        if (nsz > (size_t)(end - name) || dsz > (size_t)(end - desc))
+            return;
+        if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && memcmp(name, "GNU", 4) == 0 &&
+            nh->n_descsz <= 20) {
+            static const char hex[] = "0123456789abcdef";
+            for (unsigned k = 0; k < nh->n_descsz; k++) {
+                out[2 * k] = hex[desc[k] >> 4];
+                out[2 * k + 1] = hex[desc[k] & 15];
+            }
+            out[2 * nh->n_descsz] = '\0';
+            return;
+        }
+        p = desc + dsz;
+    }
+}
+
 static void build_id_of(const struct dl_phdr_info *info, char out[41])
 {
     out[0] = '\0';
-    for (int i = 0; i < info->dlpi_phnum; i++) {
+    for (int i = 0; i < info->dlpi_phnum && !out[0]; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_NOTE)
-            continue;
-        const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr);
-        const uint8_t *end = p + ph->p_memsz;
-        while (p + sizeof(ElfW(Nhdr)) <= end) {
-            const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)p;
-            size_t nsz = (nh->n_namesz + 3) & ~3u, dsz = (nh->n_descsz + 3) & ~3u;
-            const uint8_t *name = p + sizeof(*nh), *desc = name + nsz;
-            if (desc + dsz > end)
-                break;
-            if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
-                memcmp(name, "GNU", 4) == 0 && nh->n_descsz <= 20) {
-                static const char hex[] = "0123456789abcdef";
-                for (unsigned k = 0; k < nh->n_descsz; k++) {
-                    out[2 * k] = hex[desc[k] >> 4];
-                    out[2 * k + 1] = hex[desc[k] & 15];
-                }
-                out[2 * nh->n_descsz] = '\0';
-                return;
-            }
-            p = desc + dsz;
+        if (ph->p_type == PT_NOTE)
+            build_id_in_notes((const uint8_t *)(info->dlpi_addr + ph->p_vaddr), ph->p_memsz, out);
+    }
+}
+
+/* Marks the module (path, [lo, hi), bias) loaded, adding it when it is new. */
+static int note_module(struct fg__symbolizer *s, const char *path, uintptr_t lo, uintptr_t hi,
+                       uintptr_t off, uintptr_t bias, const char *build_id)
+{
+    /* A module seen before at the same place is reused: dlopen/dlclose loops stay bounded. */
+    struct mod *md = NULL;
+    for (size_t i = 0; i < s->n_mods; i++) {
+        struct mod *x = s->mods[i];
+        if (x->m.start == lo && x->m.limit == hi && x->m.bias == bias &&
+            strcmp(x->m.path, path) == 0) {
+            md = x;
+            break;
         }
     }
+    if (!md) {
+        if (s->n_mods == s->cap_mods) {
+            size_t nc = s->cap_mods ? s->cap_mods * 2 : 32;
+            struct mod **nm = fg_realloc(s->mods, nc * sizeof(*nm));
+            if (!nm)
+                return FG_ENOMEM;
+            s->mods = nm;
+            s->cap_mods = nc;
+        }
+        md = fg_calloc(1, sizeof(*md));
+        if (!md)
+            return FG_ENOMEM;
+        md->m.path = fg_strdup(path);
+        if (!md->m.path) {
+            fg_free(md);
+            return FG_ENOMEM;
+        }
+        md->m.start = lo;
+        md->m.limit = hi;
+        md->m.offset = off;
+        md->m.bias = bias;
+        snprintf(md->m.build_id, sizeof(md->m.build_id), "%s", build_id);
+        s->mods[s->n_mods++] = md;
+    }
+    md->loaded = true;
+    return 0;
 }
 
 static int list_cb(struct dl_phdr_info *info, size_t size, void *arg)
@@ -315,56 +367,126 @@ static int list_cb(struct dl_phdr_info *info, size_t size, void *arg)
     }
     if (lo >= hi)
         return 0;
-    char path[4096];
+    char path[4096], build_id[41];
     if (info->dlpi_name && info->dlpi_name[0]) {
         snprintf(path, sizeof(path), "%s", info->dlpi_name);
     } else {
         ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
         path[n > 0 ? n : 0] = '\0';
     }
-    /* A module seen before at the same place is reused: dlopen/dlclose loops stay bounded. */
-    struct mod *md = NULL;
-    for (size_t i = 0; i < s->n_mods; i++) {
-        struct mod *x = s->mods[i];
-        if (x->m.start == lo && x->m.limit == hi && x->m.bias == info->dlpi_addr &&
-            strcmp(x->m.path, path) == 0) {
-            md = x;
-            break;
-        }
-    }
-    if (!md) {
-        if (s->n_mods == s->cap_mods) {
-            size_t nc = s->cap_mods ? s->cap_mods * 2 : 32;
-            struct mod **nm = fg_realloc(s->mods, nc * sizeof(*nm));
-            if (!nm)
-                goto nomem;
-            s->mods = nm;
-            s->cap_mods = nc;
-        }
-        md = fg_calloc(1, sizeof(*md));
-        if (!md)
-            goto nomem;
-        md->m.path = fg_strdup(path);
-        if (!md->m.path) {
-            fg_free(md);
-            goto nomem;
-        }
-        md->m.start = lo;
-        md->m.limit = hi;
-        md->m.offset = off;
-        md->m.bias = info->dlpi_addr;
-        build_id_of(info, md->m.build_id);
-        s->mods[s->n_mods++] = md;
-    }
-    md->loaded = true;
+    build_id_of(info, build_id);
+    if ((c->rc = note_module(s, path, lo, hi, off, info->dlpi_addr, build_id)))
+        return 1;
     if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof(info->dlpi_subs)) {
         s->adds = info->dlpi_adds;
         s->subs = info->dlpi_subs;
     }
     return 0;
-nomem:
-    c->rc = FG_ENOMEM;
-    return 1;
+}
+
+/* ---- another process's modules: /proc/PID/maps and the files' program headers ---- */
+
+/* One file's consecutive mappings. */
+struct maps_group {
+    char path[4096];
+    unsigned long inode;
+    uintptr_t lo, hi;
+    uintptr_t first_off; /* file offset of the lowest mapping */
+};
+
+/* The load bias (where the file's vaddr 0 went) and build id of g's file. */
+static void file_layout(const struct maps_group *g, uintptr_t *bias, uintptr_t *off,
+                        char build_id[41])
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    *bias = g->lo - g->first_off; /* right for the usual layout when the file cannot be read */
+    *off = g->first_off;
+    build_id[0] = '\0';
+    int fd = open(g->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    Elf64_Ehdr eh;
+    Elf64_Phdr ph[64];
+    if (pread(fd, &eh, sizeof(eh), 0) == (ssize_t)sizeof(eh) &&
+        memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 && eh.e_ident[EI_CLASS] == ELFCLASS64 &&
+        eh.e_phentsize == sizeof(Elf64_Phdr) && eh.e_phnum <= 64) {
+        size_t len = eh.e_phnum * sizeof(Elf64_Phdr);
+        if (pread(fd, ph, len, (off_t)eh.e_phoff) == (ssize_t)len) {
+            for (unsigned i = 0; i < eh.e_phnum; i++) {
+                /* the segment mapped at the group's lowest address gives the bias */
+                if (ph[i].p_type == PT_LOAD && (ph[i].p_offset & ~(page - 1)) == g->first_off) {
+                    *bias = g->lo - (ph[i].p_vaddr & ~(page - 1));
+                    *off = ph[i].p_offset;
+                    break;
+                }
+            }
+            for (unsigned i = 0; i < eh.e_phnum && !build_id[0]; i++) {
+                uint8_t note[512];
+                if (ph[i].p_type != PT_NOTE || ph[i].p_filesz > sizeof(note))
+                    continue;
+                if (pread(fd, note, ph[i].p_filesz, (off_t)ph[i].p_offset) ==
+                    (ssize_t)ph[i].p_filesz)
+                    build_id_in_notes(note, ph[i].p_filesz, build_id);
+            }
+        }
+    }
+    close(fd);
+}
+
+static int note_group(struct fg__symbolizer *s, const struct maps_group *g)
+{
+    uintptr_t bias, off;
+    char build_id[41];
+    file_layout(g, &bias, &off, build_id);
+    return note_module(s, g->path, g->lo, g->hi, off, bias, build_id);
+}
+
+/* Lists the file-backed mappings of s->pid, one module per run of one file's mappings. */
+static int list_maps(struct fg__symbolizer *s)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/maps", (int)s->pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return FG_EIO;
+    struct maps_group *g = fg_calloc(1, sizeof(*g));
+    char *line = NULL;
+    size_t cap = 0;
+    bool open_group = false;
+    int rc = g ? 0 : FG_ENOMEM;
+    while (!rc && getline(&line, &cap, f) > 0) {
+        unsigned long start, end, off, inode;
+        int name_at = 0;
+        if (sscanf(line, "%lx-%lx %*s %lx %*s %lu %n", &start, &end, &off, &inode,
+                   &name_at) < 4 || !name_at)
+            continue;
+        char *name = line + name_at;
+        name[strcspn(name, "\n")] = '\0';
+        char *deleted = strstr(name, " (deleted)");
+        if (deleted && !deleted[10])
+            *deleted = '\0';
+        if (name[0] != '/' || !inode)
+            continue; /* anonymous, [stack], [vdso]... */
+        if (open_group && inode == g->inode && start >= g->hi && off != 0 &&
+            strcmp(name, g->path) == 0) {
+            g->hi = end;
+            continue;
+        }
+        if (open_group)
+            rc = note_group(s, g);
+        snprintf(g->path, sizeof(g->path), "%s", name);
+        g->inode = inode;
+        g->lo = start;
+        g->hi = end;
+        g->first_off = off;
+        open_group = true;
+    }
+    if (!rc && open_group)
+        rc = note_group(s, g);
+    free(line); /* getline's: the libc allocator's block */
+    fg_free(g);
+    fclose(f);
+    return rc;
 }
 
 static int active_cmp(const void *a, const void *b)
@@ -383,16 +505,35 @@ static int counters_cb(struct dl_phdr_info *info, size_t size, void *arg)
     return 1; /* the counters are the same in every entry */
 }
 
-void fg__sym_refresh(struct fg__symbolizer *s)
+static long long mono_ms(void)
 {
-    unsigned long long v[2] = {0, 0};
-    dl_iterate_phdr(counters_cb, v);
-    if (s->listed && v[0] == s->adds && v[1] == s->subs)
-        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void mark_unloaded(struct fg__symbolizer *s)
+{
     for (size_t i = 0; i < s->n_mods; i++)
         s->mods[i]->loaded = false;
-    struct list_ctx c = {s, 0};
-    dl_iterate_phdr(list_cb, &c);
+}
+
+void fg__sym_refresh(struct fg__symbolizer *s)
+{
+    if (s->pid) {
+        s->maps_read_ms = mono_ms();
+        mark_unloaded(s);
+        if (list_maps(s))
+            return;
+    } else {
+        unsigned long long v[2] = {0, 0};
+        dl_iterate_phdr(counters_cb, v);
+        if (s->listed && v[0] == s->adds && v[1] == s->subs)
+            return;
+        mark_unloaded(s);
+        struct list_ctx c = {s, 0};
+        dl_iterate_phdr(list_cb, &c);
+    }
     struct mod **act = fg_realloc(s->active, (s->n_mods ? s->n_mods : 1) * sizeof(*act));
     if (!act)
         return;
@@ -458,6 +599,41 @@ static const char *keep_dl_name(struct fg__symbolizer *s, const char *name)
     return copy;
 }
 
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* Whether dladdr's answer (here) is about md (in the other process). */
+static bool same_file(const Dl_info *di, const struct mod *md)
+{
+    return (uintptr_t)di->dli_fbase == md->m.start && di->dli_fname &&
+           strcmp(base_name(di->dli_fname), base_name(md->m.path)) == 0;
+}
+
+static struct mod *find_module(struct fg__symbolizer *s, uintptr_t addr)
+{
+    size_t lo = 0, hi = s->n_active;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s->active[mid]->m.start <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo > 0 && addr < s->active[lo - 1]->m.limit)
+        return s->active[lo - 1];
+    for (size_t i = s->n_mods; i-- > 0;) {
+        /* Sampled just before a dlclose: the newest unloaded module that held the address
+         * (its file is normally still there to read symbols from). */
+        struct mod *x = s->mods[i];
+        if (!x->loaded && addr >= x->m.start && addr < x->m.limit)
+            return x;
+    }
+    return NULL;
+}
+
 void fg__sym_lookup(struct fg__symbolizer *s, uintptr_t pc, bool leaf, struct fg__frame *out)
 {
     uintptr_t addr = leaf ? pc : pc - 1; /* a return address is just past its call */
@@ -469,23 +645,10 @@ void fg__sym_lookup(struct fg__symbolizer *s, uintptr_t pc, bool leaf, struct fg
     }
     out->module = NULL;
     out->func = NULL;
-    size_t lo = 0, hi = s->n_active;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (s->active[mid]->m.start <= addr)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    struct mod *md = NULL;
-    if (lo > 0 && addr < s->active[lo - 1]->m.limit)
-        md = s->active[lo - 1];
-    for (size_t i = s->n_mods; !md && i-- > 0;) {
-        /* Sampled just before a dlclose: the newest unloaded module that held the address
-         * (its file is normally still there to read symbols from). */
-        struct mod *x = s->mods[i];
-        if (!x->loaded && addr >= x->m.start && addr < x->m.limit)
-            md = x;
+    struct mod *md = find_module(s, addr);
+    if (!md && s->pid && mono_ms() - s->maps_read_ms >= MAPS_MISS_REREAD_MS) {
+        fg__sym_refresh(s); /* loaded since the last read? */
+        md = find_module(s, addr);
     }
     if (md) {
         out->module = &md->m;
@@ -493,9 +656,11 @@ void fg__sym_lookup(struct fg__symbolizer *s, uintptr_t pc, bool leaf, struct fg
         if (si != SIZE_MAX)
             out->func = sym_name(s, md, si);
     }
-    if (!out->func) {
+    /* Another process's module is only at the same place here when it was loaded before the
+     * helper was forked from it. */
+    if (!out->func && (!s->pid || md)) {
         Dl_info di;
-        if (dladdr((void *)addr, &di) && di.dli_sname) {
+        if (dladdr((void *)addr, &di) && di.dli_sname && (!s->pid || same_file(&di, md))) {
             char *d = demangle(s, di.dli_sname);
             out->func = keep_dl_name(s, d ? d : di.dli_sname);
             fg_free(d);

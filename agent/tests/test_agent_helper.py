@@ -1,0 +1,126 @@
+# The agent's helper process: the program keeps its one thread and has no child; the
+# helper uploads what it has when the program is killed, leaves without uploading when the
+# program execs another binary, and its own death changes nothing for the program.
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import unittest
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import agentlib as a  # noqa: E402
+
+
+def helpers_tagged(tag):
+    """Pids of agent helper processes whose environment holds FG_TEST_TAG=tag (the helper
+    is a fork of the program: it keeps the program's environment)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/comm" % pid) as f:
+                if f.read().strip() != "flamegate-agent":
+                    continue
+            with open("/proc/%s/environ" % pid, "rb") as f:
+                if ("FG_TEST_TAG=" + tag).encode() not in f.read().split(b"\0"):
+                    continue
+        except OSError:
+            continue
+        found.append(int(pid))
+    return found
+
+
+def wait_until(pred, seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
+
+
+class Helper(a.AgentTestCase):
+    def start(self, argv, prefix, tag, extra=None):
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("FLAMEGATE_") and k != "LD_PRELOAD"}
+        env.update({"LD_PRELOAD": a.agent_so(), "FLAMEGATE_OUTPUT": "otlp-file:" + prefix,
+                    "FG_TEST_TAG": tag})
+        env.update(extra or {})
+        return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, text=True)
+
+    def programs_requests(self, d, exe):
+        return [q for q in a.read_requests(d)
+                if a.resource_attrs(q)["process.executable.name"] == exe]
+
+    def test_program_keeps_one_thread_and_no_child(self):
+        d, prefix = a.out_prefix("helper-alone")
+        r = a.run([a.bin_path("agent_helperwork"), "0.5"],
+                  {"FLAMEGATE_OUTPUT": "otlp-file:" + prefix, "FLAMEGATE_CPU_HZ": "999"})
+        self.assertRan(r, "agent_helperwork under the agent")
+        seen = json.loads(r.stdout.splitlines()[-1])
+        self.assertEqual(seen["threads"], 1, "the agent started a thread in the program")
+        self.assertEqual(seen["single_threaded"], 1, "glibc no longer runs single-threaded")
+        self.assertEqual((seen["waitpid"], seen["echild"]), (-1, 1),
+                         "the program sees a child process of the agent's")
+        reqs = self.programs_requests(d, "agent_helperwork")
+        self.assertTrue(reqs, "no upload")
+        cpu = a.by_function(a.samples(reqs, "samples"), ["helper_burn"])
+        heap = a.by_function(a.samples(reqs, "alloc_objects"), ["helper_alloc"])
+        self.assertGreater(cpu["helper_burn"], 100, "CPU samples missing: %r" % cpu)
+        self.assertGreater(heap["helper_alloc"], 0, "heap samples missing: %r" % heap)
+
+    def test_killed_program_is_still_uploaded(self):
+        d, prefix = a.out_prefix("helper-kill")
+        tag = uuid.uuid4().hex
+        p = self.start([a.bin_path("agent_helperwork"), "60"], prefix, tag,
+                       {"FLAMEGATE_CPU_HZ": "999"})
+        try:
+            self.assertTrue(wait_until(lambda: helpers_tagged(tag), 5), "no helper process")
+            time.sleep(1.0)
+        finally:
+            p.kill()  # SIGKILL: no exit handler runs in the program
+            p.communicate(timeout=30)
+        self.assertTrue(wait_until(lambda: not helpers_tagged(tag), 10),
+                        "the helper outlived its program")
+        reqs = self.programs_requests(d, "agent_helperwork")
+        self.assertTrue(reqs, "the helper uploaded nothing for the killed program")
+        cpu = a.by_function(a.samples(reqs, "samples"), ["helper_burn"])
+        self.assertGreater(cpu["helper_burn"], 300, "CPU samples missing: %r" % cpu)
+
+    def test_exec_ends_the_old_images_agent(self):
+        d, prefix = a.out_prefix("helper-exec")
+        tag = uuid.uuid4().hex
+        # the shell runs under the agent too, then becomes agent_helperwork
+        p = self.start(["/bin/sh", "-c", 'exec "$@"', "sh", a.bin_path("agent_helperwork"),
+                        "0.6"], prefix, tag)
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertTrue(wait_until(lambda: not helpers_tagged(tag), 10),
+                        "a helper outlived the program")
+        names = {a.resource_attrs(q)["process.executable.name"] for q in a.read_requests(d)}
+        self.assertEqual(names, {"agent_helperwork"},
+                         "the exec'd-away shell's agent uploaded (or the program's did not)")
+
+    def test_dead_helper_changes_nothing_for_the_program(self):
+        d, prefix = a.out_prefix("helper-dead")
+        tag = uuid.uuid4().hex
+        p = self.start([a.bin_path("agent_helperwork"), "2"], prefix, tag,
+                       {"FLAMEGATE_CPU_HZ": "999"})
+        self.assertTrue(wait_until(lambda: helpers_tagged(tag), 5), "no helper process")
+        for pid in helpers_tagged(tag):
+            os.kill(pid, signal.SIGKILL)
+        t0 = time.monotonic()
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertEqual(json.loads(out.splitlines()[-1])["threads"], 1)
+        # the program's exit does not wait for a helper that is gone
+        self.assertLess(time.monotonic() - t0, 4.0)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
