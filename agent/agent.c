@@ -940,8 +940,11 @@ static void helper_detach(void)
     dfl.sa_handler = SIG_DFL;
     for (int sig = 1; sig < NSIG; sig++) /* the program's handlers are not the helper's */
         sigaction(sig, &dfl, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGPROF, SIG_IGN);
+    /* A stop signal sent to every process of a service (systemd's control-group kill) must
+     * not take the final upload with it: the helper ends when the program does. */
+    static const int ignored[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGPIPE, SIGPROF};
+    for (size_t i = 0; i < FG_ARRAY_LEN(ignored); i++)
+        signal(ignored[i], SIG_IGN);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
