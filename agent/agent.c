@@ -994,6 +994,7 @@ static __attribute__((noreturn)) void helper_main(struct fg__shared *sh)
  * runs. */
 static int spawn_helper(struct fg__shared *sh, struct fg_err *err)
 {
+    sh->spawned = true;
     pid_t mid = fork();
     if (mid < 0)
         return fg_err_set(err, FG_EIO, "cannot fork the agent's helper process: %s",
@@ -1014,8 +1015,11 @@ static int spawn_helper(struct fg__shared *sh, struct fg_err *err)
     uint32_t st;
     while ((st = atomic_load(&sh->helper_state)) == FG__HELPER_STARTING && mono_ms() < deadline)
         futex_wait_ms(&sh->helper_state, FG__HELPER_STARTING, 50);
-    if (st != FG__HELPER_RUNNING)
+    if (st != FG__HELPER_RUNNING) {
+        atomic_store(&sh->stop, FG__STOP_DISCARD); /* should it come up late after all */
+        ring_doorbell(sh);
         return fg_err_set(err, FG_EIO, "the agent's helper process did not start");
+    }
     return 0;
 }
 
@@ -1069,22 +1073,27 @@ static struct fg__shared *region_own_locked(void)
     return fg__shm && fg__shm->owner == getpid() ? fg__shm : NULL;
 }
 
-/* A region for a new start: this process's own, emptied, when its last helper is gone;
- * else a new one (regions are never unmapped: a late signal may still write to one). With
- * label_mu held and the samplers stopped. */
+/* A region for a new start: this process's own when no helper was started for it yet, or
+ * emptied when its helper is known to be gone; else a new one (a helper that never
+ * reported, or one that outlived its stop). Regions are never unmapped: a late signal may
+ * still write to one. With label_mu held and the samplers stopped. */
 static struct fg__shared *region_for_start_locked(void)
 {
     struct fg__shared *sh = region_own_locked();
-    if (sh && atomic_load(&sh->helper_pid) && helper_alive(sh))
-        sh = fg__shm = region_new_locked(sh);
-    else if (sh && atomic_load(&sh->helper_pid)) {
-        fg__cpu_ring_init(sh); /* first: it reads how far the ring was used */
-        size_t head = offsetof(struct fg__shared, ring);
-        memset((char *)sh + offsetof(struct fg__shared, doorbell), 0,
-               head - offsetof(struct fg__shared, doorbell));
-        atomic_store(&sh->heap_dropped, 0);
-        atomic_store(&sh->n_sites, 0);
+    if (!sh || !sh->spawned)
+        return sh;
+    if (!atomic_load(&sh->helper_pid) || helper_alive(sh)) {
+        struct fg__shared *fresh = region_new_locked(sh);
+        if (fresh)
+            fg__shm = fresh;
+        return fresh;
     }
+    fg__cpu_ring_init(sh); /* first: it reads how far the ring was used */
+    size_t head = offsetof(struct fg__shared, ring);
+    memset((char *)sh + offsetof(struct fg__shared, doorbell), 0,
+           head - offsetof(struct fg__shared, doorbell));
+    atomic_store(&sh->heap_dropped, 0);
+    atomic_store(&sh->n_sites, 0);
     return sh;
 }
 

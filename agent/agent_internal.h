@@ -59,7 +59,8 @@ enum fg__stop { FG__STOP_NO, FG__STOP_UPLOAD, FG__STOP_DISCARD };
  * program's side never waits on the helper for anything but a flush or the final upload.
  * Only the ring and the counters are pre-touched; the rest costs pages when used. */
 struct fg__shared {
-    pid_t owner; /* the profiled process */
+    pid_t owner;  /* the profiled process */
+    bool spawned; /* a helper was started for this region (by the owner) */
     /* requests (the program's side) and answers (the helper); the 32-bit ones are futexes */
     _Atomic uint32_t doorbell; /* bumped with every request */
     _Atomic uint32_t stop;     /* enum fg__stop */

@@ -441,6 +441,12 @@ static int note_group(struct fg__symbolizer *s, const struct maps_group *g)
     return note_module(s, g->path, g->lo, g->hi, off, bias, build_id);
 }
 
+static void mark_unloaded(struct fg__symbolizer *s)
+{
+    for (size_t i = 0; i < s->n_mods; i++)
+        s->mods[i]->loaded = false;
+}
+
 /* Lists the file-backed mappings of s->pid, one module per run of one file's mappings. */
 static int list_maps(struct fg__symbolizer *s)
 {
@@ -448,7 +454,8 @@ static int list_maps(struct fg__symbolizer *s)
     snprintf(path, sizeof(path), "/proc/%d/maps", (int)s->pid);
     FILE *f = fopen(path, "re");
     if (!f)
-        return FG_EIO;
+        return FG_EIO; /* the process is gone: the last list stays */
+    mark_unloaded(s);
     struct maps_group *g = fg_calloc(1, sizeof(*g));
     char *line = NULL;
     size_t cap = 0;
@@ -512,17 +519,10 @@ static long long mono_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void mark_unloaded(struct fg__symbolizer *s)
-{
-    for (size_t i = 0; i < s->n_mods; i++)
-        s->mods[i]->loaded = false;
-}
-
 void fg__sym_refresh(struct fg__symbolizer *s)
 {
     if (s->pid) {
         s->maps_read_ms = mono_ms();
-        mark_unloaded(s);
         if (list_maps(s))
             return;
     } else {

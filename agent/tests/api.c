@@ -1,5 +1,5 @@
 /* The agent's C API linked statically: start with an explicit config (OTLP files), label
- * the work, flush, stop. usage: agent_api OUTPUT_PREFIX */
+ * the work, flush, stop, start again, stop. usage: agent_api OUTPUT_PREFIX */
 #include <stdint.h>
 #include <stdio.h>
 
@@ -41,6 +41,13 @@ int main(int argc, char **argv)
     fg_agent_stop();
     if (fg_agent_flush() == 0) /* stopped: nothing to flush */
         return 7;
+    /* started again in the same process: a new helper; the label set made while stopped
+     * holds; its final upload takes the next free file number */
+    fg_agent_set_label("phase", "three");
+    if (fg_agent_start(&cfg) != 0)
+        return 8;
+    labelled_work(300000000);
+    fg_agent_stop();
     printf("ok\n");
     return 0;
 }

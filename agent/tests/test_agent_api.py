@@ -1,5 +1,6 @@
 # The C API, statically linked: explicit config, thread labels as sample attributes, an
-# explicit flush (one file) and the final upload at fg_agent_stop (a second file).
+# explicit flush (one file), the final upload at fg_agent_stop (a second file), and a
+# second start in the same process (a third file).
 import os
 import sys
 import unittest
@@ -16,7 +17,7 @@ class Api(a.AgentTestCase):
         self.assertEqual(r.stdout.strip(), "ok")
         self.assertIn("already running", r.stderr)
         files = sorted(os.listdir(d))
-        self.assertEqual(len(files), 2, files)
+        self.assertEqual(len(files), 3, files)
         reqs = a.read_requests(d)
         self.assertEqual(a.resource_attrs(reqs[0])["service.name"], "api-test")
         first = a.samples([reqs[0]], "samples")
@@ -30,6 +31,13 @@ class Api(a.AgentTestCase):
         for _, attrs, _, _ in work2:
             self.assertEqual(attrs.get("phase"), "two")
             self.assertNotIn("user", attrs)
+        # the second start's only upload (its own sequence starts at 0 again: the file
+        # took the next free number)
+        work3 = [s for s in a.samples([reqs[2]], "samples")
+                 if s[0] and s[0][0].func == "labelled_work"]
+        self.assertTrue(work3, "labelled_work samples after the restart")
+        for _, attrs, _, _ in work3:
+            self.assertEqual(attrs.get("phase"), "three")
 
 
 if __name__ == "__main__":
