@@ -131,6 +131,11 @@ def main():
          ag({"FLAMEGATE_PROFILES": "cpu", "FLAMEGATE_CPU_HZ": "99"}), plain),
         ("flamegate cpu 999 Hz", cpu_bin,
          ag({"FLAMEGATE_PROFILES": "cpu", "FLAMEGATE_CPU_HZ": "999"}), plain),
+        # tick-bound like libprofiler's ITIMER_PROF: ~250 signals per CPU-second here, each
+        # weighted by its overruns (the default 999 Hz sampler, perf_event, takes all 999)
+        ("flamegate cpu 999 Hz thread-timer", cpu_bin,
+         ag({"FLAMEGATE_PROFILES": "cpu", "FLAMEGATE_CPU_HZ": "999",
+             "FLAMEGATE_CPU_SAMPLER": "thread-timer"}), plain),
         ("flamegate cpu 99 Hz + heap", cpu_bin, ag({"FLAMEGATE_CPU_HZ": "99"}), plain),
     ]
     if have_gperf:
