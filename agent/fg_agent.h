@@ -1,7 +1,10 @@
-/* libflamegate-agent: an in-process CPU and heap profiler for native programs that ships
- * OTLP profiles to a flamegate gateway (or writes files). Preload it
+/* libflamegate-agent: a CPU and heap profiler for native programs that ships OTLP profiles
+ * to a flamegate gateway (or writes files). Preload it
  * (LD_PRELOAD=libflamegate-agent.so FLAMEGATE_ENDPOINT=http://127.0.0.1:4318 ./prog) or
- * link it and call fg_agent_start.
+ * link it and call fg_agent_start. The samplers run in the program; fg_agent_start forks a
+ * helper process (a grandchild, not the program's child) that collects and uploads: the
+ * program gets no thread of the agent's. Start it early: the helper is a copy-on-write
+ * fork of the program as it is then.
  *
  * Threads: every function may be called from any thread; fg_agent_set_label affects only
  * the calling thread. Not async-signal-safe. */
@@ -39,7 +42,7 @@ struct fg_agent_config {
      * allowed, else "thread-timer"), "thread-timer" (a CPU-time timer per thread), "perf"
      * (fail when perf_event_open is refused) or "timer" (one process CPU-time timer). */
     const char *cpu_sampler;
-    /* 1: a child forked without exec restarts the agent in itself (own threads, own
+    /* 1: a child forked without exec restarts the agent in itself (own helper, own
      * profiles, its own pid, its own final upload); 0 (default): the child runs unprofiled. */
     int follow_fork;
 };
@@ -51,11 +54,12 @@ int fg_agent_config_from_env(struct fg_agent_config *cfg, char *errbuf, unsigned
 /* Starts profiling with cfg (NULL = the environment). Returns 0 or a negative code (bad
  * value, already running, out of resources); the reason is printed on stderr. */
 int fg_agent_start(const struct fg_agent_config *cfg);
-/* Stops profiling, makes a final upload (bounded by a short timeout) and joins the agent's
- * threads. A no-op when not running. */
+/* Stops profiling and waits (at most a short timeout) for the agent's helper process to make
+ * the final upload and end. A no-op when not running. */
 void fg_agent_stop(void);
 /* Builds and queues an upload now; returns when it was handed to the sender (not when it
- * was delivered). 0, or FG_ESTOPPED when the agent is not running. */
+ * was delivered). 0, or FG_ESTOPPED when the agent is not running (or its helper is
+ * gone). */
 int fg_agent_flush(void);
 /* Sets (value != NULL) or removes (value == NULL) a label of the calling thread; CPU
  * samples taken on this thread carry every label as a sample attribute. */
