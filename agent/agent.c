@@ -45,6 +45,7 @@
 
 #define EXPORT __attribute__((visibility("default")))
 #define COLLECT_TICK_MS 100
+#define COLLECT_TICK_MIN_MS 10
 #define QUEUE_MAX_ITEMS 8
 #define QUEUE_MAX_BYTES (32u << 20)
 #define SEND_TIMEOUT_MS 5000
@@ -896,9 +897,21 @@ static void cut_sends_at(long long deadline_ms)
     pthread_mutex_unlock(&A.mu);
 }
 
+/* How often the helper drains: every 100 ms, or often enough that every CPU sampling at
+ * full rate fills at most a quarter of the ring in between (many cores). */
+static long collect_tick_ms(void)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (!(A.cfg.profiles & FG_AGENT_PROFILE_CPU) || cpus < 1)
+        return COLLECT_TICK_MS;
+    long ms = (long)FG__RING_SLOTS / 4 * 1000 / ((long)A.cfg.cpu_hz * cpus);
+    return FG_MAX(COLLECT_TICK_MIN_MS, FG_MIN(ms, COLLECT_TICK_MS));
+}
+
 /* Drains, aggregates and uploads until the program asks for the final upload or is gone. */
 static void collect(struct fg__shared *sh, int pidfd)
 {
+    long tick_ms = collect_tick_ms();
     long long next_upload = mono_ms() + A.cfg.upload_interval_ms;
     uint32_t flush_done = atomic_load(&sh->flush_done);
     for (;;) {
@@ -927,7 +940,7 @@ static void collect(struct fg__shared *sh, int pidfd)
         }
         if (stopping)
             break;
-        futex_wait_ms(&sh->doorbell, bell, COLLECT_TICK_MS);
+        futex_wait_ms(&sh->doorbell, bell, tick_ms);
     }
 }
 
