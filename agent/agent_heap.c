@@ -618,8 +618,8 @@ static HEAP_TEXT NOINLINE void *try_sample(size_t size, size_t align, bool *clea
     uint32_t n = capture(pcs);
     /* P(sampled) = 1 - exp(-size/mean); each sample stands for 1/P blocks. */
     double w = 1.0 / -expm1(-(double)size / sample_mean);
-    struct fg__shared *sh = fg__shm;
     pthread_mutex_lock(&heap_mu);
+    struct fg__shared *sh = fg__shm; /* under the lock: the same start as heap_gen */
     uint32_t site = site_find_or_add(sh, pcs, n);
     if (site != UINT32_MAX && (p = own_alloc(size, align, OWN_SAMPLED, clean))) {
         struct own_hdr *h = (struct own_hdr *)((uintptr_t)p - OWN_HDR);
