@@ -4,7 +4,7 @@
  * /usr/lib/debug/.build-id file when the binary is stripped), dladdr as the last resort.
  * C++ names are demangled with the program's own __cxa_demangle when libstdc++ is loaded
  * (never linked in: a C program keeps mangled-free names and no C++ runtime).
- * One symbolizer per thread: the collector's, and one per fg_agent_heap_pprof call. */
+ * One symbolizer per thread: the helper's, and one per fg_agent_heap_pprof call. */
 #include "agent_internal.h"
 
 #include <dlfcn.h>
@@ -551,7 +551,7 @@ void fg__sym_refresh(struct fg__symbolizer *s)
 }
 
 /* name demangled into fg_ memory, or NULL (not C++, no C++ runtime, or not demangled).
- * __cxa_demangle mallocs: the callers run with fg__tls_guard set (the collector thread, the
+ * __cxa_demangle mallocs: the callers run with fg__tls_guard set (the helper process, the
  * heap API), so those allocations are never sampled. */
 static char *demangle(struct fg__symbolizer *s, const char *name)
 {
