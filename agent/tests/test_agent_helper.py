@@ -97,7 +97,7 @@ class Helper(a.AgentTestCase):
         tag = uuid.uuid4().hex
         # the shell runs under the agent too, then becomes agent_helperwork
         p = self.start(["/bin/sh", "-c", 'exec "$@"', "sh", a.bin_path("agent_helperwork"),
-                        "0.6"], prefix, tag)
+                        "1.0"], prefix, tag)
         out, err = p.communicate(timeout=60)
         self.assertEqual(p.returncode, 0, err)
         self.assertTrue(wait_until(lambda: not helpers_tagged(tag), 10),
