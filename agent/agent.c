@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -118,6 +119,8 @@ static struct agent {
     int wake_pipe[2];
     struct fg__http_cancel cancel;
     char exe_name[256], exe_path[1024];
+    dev_t exe_dev; /* the program's executable file: an exec changes it */
+    ino_t exe_ino;
 } A = {
     .mu = PTHREAD_MUTEX_INITIALIZER,
     .send_cv = PTHREAD_COND_INITIALIZER,
@@ -875,13 +878,14 @@ static enum program_state program_state(int pidfd)
     } else if (kill(A.pid, 0) != 0 && errno == ESRCH) {
         return PROGRAM_EXITED;
     }
-    char link[64], exe[sizeof(A.exe_path)];
+    /* The file itself, not its name: a running binary replaced on disk (an upgrade) reads
+     * "PATH (deleted)" but is the same file. */
+    char link[64];
+    struct stat st;
     snprintf(link, sizeof(link), "/proc/%d/exe", (int)A.pid);
-    ssize_t n = readlink(link, exe, sizeof(exe) - 1);
-    if (n <= 0)
+    if (!A.exe_ino || stat(link, &st) != 0)
         return PROGRAM_RUNS;
-    exe[n] = '\0';
-    return strcmp(exe, A.exe_path) == 0 ? PROGRAM_RUNS : PROGRAM_EXECED;
+    return st.st_dev == A.exe_dev && st.st_ino == A.exe_ino ? PROGRAM_RUNS : PROGRAM_EXECED;
 }
 
 /* Lowers the deadline of the sends still to come (and of one in flight) to deadline_ms. */
@@ -1153,6 +1157,12 @@ static void register_atfork(void)
 
 static void note_exe(void)
 {
+    struct stat st;
+    A.exe_ino = 0;
+    if (stat("/proc/self/exe", &st) == 0) {
+        A.exe_dev = st.st_dev;
+        A.exe_ino = st.st_ino;
+    }
     ssize_t n = readlink("/proc/self/exe", A.exe_path, sizeof(A.exe_path) - 1);
     A.exe_path[n > 0 ? n : 0] = '\0';
     const char *slash = strrchr(A.exe_path, '/');

@@ -1,8 +1,10 @@
 # The agent's helper process: the program keeps its one thread and has no child; the
 # helper uploads what it has when the program is killed, leaves without uploading when the
-# program execs another binary, and its own death changes nothing for the program.
+# program execs another binary (not when the program's file is replaced on disk), and its
+# own death changes nothing for the program.
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -105,6 +107,24 @@ class Helper(a.AgentTestCase):
         names = {a.resource_attrs(q)["process.executable.name"] for q in a.read_requests(d)}
         self.assertEqual(names, {"agent_helperwork"},
                          "the exec'd-away shell's agent uploaded (or the program's did not)")
+
+    def test_binary_replaced_on_disk_is_still_profiled(self):
+        # an upgrade replaces a running program's file: /proc/PID/exe then reads
+        # "PATH (deleted)", but the process has not exec'd
+        d, prefix = a.out_prefix("helper-upgrade")
+        tag = uuid.uuid4().hex
+        exe = os.path.join(d, "agent_helperwork")
+        shutil.copy(a.bin_path("agent_helperwork"), exe)
+        p = self.start([exe, "1.5"], prefix, tag, {"FLAMEGATE_CPU_HZ": "999"})
+        self.assertTrue(wait_until(lambda: helpers_tagged(tag), 5), "no helper process")
+        shutil.copy(a.bin_path("agent_helperwork"), exe + ".new")
+        os.rename(exe + ".new", exe)
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err)
+        reqs = self.programs_requests(d, "agent_helperwork")
+        self.assertTrue(reqs, "the helper took the replaced file for an exec and stopped")
+        cpu = a.by_function(a.samples(reqs, "samples"), ["helper_burn"])
+        self.assertGreater(cpu["helper_burn"], 500, "CPU samples missing: %r" % cpu)
 
     def test_dead_helper_changes_nothing_for_the_program(self):
         d, prefix = a.out_prefix("helper-dead")
