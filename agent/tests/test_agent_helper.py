@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 import uuid
@@ -46,18 +47,34 @@ def wait_until(pred, seconds):
 
 
 class Helper(a.AgentTestCase):
-    def start(self, argv, prefix, tag, extra=None):
+    def start(self, case, argv, extra=None, wait_for_helper=True):
+        """Starts argv under the agent (OTLP files into a new folder, FG_TEST_TAG set);
+        returns (folder, tag, process), once the helper runs unless told not to wait."""
+        d, prefix = a.out_prefix(case)
+        tag = uuid.uuid4().hex
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("FLAMEGATE_") and k != "LD_PRELOAD"}
         env.update({"LD_PRELOAD": a.agent_so(), "FLAMEGATE_OUTPUT": "otlp-file:" + prefix,
                     "FG_TEST_TAG": tag})
         env.update(extra or {})
-        return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL, text=True)
+        p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL, text=True)
+        if wait_for_helper:
+            self.assertTrue(wait_until(lambda: helpers_tagged(tag), 5), "no helper process")
+        return d, tag, p
 
-    def programs_requests(self, d, exe):
-        return [q for q in a.read_requests(d)
-                if a.resource_attrs(q)["process.executable.name"] == exe]
+    def finish(self, p):
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err)
+        return out
+
+    def assert_burn_uploaded(self, d, at_least, why):
+        reqs = [q for q in a.read_requests(d)
+                if a.resource_attrs(q)["process.executable.name"] == "agent_helperwork"]
+        self.assertTrue(reqs, why)
+        cpu = a.by_function(a.samples(reqs, "samples"), ["helper_burn"])
+        self.assertGreater(cpu["helper_burn"], at_least, "CPU samples missing: %r" % cpu)
+        return reqs
 
     def test_program_keeps_one_thread_and_no_child(self):
         d, prefix = a.out_prefix("helper-alone")
@@ -69,39 +86,28 @@ class Helper(a.AgentTestCase):
         self.assertEqual(seen["single_threaded"], 1, "glibc no longer runs single-threaded")
         self.assertEqual((seen["waitpid"], seen["echild"]), (-1, 1),
                          "the program sees a child process of the agent's")
-        reqs = self.programs_requests(d, "agent_helperwork")
-        self.assertTrue(reqs, "no upload")
-        cpu = a.by_function(a.samples(reqs, "samples"), ["helper_burn"])
+        reqs = self.assert_burn_uploaded(d, 100, "no upload")
         heap = a.by_function(a.samples(reqs, "alloc_objects"), ["helper_alloc"])
-        self.assertGreater(cpu["helper_burn"], 100, "CPU samples missing: %r" % cpu)
         self.assertGreater(heap["helper_alloc"], 0, "heap samples missing: %r" % heap)
 
     def test_killed_program_is_still_uploaded(self):
-        d, prefix = a.out_prefix("helper-kill")
-        tag = uuid.uuid4().hex
-        p = self.start([a.bin_path("agent_helperwork"), "60"], prefix, tag,
-                       {"FLAMEGATE_CPU_HZ": "999"})
+        d, tag, p = self.start("helper-kill", [a.bin_path("agent_helperwork"), "60"],
+                               {"FLAMEGATE_CPU_HZ": "999"})
         try:
-            self.assertTrue(wait_until(lambda: helpers_tagged(tag), 5), "no helper process")
             time.sleep(1.0)
         finally:
             p.kill()  # SIGKILL: no exit handler runs in the program
             p.communicate(timeout=30)
         self.assertTrue(wait_until(lambda: not helpers_tagged(tag), 10),
                         "the helper outlived its program")
-        reqs = self.programs_requests(d, "agent_helperwork")
-        self.assertTrue(reqs, "the helper uploaded nothing for the killed program")
-        cpu = a.by_function(a.samples(reqs, "samples"), ["helper_burn"])
-        self.assertGreater(cpu["helper_burn"], 300, "CPU samples missing: %r" % cpu)
+        self.assert_burn_uploaded(d, 300, "the helper uploaded nothing for the killed program")
 
     def test_exec_ends_the_old_images_agent(self):
-        d, prefix = a.out_prefix("helper-exec")
-        tag = uuid.uuid4().hex
         # the shell runs under the agent too, then becomes agent_helperwork
-        p = self.start(["/bin/sh", "-c", 'exec "$@"', "sh", a.bin_path("agent_helperwork"),
-                        "1.0"], prefix, tag)
-        out, err = p.communicate(timeout=60)
-        self.assertEqual(p.returncode, 0, err)
+        d, tag, p = self.start("helper-exec", ["/bin/sh", "-c", 'exec "$@"', "sh",
+                                               a.bin_path("agent_helperwork"), "1.0"],
+                               wait_for_helper=False)
+        self.finish(p)
         self.assertTrue(wait_until(lambda: not helpers_tagged(tag), 10),
                         "a helper outlived the program")
         names = {a.resource_attrs(q)["process.executable.name"] for q in a.read_requests(d)}
@@ -111,32 +117,21 @@ class Helper(a.AgentTestCase):
     def test_binary_replaced_on_disk_is_still_profiled(self):
         # an upgrade replaces a running program's file: /proc/PID/exe then reads
         # "PATH (deleted)", but the process has not exec'd
-        d, prefix = a.out_prefix("helper-upgrade")
-        tag = uuid.uuid4().hex
-        exe = os.path.join(d, "agent_helperwork")
+        exe = os.path.join(tempfile.mkdtemp(prefix="fg-agent-upgrade-"), "agent_helperwork")
         shutil.copy(a.bin_path("agent_helperwork"), exe)
-        p = self.start([exe, "1.5"], prefix, tag, {"FLAMEGATE_CPU_HZ": "999"})
-        self.assertTrue(wait_until(lambda: helpers_tagged(tag), 5), "no helper process")
+        d, tag, p = self.start("helper-upgrade", [exe, "1.5"], {"FLAMEGATE_CPU_HZ": "999"})
         shutil.copy(a.bin_path("agent_helperwork"), exe + ".new")
         os.rename(exe + ".new", exe)
-        out, err = p.communicate(timeout=60)
-        self.assertEqual(p.returncode, 0, err)
-        reqs = self.programs_requests(d, "agent_helperwork")
-        self.assertTrue(reqs, "the helper took the replaced file for an exec and stopped")
-        cpu = a.by_function(a.samples(reqs, "samples"), ["helper_burn"])
-        self.assertGreater(cpu["helper_burn"], 500, "CPU samples missing: %r" % cpu)
+        self.finish(p)
+        self.assert_burn_uploaded(d, 500, "the helper took the replaced file for an exec")
 
     def test_dead_helper_changes_nothing_for_the_program(self):
-        d, prefix = a.out_prefix("helper-dead")
-        tag = uuid.uuid4().hex
-        p = self.start([a.bin_path("agent_helperwork"), "2"], prefix, tag,
-                       {"FLAMEGATE_CPU_HZ": "999"})
-        self.assertTrue(wait_until(lambda: helpers_tagged(tag), 5), "no helper process")
+        d, tag, p = self.start("helper-dead", [a.bin_path("agent_helperwork"), "2"],
+                               {"FLAMEGATE_CPU_HZ": "999"})
         for pid in helpers_tagged(tag):
             os.kill(pid, signal.SIGKILL)
         t0 = time.monotonic()
-        out, err = p.communicate(timeout=60)
-        self.assertEqual(p.returncode, 0, err)
+        out = self.finish(p)
         self.assertEqual(json.loads(out.splitlines()[-1])["threads"], 1)
         # the program's exit does not wait for a helper that is gone
         self.assertLess(time.monotonic() - t0, 4.0)
