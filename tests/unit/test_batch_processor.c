@@ -1,7 +1,6 @@
 /* Processor "batch": size and time triggers, max size (splitting one oversized input), shutdown
  * flush, one shared dictionary. */
 #include <limits.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,79 +15,23 @@
 #include "fg_model.h"
 #include "fg_service.h"
 
-/* A consumer that records what reaches it. */
-struct recorder {
-    struct fg_consumer consumer;
-    pthread_mutex_t mu;
-    struct fg_profiles *batches[256];
-    int64_t arrived_ns[256];
-    int n;
-    int refuse; /* return FG_EFULL when set */
-};
 
-static int record(struct fg_consumer *self, struct fg_profiles *batch, struct fg_err *err)
-{
-    struct recorder *r = (struct recorder *)self;
-    pthread_mutex_lock(&r->mu);
-    int rc = 0;
-    if (r->refuse) {
-        rc = fg_err_set(err, FG_EFULL, "full");
-        fg_profiles_unref(batch);
-    } else {
-        r->arrived_ns[r->n] = fg_now_ns();
-        r->batches[r->n++] = batch;
-    }
-    pthread_mutex_unlock(&r->mu);
-    return rc;
-}
-
-static int count(struct recorder *r)
-{
-    pthread_mutex_lock(&r->mu);
-    int n = r->n;
-    pthread_mutex_unlock(&r->mu);
-    return n;
-}
-
-struct fixture {
-    struct fg_config *cfg;
-    struct fg_component *batch;
-    struct recorder rec;
-};
-
-static void setup(struct fixture *f, const char *batch_yaml)
-{
-    memset(&f->rec, 0, sizeof(f->rec));
-    f->rec.consumer.consume = record;
-    pthread_mutex_init(&f->rec.mu, NULL);
-    f->batch = tu_processor_start("batch", batch_yaml, &f->rec.consumer, &f->cfg);
-}
-
-static void teardown(struct fixture *f)
-{
-    f->batch->ops->destroy(f->batch);
-    for (int i = 0; i < f->rec.n; i++)
-        fg_profiles_unref(f->rec.batches[i]);
-    pthread_mutex_destroy(&f->rec.mu);
-    fg_config_free(f->cfg);
-}
-
-static int send(struct fixture *f, const char *service, int samples)
+static int send(struct tu_proc_fixture *f, const char *service, int samples)
 {
     struct fg_err err;
-    return fg_consume(&f->batch->consumer, tu_make_batch(service, samples), &err);
+    return fg_consume(&f->proc->consumer, tu_make_batch(service, samples), &err);
 }
 
 static void test_size_trigger_merges_into_one_dictionary(void **state)
 {
-    struct fixture f;
-    setup(&f, "    timeout: 10s\n    send_batch_size: 10");
+    struct tu_proc_fixture f;
+    tu_proc_fixture_start(&f, "batch", "    timeout: 10s\n    send_batch_size: 10");
     assert_int_equal(send(&f, "a", 3), 0);
     assert_int_equal(send(&f, "a", 3), 0);
     assert_int_equal(send(&f, "b", 3), 0);
-    assert_int_equal(count(&f.rec), 0);
+    assert_int_equal(tu_recorder_count(&f.rec), 0);
     assert_int_equal(send(&f, "a", 3), 0); /* 12 >= 10: sent on this call */
-    assert_int_equal(count(&f.rec), 1);
+    assert_int_equal(tu_recorder_count(&f.rec), 1);
     struct fg_profiles *out = f.rec.batches[0];
     assert_int_equal(out->n_samples, 12);
     assert_int_equal(out->n_resources, 2); /* "a" three times coalesced, "b" once */
@@ -96,107 +39,108 @@ static void test_size_trigger_merges_into_one_dictionary(void **state)
     struct fg_profiles *one = tu_make_batch("a", 3);
     assert_int_equal(fg_dict_len(out, FG_TABLE_STACK), fg_dict_len(one, FG_TABLE_STACK));
     fg_profiles_unref(one);
-    f.batch->ops->shutdown(f.batch, fg_now_ns() + 1000000000);
-    assert_int_equal(count(&f.rec), 1); /* nothing pending */
-    teardown(&f);
+    f.proc->ops->shutdown(f.proc, fg_now_ns() + 1000000000);
+    assert_int_equal(tu_recorder_count(&f.rec), 1); /* nothing pending */
+    tu_proc_fixture_stop(&f, false);
 }
 
 static void test_timeout_trigger(void **state)
 {
-    struct fixture f;
-    setup(&f, "    timeout: 50ms");
+    struct tu_proc_fixture f;
+    tu_proc_fixture_start(&f, "batch", "    timeout: 50ms");
     int64_t start = fg_now_ns();
     assert_int_equal(send(&f, "a", 2), 0);
-    for (int i = 0; i < 200 && count(&f.rec) == 0; i++)
+    for (int i = 0; i < 200 && tu_recorder_count(&f.rec) == 0; i++)
         usleep(5000);
-    assert_int_equal(count(&f.rec), 1);
+    assert_int_equal(tu_recorder_count(&f.rec), 1);
     int64_t waited = f.rec.arrived_ns[0] - start;
     assert_true(waited >= 45 * 1000000LL);
     assert_true(waited < 900 * 1000000LL);
     assert_int_equal(f.rec.batches[0]->n_samples, 2);
-    f.batch->ops->shutdown(f.batch, fg_now_ns() + 1000000000);
-    teardown(&f);
+    f.proc->ops->shutdown(f.proc, fg_now_ns() + 1000000000);
+    tu_proc_fixture_stop(&f, false);
 }
 
 static void test_shutdown_flushes_pending(void **state)
 {
-    struct fixture f;
-    setup(&f, "    timeout: 1h");
+    struct tu_proc_fixture f;
+    tu_proc_fixture_start(&f, "batch", "    timeout: 1h");
     assert_int_equal(send(&f, "a", 5), 0);
     assert_int_equal(send(&f, "b", 5), 0);
-    assert_int_equal(count(&f.rec), 0);
-    assert_int_equal(f.batch->ops->shutdown(f.batch, fg_now_ns() + 1000000000), 0);
-    assert_int_equal(count(&f.rec), 1);
+    assert_int_equal(tu_recorder_count(&f.rec), 0);
+    assert_int_equal(f.proc->ops->shutdown(f.proc, fg_now_ns() + 1000000000), 0);
+    assert_int_equal(tu_recorder_count(&f.rec), 1);
     assert_int_equal(f.rec.batches[0]->n_samples, 10);
     /* after shutdown new data is refused, not silently dropped */
     assert_int_equal(send(&f, "c", 1), FG_ESTOPPED);
-    teardown(&f);
+    tu_proc_fixture_stop(&f, false);
 }
 
 static void test_max_size_splits_between_requests(void **state)
 {
-    struct fixture f;
-    setup(&f, "    timeout: 1h\n    send_batch_size: 8\n    send_batch_max_size: 8");
+    struct tu_proc_fixture f;
+    tu_proc_fixture_start(&f, "batch",
+                          "    timeout: 1h\n    send_batch_size: 8\n    send_batch_max_size: 8");
     assert_int_equal(send(&f, "a", 5), 0);
     assert_int_equal(send(&f, "a", 5), 0); /* 5 + 5 > 8: the first 5 leave alone */
-    assert_int_equal(count(&f.rec), 1);
+    assert_int_equal(tu_recorder_count(&f.rec), 1);
     assert_int_equal(f.rec.batches[0]->n_samples, 5);
-    f.batch->ops->shutdown(f.batch, fg_now_ns() + 1000000000);
-    assert_int_equal(count(&f.rec), 2);
+    f.proc->ops->shutdown(f.proc, fg_now_ns() + 1000000000);
+    assert_int_equal(tu_recorder_count(&f.rec), 2);
     assert_int_equal(f.rec.batches[1]->n_samples, 5);
-    teardown(&f);
+    tu_proc_fixture_stop(&f, false);
 }
 
 static void test_refused_batch_is_held_and_backpressure_applies(void **state)
 {
-    struct fixture f;
-    setup(&f, "    timeout: 1h\n    send_batch_size: 4");
+    struct tu_proc_fixture f;
+    tu_proc_fixture_start(&f, "batch", "    timeout: 1h\n    send_batch_size: 4");
     f.rec.refuse = 1;
     /* the size flush is refused: the batch is kept, so this request is still accepted */
     assert_int_equal(send(&f, "a", 5), 0);
-    assert_int_equal(count(&f.rec), 0);
+    assert_int_equal(tu_recorder_count(&f.rec), 0);
     /* while it is held, new data is refused with a retryable error, not dropped */
     assert_int_equal(send(&f, "b", 1), FG_ERETRYABLE);
     pthread_mutex_lock(&f.rec.mu);
     f.rec.refuse = 0;
     pthread_mutex_unlock(&f.rec.mu);
     /* the timer offers it again (first retry after 100 ms) */
-    for (int i = 0; i < 400 && count(&f.rec) == 0; i++)
+    for (int i = 0; i < 400 && tu_recorder_count(&f.rec) == 0; i++)
         usleep(5000);
-    assert_int_equal(count(&f.rec), 1);
+    assert_int_equal(tu_recorder_count(&f.rec), 1);
     assert_int_equal(f.rec.batches[0]->n_samples, 5);
     assert_int_equal(send(&f, "b", 1), 0);
-    f.batch->ops->shutdown(f.batch, fg_now_ns() + 1000000000);
-    assert_int_equal(count(&f.rec), 2);
-    teardown(&f);
+    f.proc->ops->shutdown(f.proc, fg_now_ns() + 1000000000);
+    assert_int_equal(tu_recorder_count(&f.rec), 2);
+    tu_proc_fixture_stop(&f, false);
 }
 
 static void test_shutdown_retries_held_until_the_deadline(void **state)
 {
-    struct fixture f;
-    setup(&f, "    timeout: 1h");
+    struct tu_proc_fixture f;
+    tu_proc_fixture_start(&f, "batch", "    timeout: 1h");
     assert_int_equal(send(&f, "a", 3), 0);
     f.rec.refuse = 1;
     /* refused on the shutdown flush and still refused at the deadline: reported lost */
-    assert_int_equal(f.batch->ops->shutdown(f.batch, fg_now_ns() + 300000000), FG_ETIMEOUT);
-    assert_int_equal(count(&f.rec), 0);
-    teardown(&f);
+    assert_int_equal(f.proc->ops->shutdown(f.proc, fg_now_ns() + 300000000), FG_ETIMEOUT);
+    assert_int_equal(tu_recorder_count(&f.rec), 0);
+    tu_proc_fixture_stop(&f, false);
 }
 
 static void test_zero_timeout_passes_through(void **state)
 {
-    struct fixture f;
-    setup(&f, "    timeout: 0s");
+    struct tu_proc_fixture f;
+    tu_proc_fixture_start(&f, "batch", "    timeout: 0s");
     assert_int_equal(send(&f, "a", 1), 0);
     assert_int_equal(send(&f, "a", 1), 0);
-    assert_int_equal(count(&f.rec), 2);
-    f.batch->ops->shutdown(f.batch, fg_now_ns() + 1000000000);
-    teardown(&f);
+    assert_int_equal(tu_recorder_count(&f.rec), 2);
+    f.proc->ops->shutdown(f.proc, fg_now_ns() + 1000000000);
+    tu_proc_fixture_stop(&f, false);
 }
 
 static void *sender(void *arg)
 {
-    struct fixture *f = arg;
+    struct tu_proc_fixture *f = arg;
     for (int i = 0; i < 50; i++)
         if (send(f, i % 2 ? "x" : "y", 2) != 0)
             return (void *)1;
@@ -205,8 +149,8 @@ static void *sender(void *arg)
 
 static void test_concurrent_senders_lose_nothing(void **state)
 {
-    struct fixture f;
-    setup(&f, "    timeout: 20ms\n    send_batch_size: 30");
+    struct tu_proc_fixture f;
+    tu_proc_fixture_start(&f, "batch", "    timeout: 20ms\n    send_batch_size: 30");
     pthread_t threads[4];
     for (int i = 0; i < 4; i++)
         pthread_create(&threads[i], NULL, sender, &f);
@@ -215,13 +159,13 @@ static void test_concurrent_senders_lose_nothing(void **state)
         pthread_join(threads[i], &res);
         assert_null(res);
     }
-    f.batch->ops->shutdown(f.batch, fg_now_ns() + 1000000000);
+    f.proc->ops->shutdown(f.proc, fg_now_ns() + 1000000000);
     uint64_t total = 0;
     for (int i = 0; i < f.rec.n; i++)
         total += f.rec.batches[i]->n_samples;
     assert_int_equal(total, 4 * 50 * 2);
     assert_true(f.rec.n < 200);
-    teardown(&f);
+    tu_proc_fixture_stop(&f, false);
 }
 
 /* One resource and scope, profiles of the given sample counts; every sample has a stack of
@@ -286,7 +230,7 @@ static int cmp_line(const void *a, const void *b)
 }
 
 /* The canonical lines of every recorded batch, sorted, as one text (free() it). */
-static char *canon_of_recorded(struct recorder *r)
+static char *canon_of_recorded(struct tu_recorder *r)
 {
     size_t n = 0, cap = 1024, total = 1;
     char **lines = malloc(cap * sizeof(*lines));
@@ -327,7 +271,7 @@ static int64_t batch_total(const struct fg_profiles *p)
 }
 
 /* The recorded batches carry exactly want's samples (as a multiset), none above max. */
-static void assert_recorded_equal(struct recorder *r, const struct fg_profiles *want,
+static void assert_recorded_equal(struct tu_recorder *r, const struct fg_profiles *want,
                                   uint64_t max)
 {
     uint64_t samples = 0;
@@ -359,17 +303,19 @@ static const struct fg_profile *find_profile(const struct fg_profiles *p, const 
 
 static void test_max_size_splits_one_oversized_input(void **state)
 {
-    struct fixture f;
-    setup(&f, "    timeout: 1h\n    send_batch_size: 3000\n    send_batch_max_size: 3000");
+    struct tu_proc_fixture f;
+    tu_proc_fixture_start(&f, "batch",
+                          "    timeout: 1h\n    send_batch_size: 3000\n"
+                          "    send_batch_max_size: 3000");
     const int sizes[] = {4000, 3500, 2500};
     struct fg_profiles *in = distinct_batch(sizes, 3);
     snprintf(in->tenant, sizeof(in->tenant), "acme");
     fg_profiles_ref(in); /* kept to compare with */
     struct fg_err err;
-    assert_int_equal(fg_consume(&f.batch->consumer, in, &err), 0);
-    assert_int_equal(count(&f.rec), 3); /* three full parts; 1,000 samples pending */
-    assert_int_equal(f.batch->ops->shutdown(f.batch, fg_now_ns() + 1000000000), 0);
-    assert_int_equal(count(&f.rec), 4);
+    assert_int_equal(fg_consume(&f.proc->consumer, in, &err), 0);
+    assert_int_equal(tu_recorder_count(&f.rec), 3); /* three full parts; 1,000 samples pending */
+    assert_int_equal(f.proc->ops->shutdown(f.proc, fg_now_ns() + 1000000000), 0);
+    assert_int_equal(tu_recorder_count(&f.rec), 4);
     const uint64_t want[] = {3000, 3000, 3000, 1000};
     for (int i = 0; i < 4; i++) {
         struct fg_profiles *part = f.rec.batches[i];
@@ -405,55 +351,58 @@ static void test_max_size_splits_one_oversized_input(void **state)
     }
     assert_recorded_equal(&f.rec, in, 3000);
     fg_profiles_unref(in);
-    teardown(&f);
+    tu_proc_fixture_stop(&f, false);
 }
 
 static void test_max_size_split_after_pending_data(void **state)
 {
-    struct fixture f;
-    setup(&f, "    timeout: 1h\n    send_batch_size: 3000\n    send_batch_max_size: 3000");
+    struct tu_proc_fixture f;
+    tu_proc_fixture_start(&f, "batch",
+                          "    timeout: 1h\n    send_batch_size: 3000\n"
+                          "    send_batch_max_size: 3000");
     const int small[] = {2000}, big[] = {5000};
     struct fg_profiles *first = distinct_batch(small, 1);
     struct fg_profiles *second = distinct_batch(big, 1);
     struct fg_err err;
-    assert_int_equal(fg_consume(&f.batch->consumer, fg_profiles_ref(first), &err), 0);
-    assert_int_equal(count(&f.rec), 0);
-    assert_int_equal(fg_consume(&f.batch->consumer, fg_profiles_ref(second), &err), 0);
+    assert_int_equal(fg_consume(&f.proc->consumer, fg_profiles_ref(first), &err), 0);
+    assert_int_equal(tu_recorder_count(&f.rec), 0);
+    assert_int_equal(fg_consume(&f.proc->consumer, fg_profiles_ref(second), &err), 0);
     /* the pending 2,000 leave alone, then a full part; the last 2,000 wait */
-    assert_int_equal(count(&f.rec), 2);
+    assert_int_equal(tu_recorder_count(&f.rec), 2);
     assert_int_equal(f.rec.batches[0]->n_samples, 2000);
     assert_int_equal(f.rec.batches[1]->n_samples, 3000);
-    f.batch->ops->shutdown(f.batch, fg_now_ns() + 1000000000);
-    assert_int_equal(count(&f.rec), 3);
+    f.proc->ops->shutdown(f.proc, fg_now_ns() + 1000000000);
+    assert_int_equal(tu_recorder_count(&f.rec), 3);
     assert_int_equal(f.rec.batches[2]->n_samples, 2000);
     assert_int_equal(fg_profiles_merge(first, second, &err), 0);
     assert_recorded_equal(&f.rec, first, 3000);
     fg_profiles_unref(first);
     fg_profiles_unref(second);
-    teardown(&f);
+    tu_proc_fixture_stop(&f, false);
 }
 
 static void test_max_size_zero_sends_an_input_whole(void **state)
 {
-    struct fixture f;
-    setup(&f, "    timeout: 1h\n    send_batch_size: 3000");
+    struct tu_proc_fixture f;
+    tu_proc_fixture_start(&f, "batch", "    timeout: 1h\n    send_batch_size: 3000");
     const int sizes[] = {10000};
-    assert_int_equal(fg_consume(&f.batch->consumer, distinct_batch(sizes, 1), NULL), 0);
-    assert_int_equal(count(&f.rec), 1);
+    assert_int_equal(fg_consume(&f.proc->consumer, distinct_batch(sizes, 1), NULL), 0);
+    assert_int_equal(tu_recorder_count(&f.rec), 1);
     assert_int_equal(f.rec.batches[0]->n_samples, 10000);
-    f.batch->ops->shutdown(f.batch, fg_now_ns() + 1000000000);
-    teardown(&f);
+    f.proc->ops->shutdown(f.proc, fg_now_ns() + 1000000000);
+    tu_proc_fixture_stop(&f, false);
 }
 
 static void test_max_size_one_and_small_inputs(void **state)
 {
-    struct fixture f;
+    struct tu_proc_fixture f;
     /* every sample alone; a profile without samples goes with the last part */
-    setup(&f, "    timeout: 1h\n    send_batch_size: 1\n    send_batch_max_size: 1");
+    tu_proc_fixture_start(&f, "batch",
+                          "    timeout: 1h\n    send_batch_size: 1\n    send_batch_max_size: 1");
     const int sizes[] = {2, 0, 1, 0};
     struct fg_profiles *in = distinct_batch(sizes, 4);
-    assert_int_equal(fg_consume(&f.batch->consumer, fg_profiles_ref(in), NULL), 0);
-    assert_int_equal(count(&f.rec), 3);
+    assert_int_equal(fg_consume(&f.proc->consumer, fg_profiles_ref(in), NULL), 0);
+    assert_int_equal(tu_recorder_count(&f.rec), 3);
     assert_int_equal(f.rec.batches[0]->resources[0].scopes[0].n_profiles, 1);
     assert_int_equal(f.rec.batches[1]->resources[0].scopes[0].n_profiles, 1);
     assert_int_equal(f.rec.batches[2]->resources[0].scopes[0].n_profiles, 3);
@@ -461,51 +410,54 @@ static void test_max_size_one_and_small_inputs(void **state)
     assert_non_null(find_profile(f.rec.batches[2], "profile-id-0001"));
     assert_recorded_equal(&f.rec, in, 1);
     fg_profiles_unref(in);
-    f.batch->ops->shutdown(f.batch, fg_now_ns() + 1000000000);
-    teardown(&f);
+    f.proc->ops->shutdown(f.proc, fg_now_ns() + 1000000000);
+    tu_proc_fixture_stop(&f, false);
 
     /* a one-sample input under a large bound is not split */
-    setup(&f, "    timeout: 1h\n    send_batch_size: 1\n    send_batch_max_size: 3000");
+    tu_proc_fixture_start(&f, "batch",
+                          "    timeout: 1h\n    send_batch_size: 1\n    send_batch_max_size: 3000");
     const int one[] = {1};
-    assert_int_equal(fg_consume(&f.batch->consumer, distinct_batch(one, 1), NULL), 0);
-    assert_int_equal(count(&f.rec), 1);
+    assert_int_equal(fg_consume(&f.proc->consumer, distinct_batch(one, 1), NULL), 0);
+    assert_int_equal(tu_recorder_count(&f.rec), 1);
     assert_int_equal(f.rec.batches[0]->n_samples, 1);
-    f.batch->ops->shutdown(f.batch, fg_now_ns() + 1000000000);
-    teardown(&f);
+    f.proc->ops->shutdown(f.proc, fg_now_ns() + 1000000000);
+    tu_proc_fixture_stop(&f, false);
 }
 
 static void test_zero_timeout_still_splits(void **state)
 {
-    struct fixture f;
-    setup(&f, "    timeout: 0s\n    send_batch_size: 4\n    send_batch_max_size: 4");
+    struct tu_proc_fixture f;
+    tu_proc_fixture_start(&f, "batch",
+                          "    timeout: 0s\n    send_batch_size: 4\n    send_batch_max_size: 4");
     const int sizes[] = {3, 7};
     struct fg_profiles *in = distinct_batch(sizes, 2);
-    assert_int_equal(fg_consume(&f.batch->consumer, fg_profiles_ref(in), NULL), 0);
-    assert_int_equal(count(&f.rec), 3);
+    assert_int_equal(fg_consume(&f.proc->consumer, fg_profiles_ref(in), NULL), 0);
+    assert_int_equal(tu_recorder_count(&f.rec), 3);
     assert_recorded_equal(&f.rec, in, 4);
     fg_profiles_unref(in);
-    f.batch->ops->shutdown(f.batch, fg_now_ns() + 1000000000);
-    teardown(&f);
+    f.proc->ops->shutdown(f.proc, fg_now_ns() + 1000000000);
+    tu_proc_fixture_stop(&f, false);
 }
 
 static void test_refused_parts_are_held(void **state)
 {
-    struct fixture f;
-    setup(&f, "    timeout: 1h\n    send_batch_size: 4\n    send_batch_max_size: 4");
+    struct tu_proc_fixture f;
+    tu_proc_fixture_start(&f, "batch",
+                          "    timeout: 1h\n    send_batch_size: 4\n    send_batch_max_size: 4");
     f.rec.refuse = 1;
     const int sizes[] = {10};
     struct fg_profiles *in = distinct_batch(sizes, 1);
     /* accepted once: the refused full parts are held, the last one is pending */
-    assert_int_equal(fg_consume(&f.batch->consumer, fg_profiles_ref(in), NULL), 0);
+    assert_int_equal(fg_consume(&f.proc->consumer, fg_profiles_ref(in), NULL), 0);
     assert_int_equal(send(&f, "b", 1), FG_ERETRYABLE);
     pthread_mutex_lock(&f.rec.mu);
     f.rec.refuse = 0;
     pthread_mutex_unlock(&f.rec.mu);
-    assert_int_equal(f.batch->ops->shutdown(f.batch, fg_now_ns() + 5000000000LL), 0);
-    assert_int_equal(count(&f.rec), 3);
+    assert_int_equal(f.proc->ops->shutdown(f.proc, fg_now_ns() + 5000000000LL), 0);
+    assert_int_equal(tu_recorder_count(&f.rec), 3);
     assert_recorded_equal(&f.rec, in, 4);
     fg_profiles_unref(in);
-    teardown(&f);
+    tu_proc_fixture_stop(&f, false);
 }
 
 /* Under an allocation failure at any point an oversized input is either refused whole
@@ -514,31 +466,31 @@ static void test_split_allocation_failures(void **state)
 {
     const char *cfg = "    timeout: 1h\n    send_batch_size: 8\n    send_batch_max_size: 8";
     const int sizes[] = {13, 4, 13};
-    struct fixture f;
-    setup(&f, cfg);
+    struct tu_proc_fixture f;
+    tu_proc_fixture_start(&f, "batch", cfg);
     fg_alloc_fail_after(ULONG_MAX);
-    assert_int_equal(fg_consume(&f.batch->consumer, distinct_batch(sizes, 3), NULL), 0);
+    assert_int_equal(fg_consume(&f.proc->consumer, distinct_batch(sizes, 3), NULL), 0);
     unsigned long allocations = fg_alloc_fail_after(0);
-    f.batch->ops->shutdown(f.batch, fg_now_ns() + 1000000000);
-    teardown(&f);
+    f.proc->ops->shutdown(f.proc, fg_now_ns() + 1000000000);
+    tu_proc_fixture_stop(&f, false);
     int refused = 0;
     for (unsigned long n = 1; n <= allocations; n++) {
-        setup(&f, cfg);
+        tu_proc_fixture_start(&f, "batch", cfg);
         struct fg_profiles *in = distinct_batch(sizes, 3);
         fg_profiles_ref(in);
         struct fg_err err;
         fg_alloc_fail_after(n);
-        int rc = fg_consume(&f.batch->consumer, in, &err);
+        int rc = fg_consume(&f.proc->consumer, in, &err);
         fg_alloc_fail_after(0);
         assert_true(rc == 0 || rc == FG_ENOMEM);
         if (rc)
-            assert_int_equal(count(&f.rec), 0);
+            assert_int_equal(tu_recorder_count(&f.rec), 0);
         refused += rc != 0;
-        f.batch->ops->shutdown(f.batch, fg_now_ns() + 1000000000);
+        f.proc->ops->shutdown(f.proc, fg_now_ns() + 1000000000);
         if (rc == 0)
             assert_recorded_equal(&f.rec, in, 8);
         fg_profiles_unref(in);
-        teardown(&f);
+        tu_proc_fixture_stop(&f, false);
     }
     printf("oversized input under allocation failures: %lu walked, %d refused\n", allocations,
            refused);

@@ -1,7 +1,6 @@
 /* Tenant pass-through inside the pipeline: the batch processor keeps batches of different
  * tenants (X-Scope-OrgID) apart, by size trigger, timer and shutdown flush, and each batch
  * it sends carries its tenant. */
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,67 +12,17 @@
 #include "fg_model.h"
 #include "fg_service.h"
 
-struct recorder {
-    struct fg_consumer consumer;
-    pthread_mutex_t mu;
-    struct fg_profiles *batches[32];
-    int n;
-};
 
-static int record(struct fg_consumer *self, struct fg_profiles *batch, struct fg_err *err)
-{
-    struct recorder *r = (struct recorder *)self;
-    pthread_mutex_lock(&r->mu);
-    if (r->n < 32)
-        r->batches[r->n++] = batch;
-    else
-        fg_profiles_unref(batch);
-    pthread_mutex_unlock(&r->mu);
-    return 0;
-}
-
-static int count(struct recorder *r)
-{
-    pthread_mutex_lock(&r->mu);
-    int n = r->n;
-    pthread_mutex_unlock(&r->mu);
-    return n;
-}
-
-struct fixture {
-    struct fg_config *cfg;
-    struct fg_component *batch;
-    struct recorder rec;
-};
-
-static void setup(struct fixture *f, const char *batch_yaml)
-{
-    memset(&f->rec, 0, sizeof(f->rec));
-    f->rec.consumer.consume = record;
-    pthread_mutex_init(&f->rec.mu, NULL);
-    f->batch = tu_processor_start("batch", batch_yaml, &f->rec.consumer, &f->cfg);
-}
-
-static void teardown(struct fixture *f)
-{
-    f->batch->ops->shutdown(f->batch, fg_now_ns() + 1000000000);
-    f->batch->ops->destroy(f->batch);
-    for (int i = 0; i < f->rec.n; i++)
-        fg_profiles_unref(f->rec.batches[i]);
-    pthread_mutex_destroy(&f->rec.mu);
-    fg_config_free(f->cfg);
-}
-
-static void send(struct fixture *f, const char *tenant, const char *service, int n)
+static void send(struct tu_proc_fixture *f, const char *tenant, const char *service, int n)
 {
     struct fg_profiles *p = tu_make_batch(service, n);
     snprintf(p->tenant, sizeof(p->tenant), "%s", tenant);
     struct fg_err err;
-    assert_int_equal(fg_consume(&f->batch->consumer, p, &err), 0);
+    assert_int_equal(fg_consume(&f->proc->consumer, p, &err), 0);
 }
 
 /* The sent batch of tenant t (exactly one expected). */
-static struct fg_profiles *of_tenant(struct fixture *f, const char *t)
+static struct fg_profiles *of_tenant(struct tu_proc_fixture *f, const char *t)
 {
     struct fg_profiles *found = NULL;
     for (int i = 0; i < f->rec.n; i++)
@@ -87,53 +36,55 @@ static struct fg_profiles *of_tenant(struct fixture *f, const char *t)
 
 static void test_timer_keeps_tenants_apart(void **state)
 {
-    struct fixture f;
-    setup(&f, "    timeout: 50ms\n    send_batch_size: 1000");
+    struct tu_proc_fixture f;
+    tu_proc_fixture_start(&f, "batch", "    timeout: 50ms\n    send_batch_size: 1000");
     send(&f, "a", "svc1", 2);
     send(&f, "b", "svc1", 3);
     send(&f, "", "svc1", 4);
     send(&f, "a", "svc2", 5);
-    for (int i = 0; i < 200 && count(&f.rec) < 3; i++)
+    for (int i = 0; i < 200 && tu_recorder_count(&f.rec) < 3; i++)
         usleep(10000);
     usleep(100000); /* nothing more may come */
-    assert_int_equal(count(&f.rec), 3);
+    assert_int_equal(tu_recorder_count(&f.rec), 3);
     assert_int_equal(of_tenant(&f, "a")->n_samples, 7);
     assert_int_equal(of_tenant(&f, "a")->n_resources, 2);
     assert_int_equal(of_tenant(&f, "b")->n_samples, 3);
     assert_int_equal(of_tenant(&f, "")->n_samples, 4);
-    teardown(&f);
+    tu_proc_fixture_stop(&f, true);
 }
 
 static void test_size_trigger_per_tenant_and_shutdown(void **state)
 {
-    struct fixture f;
-    setup(&f, "    timeout: 10s\n    send_batch_size: 5");
+    struct tu_proc_fixture f;
+    tu_proc_fixture_start(&f, "batch", "    timeout: 10s\n    send_batch_size: 5");
     send(&f, "a", "svc", 3);
     send(&f, "b", "svc", 3);
-    assert_int_equal(count(&f.rec), 0); /* 6 samples pending, but 3 per tenant */
+    assert_int_equal(tu_recorder_count(&f.rec), 0); /* 6 samples pending, but 3 per tenant */
     send(&f, "a", "svc", 3);
-    assert_int_equal(count(&f.rec), 1);
+    assert_int_equal(tu_recorder_count(&f.rec), 1);
     assert_string_equal(f.rec.batches[0]->tenant, "a");
     assert_int_equal(f.rec.batches[0]->n_samples, 6);
-    f.batch->ops->shutdown(f.batch, fg_now_ns() + 1000000000);
-    assert_int_equal(count(&f.rec), 2);
+    f.proc->ops->shutdown(f.proc, fg_now_ns() + 1000000000);
+    assert_int_equal(tu_recorder_count(&f.rec), 2);
     assert_string_equal(f.rec.batches[1]->tenant, "b");
     assert_int_equal(f.rec.batches[1]->n_samples, 3);
-    teardown(&f);
+    tu_proc_fixture_stop(&f, true);
 }
 
 static void test_max_size_per_tenant(void **state)
 {
-    struct fixture f;
-    setup(&f, "    timeout: 10s\n    send_batch_size: 100\n    send_batch_max_size: 100");
+    struct tu_proc_fixture f;
+    tu_proc_fixture_start(&f, "batch",
+                          "    timeout: 10s\n    send_batch_size: 100\n"
+                          "    send_batch_max_size: 100");
     send(&f, "a", "svc", 60);
     send(&f, "b", "svc", 60);
-    assert_int_equal(count(&f.rec), 0);
+    assert_int_equal(tu_recorder_count(&f.rec), 0);
     send(&f, "a", "svc", 60); /* a's pending 60 go first, alone */
-    assert_int_equal(count(&f.rec), 1);
+    assert_int_equal(tu_recorder_count(&f.rec), 1);
     assert_string_equal(f.rec.batches[0]->tenant, "a");
     assert_int_equal(f.rec.batches[0]->n_samples, 60);
-    teardown(&f);
+    tu_proc_fixture_stop(&f, true);
 }
 
 int main(void)

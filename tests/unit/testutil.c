@@ -9,6 +9,7 @@
 #include "fg_alloc.h"
 #include "fg_component.h"
 #include "fg_config.h"
+#include "fg_service.h"
 
 uint8_t *tu_read_file(const char *path, size_t *len)
 {
@@ -415,6 +416,52 @@ struct fg_component *tu_processor_start(const char *type, const char *body,
     if (proc->ops->start(proc, &err) != 0)
         fail_msg("start: %s", err.msg);
     return proc;
+}
+
+static int recorder_consume(struct fg_consumer *self, struct fg_profiles *batch,
+                            struct fg_err *err)
+{
+    struct tu_recorder *r = (struct tu_recorder *)self;
+    int rc = 0;
+    pthread_mutex_lock(&r->mu);
+    if (r->refuse) {
+        rc = fg_err_set(err, FG_EFULL, "full");
+        fg_profiles_unref(batch);
+    } else if (r->n < TU_RECORDER_MAX) {
+        r->arrived_ns[r->n] = fg_now_ns();
+        r->batches[r->n++] = batch;
+    } else {
+        fg_profiles_unref(batch);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+int tu_recorder_count(struct tu_recorder *r)
+{
+    pthread_mutex_lock(&r->mu);
+    int n = r->n;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+void tu_proc_fixture_start(struct tu_proc_fixture *f, const char *type, const char *body)
+{
+    memset(&f->rec, 0, sizeof(f->rec));
+    f->rec.consumer.consume = recorder_consume;
+    pthread_mutex_init(&f->rec.mu, NULL);
+    f->proc = tu_processor_start(type, body, &f->rec.consumer, &f->cfg);
+}
+
+void tu_proc_fixture_stop(struct tu_proc_fixture *f, bool shutdown)
+{
+    if (shutdown)
+        f->proc->ops->shutdown(f->proc, fg_now_ns() + 1000000000);
+    f->proc->ops->destroy(f->proc);
+    for (int i = 0; i < f->rec.n; i++)
+        fg_profiles_unref(f->rec.batches[i]);
+    pthread_mutex_destroy(&f->rec.mu);
+    fg_config_free(f->cfg);
 }
 
 size_t tu_b64_decode(const char *in, uint8_t *out, size_t outsz)

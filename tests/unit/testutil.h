@@ -2,13 +2,16 @@
 #ifndef FG_TESTUTIL_H
 #define FG_TESTUTIL_H
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
 #include "fg_buf.h"
+#include "fg_component.h"
 
 /* Reads a whole file; returns NULL (and fails nothing) when it is absent. fg_free it. */
 uint8_t *tu_read_file(const char *path, size_t *len);
@@ -56,6 +59,32 @@ const char *tu_processor_yaml(const char *type, const char *body);
  * next and starts it; fails the test on any error. Destroy it before fg_config_free(*cfg). */
 struct fg_component *tu_processor_start(const char *type, const char *body,
                                         struct fg_consumer *next, struct fg_config **cfg);
+
+/* A consumer that keeps the batches reaching it (the first TU_RECORDER_MAX; later ones are
+ * dropped) with their arrival times (fg_now_ns), or refuses them (FG_EFULL) while refuse is
+ * set. */
+#define TU_RECORDER_MAX 256
+struct tu_recorder {
+    struct fg_consumer consumer;
+    pthread_mutex_t mu;
+    struct fg_profiles *batches[TU_RECORDER_MAX];
+    int64_t arrived_ns[TU_RECORDER_MAX];
+    int n;
+    int refuse;
+};
+/* How many batches arrived so far. */
+int tu_recorder_count(struct tu_recorder *r);
+
+/* A processor of one type, started by tu_processor_start, sending to a recorder. */
+struct tu_proc_fixture {
+    struct fg_config *cfg;
+    struct fg_component *proc;
+    struct tu_recorder rec;
+};
+void tu_proc_fixture_start(struct tu_proc_fixture *f, const char *type, const char *body);
+/* Destroys the processor (shut down first when shutdown is set: a flush into the
+ * recorder), the recorded batches and the config. */
+void tu_proc_fixture_stop(struct tu_proc_fixture *f, bool shutdown);
 
 /* Standard base64 (the '=' padding optional) into out, at most outsz bytes; returns the
  * decoded length, 0 for a character outside the alphabet. */
