@@ -1031,6 +1031,17 @@ int fg_proc_finish(struct fg_consumer *next, const char *id, struct fg_profiles 
     return fg_consume(next, in, err);
 }
 
+int fg_proc_finish_filtered(struct fg_consumer *next, const char *id, struct fg_profiles *in,
+                            struct fg_profiles *out, int rc, bool emptied, struct fg_err *err)
+{
+    if (!rc && emptied) {
+        fg_profiles_unref(out);
+        fg_profiles_unref(in);
+        return 0;
+    }
+    return fg_proc_finish(next, id, in, out, rc, err);
+}
+
 int fg_proc_edit_copy(const struct fg_profiles *in, fg_proc_edit_fn edit, const void *ctx,
                       struct fg_profiles **outp, struct fg_err *err)
 {

@@ -179,6 +179,11 @@ void fg_proc_recount(struct fg_profiles *p);
  * nothing changed) to next. Takes in and out. */
 int fg_proc_finish(struct fg_consumer *next, const char *id, struct fg_profiles *in,
                    struct fg_profiles *out, int rc, struct fg_err *err);
+/* fg_proc_finish for the filtering processors: when processing succeeded and emptied is set
+ * (everything was filtered out), nothing goes on and 0 is returned, as with the Collector's
+ * filter. */
+int fg_proc_finish_filtered(struct fg_consumer *next, const char *id, struct fg_profiles *in,
+                            struct fg_profiles *out, int rc, bool emptied, struct fg_err *err);
 
 /* Edits a private copy of in (fg_proc_copy): edit(ctx, copy, l) with l an empty list on a
  * scratch arena that lasts for the call. *outp is the copy, or NULL when anything failed

@@ -422,13 +422,8 @@ static int filter_consume(struct fg_consumer *self, struct fg_profiles *batch, s
         (struct filter_processor *)((char *)self - offsetof(struct fg_component, consumer));
     struct fg_profiles *out = NULL;
     int rc = process(f, batch, &out, err);
-    if (!rc && out && out->n_resources == 0) {
-        /* everything filtered out: nothing goes on, as with the Collector's filter */
-        fg_profiles_unref(out);
-        fg_profiles_unref(batch);
-        return 0;
-    }
-    return fg_proc_finish(f->next, f->base.id, batch, out, rc, err);
+    return fg_proc_finish_filtered(f->next, f->base.id, batch, out, rc,
+                                   out && out->n_resources == 0, err);
 }
 
 static void filter_destroy(struct fg_component *c)

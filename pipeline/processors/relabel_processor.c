@@ -519,13 +519,8 @@ static int relabel_consume(struct fg_consumer *self, struct fg_profiles *batch, 
         (struct relabel_processor *)((char *)self - offsetof(struct fg_component, consumer));
     struct fg_profiles *out = NULL;
     int rc = process(rp, batch, &out, err);
-    if (!rc && out && out->n_samples == 0 && batch->n_samples != 0) {
-        /* everything was dropped: like the Collector's filter, nothing goes on */
-        fg_profiles_unref(out);
-        fg_profiles_unref(batch);
-        return 0;
-    }
-    return fg_proc_finish(rp->next, rp->base.id, batch, out, rc, err);
+    return fg_proc_finish_filtered(rp->next, rp->base.id, batch, out, rc,
+                                   out && out->n_samples == 0 && batch->n_samples != 0, err);
 }
 
 static void relabel_destroy(struct fg_component *c)
