@@ -132,13 +132,17 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 /* Serializes fg_agent_heap_pprof with the heap profiler's stop. */
 static pthread_mutex_t heap_api_mu = PTHREAD_MUTEX_INITIALIZER;
 
+/* Set in the helper process: its messages speak for the program (A.pid). */
+static bool in_helper;
+
 static void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void agent_log(const char *fmt, ...)
 {
     char line[512];
     va_list ap;
     va_start(ap, fmt);
-    int n = snprintf(line, sizeof(line), "flamegate-agent[%d]: ", (int)getpid());
+    int n = snprintf(line, sizeof(line), "flamegate-agent[%d]: ",
+                     (int)(in_helper ? A.pid : getpid()));
     if (n > 0 && (size_t)n < sizeof(line))
         vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
     va_end(ap);
@@ -978,6 +982,7 @@ static void helper_detach(void)
 static __attribute__((noreturn)) void helper_main(struct fg__shared *sh)
 {
     fg__tls_guard = 1;
+    in_helper = true;
     helper_detach();
     int pidfd = (int)syscall(SYS_pidfd_open, A.pid, 0); /* the program waits for RUNNING */
     bool ready = fg__sym_new(&A.sym, A.pid) == 0 && window_reset(&A.win) == 0 &&

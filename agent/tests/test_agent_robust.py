@@ -78,6 +78,10 @@ class Robustness(a.AgentTestCase):
         t_end = time.monotonic()
         reader.join(10)
         self.assertEqual(p.returncode, 0, "".join(err))
+        # the helper process speaks for the program: its messages carry the program's pid
+        for line in "".join(err).splitlines():
+            if line.startswith("flamegate-agent["):
+                self.assertTrue(line.startswith("flamegate-agent[%d]: " % p.pid), line)
         return out, "".join(err), t_end - t0, t_end - t_line
 
     def test_gateway_refusing(self):
