@@ -70,7 +70,7 @@ static size_t boot_usable_size(void *p);
  * swapped for the resolved ones once, so the fast paths never test a "ready" flag. The own
  * range sits in the same cache line: free() reads base, size and the free pointer. */
 static _Alignas(64) struct {
-    _Atomic uintptr_t own_base;
+    _Atomic uintptr_t own_base; /* aligned to own_size, a power of two */
     _Atomic uintptr_t own_size; /* 0 until the range is reserved: nothing is "own" */
     _Atomic(malloc_fn) malloc;
     _Atomic(free_fn) free;
@@ -142,7 +142,8 @@ static struct {
 
 static inline __attribute__((always_inline)) bool is_own(const void *p)
 {
-    return (uintptr_t)p - atomic_load_explicit(&next.own_base, memory_order_relaxed) <
+    /* the range is aligned to its power-of-two size: one xor finds the offset */
+    return ((uintptr_t)p ^ atomic_load_explicit(&next.own_base, memory_order_relaxed)) <
            atomic_load_explicit(&next.own_size, memory_order_relaxed);
 }
 
@@ -165,19 +166,26 @@ static size_t own_class_size(unsigned c)
     return ((size_t)1 << k) + j * ((size_t)1 << (k - 2));
 }
 
-/* With heap_mu held. */
+/* With heap_mu held. The range is aligned to its size (twice the size is mapped, then the
+ * ends are given back), so that free() can test an address with one xor and one compare. */
 static bool own_reserve(void)
 {
     if (own.cap)
         return true;
     for (size_t sz = OWN_RESERVE_MAX; sz >= OWN_RESERVE_MIN; sz >>= 2) {
-        void *m = mmap(NULL, sz, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (m != MAP_FAILED) {
-            own.cap = sz;
-            atomic_store(&next.own_base, (uintptr_t)m);
-            atomic_store(&next.own_size, sz);
-            return true;
-        }
+        void *m = mmap(NULL, 2 * sz, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                       -1, 0);
+        if (m == MAP_FAILED)
+            continue;
+        uintptr_t start = (uintptr_t)m, base = (start + sz - 1) & ~(uintptr_t)(sz - 1);
+        if (base > start)
+            munmap(m, base - start);
+        if (start + 2 * sz > base + sz)
+            munmap((void *)(base + sz), start + 2 * sz - (base + sz));
+        own.cap = sz;
+        atomic_store(&next.own_base, base);
+        atomic_store(&next.own_size, sz);
+        return true;
     }
     return false;
 }

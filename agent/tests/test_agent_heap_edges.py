@@ -56,7 +56,8 @@ class HeapEdges(a.AgentTestCase):
         self.assertEqual(drops, {0}, "every sample fits in the agent's range")
 
     def test_range_exhausted(self):
-        # 768 MiB of address space: the range gets 256 MiB, the 48 live 8 MiB blocks do not fit
+        # 768 MiB of address space: the range gets at most 256 MiB, the 48 live 8 MiB blocks
+        # do not fit
         r, req = self.run_edge("exhaust", "ulimit -v 786432")
         drops = {s[3].get(DROPPED, 0) for s in a.samples([req], "alloc_objects")}
         self.assertTrue(drops and min(drops) > 0, "lost samples not reported: %r" % drops)
