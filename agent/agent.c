@@ -100,7 +100,7 @@ struct window {
     uint64_t dropped; /* entries refused: table full or no memory */
 };
 
-/* The program's side uses mu, running, pid, cfg and the exe names; the rest is the
+/* The program's side uses mu, running, pid, cfg and the exe fields; the rest is the
  * helper's. */
 static struct agent {
     pthread_mutex_t mu;
@@ -1188,7 +1188,7 @@ static int start_with_settings(struct fg__agent_settings *s)
         return FG_EINVAL;
     }
     A.cfg = *s;
-    A.sender_stop = false;
+    A.sender_stop = false; /* for the helper forked next */
     A.pid = getpid();
     pthread_mutex_unlock(&A.mu);
     pthread_once(&atfork_once, register_atfork);
