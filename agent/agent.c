@@ -160,13 +160,6 @@ static uint64_t realtime_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void deadline_ts(struct timespec *ts, long ms)
 {
     clock_gettime(CLOCK_REALTIME, ts);
@@ -791,7 +784,7 @@ static void *sender_main(void *arg)
         if (A.cfg.output == FG__OUT_OTLP) {
             int timeout = SEND_TIMEOUT_MS;
             if (stopping)
-                timeout = (int)FG_MAX(0, FG_MIN(timeout, A.exit_deadline_ms - mono_ms()));
+                timeout = (int)FG_MAX(0, FG_MIN(timeout, A.exit_deadline_ms - fg__mono_ms()));
             rc = timeout > 0 ? fg__http_post(&A.cfg.url, A.cfg.headers,
                                              "application/x-protobuf", pl->data, pl->len,
                                              timeout, &status, &A.cancel, &err)
@@ -920,7 +913,7 @@ static long collect_tick_ms(void)
 static void collect(struct fg__shared *sh, int pidfd)
 {
     long tick_ms = collect_tick_ms();
-    long long next_upload = mono_ms() + A.cfg.upload_interval_ms;
+    long long next_upload = fg__mono_ms() + A.cfg.upload_interval_ms;
     uint32_t flush_done = atomic_load(&sh->flush_done);
     for (;;) {
         uint32_t bell = atomic_load(&sh->doorbell); /* before the checks: no request is missed */
@@ -931,15 +924,15 @@ static void collect(struct fg__shared *sh, int pidfd)
         bool stopping = stop == FG__STOP_UPLOAD;
         if (ps == PROGRAM_EXITED) {
             stopping = true; /* no exit handler ran: send what there is, in the exit budget */
-            cut_sends_at(mono_ms() + EXIT_BUDGET_MS);
+            cut_sends_at(fg__mono_ms() + EXIT_BUDGET_MS);
         } else if (stopping) {
             cut_sends_at(atomic_load(&sh->exit_deadline_ms));
         }
         fg__cpu_drain(sh, window_add, &A.win);
-        if (mono_ms() >= next_upload || stopping || flush != flush_done) {
+        if (fg__mono_ms() >= next_upload || stopping || flush != flush_done) {
             fg__sym_refresh(A.sym); /* libraries loaded or unloaded since the last upload */
             upload_window();
-            next_upload = mono_ms() + A.cfg.upload_interval_ms;
+            next_upload = fg__mono_ms() + A.cfg.upload_interval_ms;
         }
         if (flush != flush_done) {
             flush_done = flush;
@@ -1033,9 +1026,9 @@ static int spawn_helper(struct fg__shared *sh, struct fg_err *err)
     }
     if (got == mid && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
         return fg_err_set(err, FG_EIO, "cannot fork the agent's helper process");
-    long long deadline = mono_ms() + HELPER_START_MS;
+    long long deadline = fg__mono_ms() + HELPER_START_MS;
     uint32_t st;
-    while ((st = atomic_load(&sh->helper_state)) == FG__HELPER_STARTING && mono_ms() < deadline)
+    while ((st = atomic_load(&sh->helper_state)) == FG__HELPER_STARTING && fg__mono_ms() < deadline)
         futex_wait_ms(&sh->helper_state, FG__HELPER_STARTING, 50);
     if (st != FG__HELPER_RUNNING) {
         atomic_store(&sh->stop, FG__STOP_DISCARD); /* should it come up late after all */
@@ -1049,13 +1042,13 @@ static int spawn_helper(struct fg__shared *sh, struct fg_err *err)
  * the exit budget, for it to finish. */
 static void stop_helper(struct fg__shared *sh, enum fg__stop how)
 {
-    long long deadline = mono_ms() + EXIT_BUDGET_MS;
+    long long deadline = fg__mono_ms() + EXIT_BUDGET_MS;
     atomic_store(&sh->exit_deadline_ms, deadline);
     atomic_store(&sh->stop, how);
     ring_doorbell(sh);
     deadline += HELPER_EXIT_SLACK_MS;
     uint32_t st;
-    while ((st = atomic_load(&sh->helper_state)) != FG__HELPER_DONE && mono_ms() < deadline &&
+    while ((st = atomic_load(&sh->helper_state)) != FG__HELPER_DONE && fg__mono_ms() < deadline &&
            helper_alive(sh))
         futex_wait_ms(&sh->helper_state, st, 50);
 }

@@ -158,13 +158,6 @@ fail:
     return rc;
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int wait_fd(int fd, short events, long long deadline, struct fg__http_cancel *cancel)
 {
     bool woken = false;
@@ -172,7 +165,7 @@ static int wait_fd(int fd, short events, long long deadline, struct fg__http_can
         long long until = deadline;
         if (cancel)
             until = FG_MIN(until, atomic_load(&cancel->deadline_ms));
-        long long left = until - now_ms();
+        long long left = until - fg__mono_ms();
         if (left <= 0)
             return FG_ETIMEOUT;
         struct pollfd pfd[2] = {{fd, events, 0}, {cancel ? cancel->wake_fd : -1, POLLIN, 0}};
@@ -252,7 +245,7 @@ int fg__http_post(const struct fg__url *u, const char *headers, const char *cont
                   const uint8_t *body, size_t len, int timeout_ms, int *status,
                   struct fg__http_cancel *cancel, struct fg_err *err)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = fg__mono_ms() + timeout_ms;
     struct fg_buf req;
     fg_buf_init(&req, 0);
     int fd = -1, rc;

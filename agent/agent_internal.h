@@ -8,11 +8,20 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "fg_agent.h"
 #include "fg_common.h"
 
 #define FG__TLS _Thread_local __attribute__((tls_model("initial-exec")))
+
+/* CLOCK_MONOTONIC in ms: the same clock in the program and its helper. */
+static inline long long fg__mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 #define FG__MAX_FRAMES 64
 
 /* One captured stack: leaf first. */

@@ -512,17 +512,10 @@ static int counters_cb(struct dl_phdr_info *info, size_t size, void *arg)
     return 1; /* the counters are the same in every entry */
 }
 
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void fg__sym_refresh(struct fg__symbolizer *s)
 {
     if (s->pid) {
-        s->maps_read_ms = mono_ms();
+        s->maps_read_ms = fg__mono_ms();
         if (list_maps(s))
             return;
     } else {
@@ -646,7 +639,7 @@ void fg__sym_lookup(struct fg__symbolizer *s, uintptr_t pc, bool leaf, struct fg
     out->module = NULL;
     out->func = NULL;
     struct mod *md = find_module(s, addr);
-    if (!md && s->pid && mono_ms() - s->maps_read_ms >= MAPS_MISS_REREAD_MS) {
+    if (!md && s->pid && fg__mono_ms() - s->maps_read_ms >= MAPS_MISS_REREAD_MS) {
         fg__sym_refresh(s); /* loaded since the last read? */
         md = find_module(s, addr);
     }
